@@ -1,0 +1,160 @@
+//! Request extractors that answer bad input with the exception shape.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body; malformed JSON, a wrong media type or an oversized body each
+/// get their own status (400, 415, 413) and a JSON exception.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+/// Query parameters; unparseable ones are a 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Path parameters; unparseable ones are a 400.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the request body is too large")
+            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "the request body must be JSON: send Content-Type: application/json",
+            ),
+            _ => ApiError::bad_request(format!("invalid JSON body: {}", r.body_text())),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad_request(format!("invalid query string: {}", r.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad_request(format!("invalid path: {}", r.body_text()))
+    }
+}
+
+/// The link builder for this request: the configured public URL, the
+/// proxy's `Forwarded`/`X-Forwarded-*` headers when the proxy is trusted,
+/// else the request's `Host`.
+#[derive(Debug, Clone)]
+pub struct Base(pub catalog::links::Links);
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// `proto`, `host` from an RFC 7239 `Forwarded` header (first element).
+fn forwarded(value: &str) -> (Option<String>, Option<String>) {
+    let first = value.split(',').next().unwrap_or_default();
+    let mut proto = None;
+    let mut host = None;
+    for pair in first.split(';') {
+        if let Some((k, v)) = pair.split_once('=') {
+            let v = v.trim().trim_matches('"').to_owned();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "proto" => proto = Some(v),
+                "host" => host = Some(v),
+                _ => {}
+            }
+        }
+    }
+    (proto, host)
+}
+
+fn safe_host(host: &str) -> bool {
+    !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+}
+
+impl FromRequestParts<AppState> for Base {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let settings = &state.settings;
+        if settings.trust_proxy {
+            let (mut proto, mut host) = header(parts, "forwarded").map(forwarded).unwrap_or_default();
+            if proto.is_none() {
+                proto = header(parts, "x-forwarded-proto").map(|p| p.split(',').next().unwrap_or(p).trim().to_owned());
+            }
+            if host.is_none() {
+                host = header(parts, "x-forwarded-host").map(|h| h.split(',').next().unwrap_or(h).trim().to_owned());
+            }
+            let prefix = header(parts, "x-forwarded-prefix").unwrap_or_default().trim_end_matches('/');
+            if let Some(host) = host.filter(|h| safe_host(h)) {
+                let proto = proto.filter(|p| p == "http" || p == "https").unwrap_or_else(|| "http".into());
+                let prefix = if prefix.is_empty() || prefix.starts_with('/') { prefix.to_owned() } else { format!("/{prefix}") };
+                return Ok(Self(catalog::links::Links::new(&format!("{proto}://{host}{prefix}"))));
+            }
+        }
+        if let Some(public) = &settings.public_url {
+            return Ok(Self(catalog::links::Links::new(public.as_str())));
+        }
+        let host = header(parts, "host").filter(|h| safe_host(h)).map_or_else(|| settings.listen.to_string(), str::to_owned);
+        Ok(Self(catalog::links::Links::new(&format!("http://{host}"))))
+    }
+}
+
+/// Proof that the request carries the operator's admin bearer token.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(expected) = &state.settings.admin_token else {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "writes are disabled: the operator has not configured an admin token (ARCOLAKE_ADMIN_TOKEN)",
+            ));
+        };
+        let given = header(parts, "authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        match given {
+            Some(token) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => Ok(Self),
+            Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden", "the bearer token is not valid for writes")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "writes need an `Authorization: Bearer <admin token>` header",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_header_is_parsed() {
+        assert_eq!(
+            forwarded("for=1.2.3.4;proto=https;host=\"stac.example.org\", for=5.6.7.8"),
+            (Some("https".into()), Some("stac.example.org".into()))
+        );
+        assert!(!safe_host("evil.org/path"));
+        assert!(safe_host("[::1]:8080"));
+    }
+}

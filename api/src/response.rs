@@ -1,0 +1,41 @@
+//! Building responses from JSON text: media types, ETags, 304s.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use sha2::{Digest, Sha256};
+
+/// `application/geo+json`.
+pub const GEOJSON: &str = "application/geo+json";
+/// `application/json`.
+pub const JSON: &str = "application/json";
+
+/// A response with a JSON text body of the given media type.
+pub fn json_text(status: StatusCode, media_type: &'static str, body: String) -> Response {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    response
+}
+
+/// A 200 with a weak ETag over the body, or a 304 when the client's
+/// `If-None-Match` already names it.
+pub fn cacheable(request: &HeaderMap, media_type: &'static str, body: String) -> Response {
+    let digest = Sha256::digest(body.as_bytes());
+    let tag = format!("W/\"{}\"", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let matches = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*" || t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/")));
+    let mut response = if matches {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else {
+        json_text(StatusCode::OK, media_type, body)
+    };
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}

@@ -1,0 +1,192 @@
+//! Collections: read, and the collection transaction extension.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use catalog::links::link;
+use catalog::model::merge_patch;
+use catalog::{CollectionId, CollectionRecord, document};
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Exception};
+use crate::extract::{Admin, Base, Json, Path};
+use crate::response::{JSON, cacheable, json_text};
+use crate::state::AppState;
+
+pub(crate) fn collection_id(id: String) -> Result<CollectionId, ApiError> {
+    CollectionId::new(id).map_err(ApiError::bad_request)
+}
+
+/// All collections.
+#[utoipa::path(
+    get, path = "/collections", operation_id = "getCollections", tag = "Collections",
+    responses(
+        (status = 200, description = "The collections", content_type = "application/json", body = Object),
+        (status = 500, description = "Server error", body = Exception),
+    )
+)]
+pub async fn list_collections(State(state): State<AppState>, Base(links): Base) -> Result<Response, ApiError> {
+    let stored = state.store.list_collections().await?;
+    let mut body = String::from("{\"collections\":[");
+    for (i, c) in stored.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&document::collection(c, &links));
+    }
+    let page_links = json!([
+        link("self", &links.collections(), JSON),
+        link("root", &links.root(), JSON),
+        link("parent", &links.root(), JSON),
+    ]);
+    body.push_str(&format!(
+        "],\"links\":{page_links},\"numberMatched\":{n},\"numberReturned\":{n}}}",
+        n = stored.len()
+    ));
+    Ok(json_text(StatusCode::OK, JSON, body))
+}
+
+/// One collection.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}", operation_id = "describeCollection", tag = "Collections",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    responses(
+        (status = 200, description = "The collection", content_type = "application/json", body = Object),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn get_collection(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let id = collection_id(id)?;
+    let stored = state.store.get_collection(&id).await?;
+    Ok(cacheable(&headers, JSON, document::collection(&stored, &links)))
+}
+
+fn created(location: &str, body: String) -> Response {
+    let mut response = json_text(StatusCode::CREATED, JSON, body);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+/// Create a collection.
+#[utoipa::path(
+    post, path = "/collections", operation_id = "postCollection", tag = "Transactions",
+    request_body(content = Object, description = "A STAC Collection", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", content_type = "application/json", body = Object),
+        (status = 400, description = "Invalid collection", body = Exception),
+        (status = 401, description = "No bearer token", body = Exception),
+        (status = 403, description = "Writes disabled or wrong token", body = Exception),
+        (status = 409, description = "Collection exists", body = Exception),
+        (status = 413, description = "Body too large", body = Exception),
+        (status = 415, description = "Not JSON", body = Exception),
+    )
+)]
+pub async fn create_collection(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let record = CollectionRecord::from_value(body)?;
+    state.store.create_collection(&record).await?;
+    let stored = state.store.get_collection(&record.id).await?;
+    Ok(created(&links.collection(&stored.id), document::collection(&stored, &links)))
+}
+
+/// Replace a collection.
+#[utoipa::path(
+    put, path = "/collections/{collectionId}", operation_id = "putCollection", tag = "Transactions",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    request_body(content = Object, description = "A STAC Collection", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", content_type = "application/json", body = Object),
+        (status = 400, description = "Invalid collection", body = Exception),
+        (status = 401, description = "No bearer token", body = Exception),
+        (status = 403, description = "Writes disabled or wrong token", body = Exception),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn replace_collection(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = collection_id(id)?;
+    let record = CollectionRecord::from_value(body)?;
+    if record.id != id {
+        return Err(ApiError::bad_request(format!(
+            "invalid collection: id: is {:?} but the path names {:?}; ids cannot be changed",
+            record.id.as_str(),
+            id.as_str()
+        )));
+    }
+    state.store.replace_collection(&record).await?;
+    let stored = state.store.get_collection(&id).await?;
+    Ok(json_text(StatusCode::OK, JSON, document::collection(&stored, &links)))
+}
+
+/// Update a collection with a JSON merge patch (RFC 7396).
+#[utoipa::path(
+    patch, path = "/collections/{collectionId}", operation_id = "patchCollection", tag = "Transactions",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    request_body(content = Object, description = "A JSON merge patch", content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", content_type = "application/json", body = Object),
+        (status = 400, description = "The result is not a valid collection", body = Exception),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn patch_collection(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = collection_id(id)?;
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+    }
+    let mut current = state.store.collection_value(&id).await?;
+    merge_patch(&mut current, &patch);
+    let record = CollectionRecord::from_value(current)?;
+    if record.id != id {
+        return Err(ApiError::bad_request("invalid collection: id: ids cannot be changed"));
+    }
+    state.store.replace_collection(&record).await?;
+    let stored = state.store.get_collection(&id).await?;
+    Ok(json_text(StatusCode::OK, JSON, document::collection(&stored, &links)))
+}
+
+/// Delete a collection and all its items.
+#[utoipa::path(
+    delete, path = "/collections/{collectionId}", operation_id = "deleteCollection", tag = "Transactions",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn delete_collection(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = collection_id(id)?;
+    state.store.delete_collection(&id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

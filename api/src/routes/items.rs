@@ -1,0 +1,255 @@
+//! Items of a collection: OGC API Features reads and the item transaction
+//! extension (including the all-or-nothing bulk POST of an ItemCollection).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use catalog::links::link;
+use catalog::model::merge_patch;
+use catalog::search::{Search, SearchParams};
+use catalog::store::items::OnConflict;
+use catalog::{ItemId, ItemRecord, Store, document};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::collections::collection_id;
+use crate::error::{ApiError, Exception};
+use crate::extract::{Admin, Base, Json, Path, Query};
+use crate::item_page::{Origin, render};
+use crate::response::{GEOJSON, JSON, cacheable, json_text};
+use crate::state::AppState;
+
+/// Query parameters of `/collections/{id}/items`.
+#[derive(Debug, Deserialize)]
+pub struct ItemsQuery {
+    bbox: Option<String>,
+    datetime: Option<String>,
+    limit: Option<String>,
+    token: Option<String>,
+    #[serde(flatten)]
+    other: std::collections::HashMap<String, String>,
+}
+
+fn item_id(id: String) -> Result<ItemId, ApiError> {
+    ItemId::new(id).map_err(ApiError::bad_request)
+}
+
+/// The items of one collection (OGC API Features).
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/items", operation_id = "getFeatures", tag = "Features",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("bbox" = Option<String>, Query, description = "`west,south,east,north` or `west,south,zmin,east,north,zmax` in CRS84"),
+        ("datetime" = Option<String>, Query, description = "An RFC 3339 instant or interval"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+        ("token" = Option<String>, Query, description = "Page token from a `next` or `prev` link"),
+    ),
+    responses(
+        (status = 200, description = "An ItemCollection page; `numberMatched` on the first page", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "Invalid parameters", body = Exception),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn list_items(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Path(collection): Path<String>,
+    uri: Uri,
+    Query(q): Query<ItemsQuery>,
+) -> Result<Response, ApiError> {
+    let collection = collection_id(collection)?;
+    let params = SearchParams {
+        bbox: q.bbox,
+        datetime: q.datetime,
+        limit: q.limit,
+        token: q.token,
+        collections: Some(collection.as_str().to_owned()),
+        other: q.other.into_iter().filter(|(k, _)| k != "collections" && k != "ids").collect(),
+        ..SearchParams::default()
+    };
+    let mut search = Search::from_params(&params)?;
+    search.collections = vec![collection.as_str().to_owned()];
+    if !state.store.collection_exists(collection.as_str()).await? {
+        return Err(catalog::Error::CollectionNotFound { id: collection }.into());
+    }
+    let page = state.store.search(&search).await?;
+    let context = vec![
+        link("parent", &links.collection(collection.as_str()), JSON),
+        link("collection", &links.collection(collection.as_str()), JSON),
+    ];
+    let href = links.items(collection.as_str());
+    Ok(render(&page, &links, &Origin::Get { href, uri: &uri }, context))
+}
+
+/// One item.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/items/{itemId}", operation_id = "getFeature", tag = "Features",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("itemId" = String, Path, description = "Item id"),
+    ),
+    responses(
+        (status = 200, description = "The item", content_type = "application/geo+json", body = Object),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such collection or item", body = Exception),
+    )
+)]
+pub async fn get_item(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Path((collection, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let stored = state.store.get_item(&collection_id(collection)?, &item_id(id)?).await?;
+    Ok(cacheable(&headers, GEOJSON, document::item(&stored, &links)))
+}
+
+/// Create an item, or (with an ItemCollection body) many items at once:
+/// all are written or none is.
+#[utoipa::path(
+    post, path = "/collections/{collectionId}/items", operation_id = "postFeature", tag = "Transactions",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    request_body(content = Object, description = "A STAC Item, or an ItemCollection for a bulk write", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "Invalid item; the description names the field (and the feature index)", body = Exception),
+        (status = 401, description = "No bearer token", body = Exception),
+        (status = 403, description = "Writes disabled or wrong token", body = Exception),
+        (status = 404, description = "No such collection", body = Exception),
+        (status = 409, description = "An item with this id exists", body = Exception),
+        (status = 413, description = "Body too large", body = Exception),
+        (status = 415, description = "Not JSON", body = Exception),
+    )
+)]
+pub async fn create_item(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Path(collection): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let collection = collection_id(collection)?;
+    if body.get("type").and_then(Value::as_str) == Some("FeatureCollection") {
+        let Some(Value::Array(features)) = body.get("features") else {
+            return Err(ApiError::bad_request("invalid item collection: features: must be an array"));
+        };
+        let mut records = Vec::with_capacity(features.len());
+        for (i, f) in features.iter().enumerate() {
+            let record = ItemRecord::from_value(f.clone(), Some(&collection))
+                .map_err(|e| ApiError::bad_request(format!("features[{i}]: {e}")))?;
+            records.push(record);
+        }
+        let mut tx = state.store.pool().begin().await.map_err(catalog::Error::from)?;
+        let counts = Store::write_items(&mut tx, &records, OnConflict::Fail).await?;
+        tx.commit().await.map_err(catalog::Error::from)?;
+        let body = json!({"type": "BulkResult", "collection": collection.as_str(), "inserted": counts.inserted});
+        return Ok(json_text(StatusCode::CREATED, JSON, body.to_string()));
+    }
+    let record = ItemRecord::from_value(body, Some(&collection))?;
+    state.store.create_item(&record).await?;
+    let stored = state.store.get_item(&record.collection, &record.id).await?;
+    let mut response = json_text(StatusCode::CREATED, GEOJSON, document::item(&stored, &links));
+    if let Ok(v) = HeaderValue::from_str(&links.item(&stored.collection, &stored.id)) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+fn check_same_id(record: &ItemRecord, id: &ItemId) -> Result<(), ApiError> {
+    if &record.id != id {
+        return Err(ApiError::bad_request(format!(
+            "invalid item: id: is {:?} but the path names {:?}; ids cannot be changed",
+            record.id.as_str(),
+            id.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Replace an item.
+#[utoipa::path(
+    put, path = "/collections/{collectionId}/items/{itemId}", operation_id = "putFeature", tag = "Transactions",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("itemId" = String, Path, description = "Item id"),
+    ),
+    request_body(content = Object, description = "A STAC Item", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Replaced", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "Invalid item", body = Exception),
+        (status = 404, description = "No such collection or item", body = Exception),
+    )
+)]
+pub async fn replace_item(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Path((collection, id)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let (collection, id) = (collection_id(collection)?, item_id(id)?);
+    let record = ItemRecord::from_value(body, Some(&collection))?;
+    check_same_id(&record, &id)?;
+    state.store.replace_item(&record).await?;
+    let stored = state.store.get_item(&collection, &id).await?;
+    Ok(json_text(StatusCode::OK, GEOJSON, document::item(&stored, &links)))
+}
+
+/// Update an item with a JSON merge patch (RFC 7396).
+#[utoipa::path(
+    patch, path = "/collections/{collectionId}/items/{itemId}", operation_id = "patchFeature", tag = "Transactions",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("itemId" = String, Path, description = "Item id"),
+    ),
+    request_body(content = Object, description = "A JSON merge patch", content_type = "application/merge-patch+json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "The result is not a valid item", body = Exception),
+        (status = 404, description = "No such collection or item", body = Exception),
+    )
+)]
+pub async fn patch_item(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Base(links): Base,
+    Path((collection, id)): Path<(String, String)>,
+    Json(patch): Json<Value>,
+) -> Result<Response, ApiError> {
+    let (collection, id) = (collection_id(collection)?, item_id(id)?);
+    if !patch.is_object() {
+        return Err(ApiError::bad_request("a merge patch must be a JSON object"));
+    }
+    let mut current = state.store.item_value(&collection, &id).await?;
+    merge_patch(&mut current, &patch);
+    let record = ItemRecord::from_value(current, Some(&collection))?;
+    check_same_id(&record, &id)?;
+    state.store.replace_item(&record).await?;
+    let stored = state.store.get_item(&collection, &id).await?;
+    Ok(json_text(StatusCode::OK, GEOJSON, document::item(&stored, &links)))
+}
+
+/// Delete an item.
+#[utoipa::path(
+    delete, path = "/collections/{collectionId}/items/{itemId}", operation_id = "deleteFeature", tag = "Transactions",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("itemId" = String, Path, description = "Item id"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such collection or item", body = Exception),
+    )
+)]
+pub async fn delete_item(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path((collection, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    state.store.delete_item(&collection_id(collection)?, &item_id(id)?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,38 @@
+//! The routes, registered with their OpenAPI operations.
+
+pub mod collections;
+pub mod docs;
+pub mod health;
+pub mod items;
+pub mod landing;
+pub mod search;
+
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::openapi::ApiDoc;
+use crate::state::AppState;
+
+/// Every route, and the OpenAPI document describing them.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(landing::get_landing))
+        .routes(routes!(landing::get_conformance))
+        .routes(routes!(docs::get_openapi))
+        .routes(routes!(docs::get_api_docs))
+        .routes(routes!(collections::list_collections, collections::create_collection))
+        .routes(routes!(
+            collections::get_collection,
+            collections::replace_collection,
+            collections::patch_collection,
+            collections::delete_collection
+        ))
+        .routes(routes!(items::list_items, items::create_item))
+        .routes(routes!(items::get_item, items::replace_item, items::patch_item, items::delete_item))
+        .routes(routes!(search::search_get, search::search_post))
+        .routes(routes!(health::get_health))
+        .routes(routes!(health::get_readiness))
+        .split_for_parts()
+}

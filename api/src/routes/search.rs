@@ -1,0 +1,66 @@
+//! Item search, GET and POST.
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Response;
+use catalog::search::{Search, SearchBody, SearchParams};
+use serde_json::Value;
+
+use crate::error::{ApiError, Exception};
+use crate::extract::{Base, Json, Query};
+use crate::item_page::{Origin, render};
+use crate::state::AppState;
+
+/// Search items across collections (GET).
+#[utoipa::path(
+    get, path = "/search", operation_id = "getItemSearch", tag = "Item Search",
+    params(
+        ("bbox" = Option<String>, Query, description = "`west,south,east,north` or `west,south,zmin,east,north,zmax` in CRS84; west > east crosses the antimeridian"),
+        ("intersects" = Option<String>, Query, description = "A GeoJSON geometry, as JSON text"),
+        ("datetime" = Option<String>, Query, description = "An RFC 3339 instant or interval (`a/b`, `../b`, `a/..`)"),
+        ("ids" = Option<String>, Query, description = "Comma-separated item ids"),
+        ("collections" = Option<String>, Query, description = "Comma-separated collection ids"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+        ("token" = Option<String>, Query, description = "Page token from a `next` or `prev` link"),
+    ),
+    responses(
+        (status = 200, description = "An ItemCollection page", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "Invalid search", body = Exception),
+    )
+)]
+pub async fn search_get(
+    State(state): State<AppState>,
+    Base(links): Base,
+    uri: Uri,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    let search = Search::from_params(&params)?;
+    let page = state.store.search(&search).await?;
+    Ok(render(&page, &links, &Origin::Get { href: links.search(), uri: &uri }, Vec::new()))
+}
+
+/// Search items across collections (POST).
+#[utoipa::path(
+    post, path = "/search", operation_id = "postItemSearch", tag = "Item Search",
+    request_body(content = Object, description = "A STAC search: bbox, intersects, datetime, ids, collections, limit, token", content_type = "application/json"),
+    responses(
+        (status = 200, description = "An ItemCollection page", content_type = "application/geo+json", body = Object),
+        (status = 400, description = "Invalid search", body = Exception),
+        (status = 413, description = "Body too large", body = Exception),
+        (status = 415, description = "Not JSON", body = Exception),
+    )
+)]
+pub async fn search_post(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::bad_request("the search body must be a JSON object"));
+    }
+    let parsed: SearchBody = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::bad_request(format!("invalid search: {e}")))?;
+    let search = Search::from_body(&parsed)?;
+    let page = state.store.search(&search).await?;
+    Ok(render(&page, &links, &Origin::Post { href: links.search(), body: &body }, Vec::new()))
+}

@@ -1,0 +1,92 @@
+//! Response documents assembled from stored JSON.
+//!
+//! Stored items are spliced, not re-serialised: the JSON text PostgreSQL
+//! returns for an item gets its links prepended, and pages are concatenations
+//! of those texts. No item is parsed on the read path.
+
+use serde_json::Value;
+
+use crate::links::Links;
+use crate::store::{StoredCollection, StoredItem};
+
+/// Write `{"links":[<generated>,<stored>],` + the stored object minus its `{`.
+fn splice(out: &mut String, generated: &[Value], stored_links: Option<&str>, content: &str) {
+    out.push_str("{\"links\":[");
+    for (i, link) in generated.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&link.to_string());
+    }
+    if let Some(extra) = stored_links.map(str::trim).filter(|s| s.len() > 2) {
+        // `extra` is a JSON array: append its elements.
+        out.push(',');
+        out.push_str(&extra[1..extra.len() - 1]);
+    }
+    out.push(']');
+    let body = content.trim_start().strip_prefix('{').unwrap_or(content);
+    if !body.trim_start().starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(body);
+}
+
+/// One item as JSON text.
+pub fn item(stored: &StoredItem, links: &Links) -> String {
+    let mut out = String::with_capacity(stored.content.len() + 512);
+    splice(&mut out, &links.item_links(&stored.collection, &stored.id), stored.links.as_deref(), &stored.content);
+    out
+}
+
+/// One collection as JSON text.
+pub fn collection(stored: &StoredCollection, links: &Links) -> String {
+    let mut out = String::with_capacity(stored.content.len() + 512);
+    splice(&mut out, &links.collection_links(&stored.id), stored.links.as_deref(), &stored.content);
+    out
+}
+
+/// An ItemCollection page; `members` are extra top-level members (already JSON).
+pub fn item_collection(items: &[StoredItem], links: &Links, page_links: &[Value], members: &[(&str, Value)]) -> String {
+    let size: usize = items.iter().map(|i| i.content.len() + 600).sum();
+    let mut out = String::with_capacity(size + 1024);
+    out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+    for (n, stored) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        splice(&mut out, &links.item_links(&stored.collection, &stored.id), stored.links.as_deref(), &stored.content);
+    }
+    out.push_str("],\"links\":");
+    out.push_str(&Value::Array(page_links.to_vec()).to_string());
+    for (name, value) in members {
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spliced_item_is_valid_json_with_links_first() {
+        let stored = StoredItem {
+            collection: "c".into(),
+            id: "i".into(),
+            datetime: chrono::DateTime::default(),
+            content: r#"{"id": "i", "type": "Feature"}"#.into(),
+            links: Some(r#"[{"rel": "license", "href": "http://l"}]"#.into()),
+        };
+        let text = item(&stored, &Links::new("http://h"));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["links"].as_array().unwrap().len(), 5);
+        assert_eq!(v["id"], "i");
+        let page = item_collection(&[stored], &Links::new("http://h"), &[], &[("numberReturned", 1.into())]);
+        let v: Value = serde_json::from_str(&page).unwrap();
+        assert_eq!(v["features"][0]["links"][4]["rel"], "license");
+    }
+}

@@ -1,0 +1,119 @@
+//! Absolute links, built from the public root URL of the service.
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde_json::{Value, json};
+
+/// Characters escaped in a path segment (RFC 3986 `pchar` complement).
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// Media type of GeoJSON documents.
+pub const GEOJSON: &str = "application/geo+json";
+/// Media type of plain JSON documents.
+pub const JSON: &str = "application/json";
+
+/// Builds the service's absolute URLs from its public root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    base: String,
+}
+
+fn segment(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// One link object.
+pub fn link(rel: &str, href: &str, media_type: &str) -> Value {
+    json!({"rel": rel, "type": media_type, "href": href})
+}
+
+impl Links {
+    /// Links under `base` (`https://host/prefix`); a trailing slash is ignored.
+    pub fn new(base: &str) -> Self {
+        Self { base: base.trim_end_matches('/').to_owned() }
+    }
+
+    /// The root URL with a trailing slash: the landing page.
+    pub fn root(&self) -> String {
+        format!("{}/", self.base)
+    }
+
+    /// `path` (starting with `/`) under the root.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The collections list.
+    pub fn collections(&self) -> String {
+        self.url("/collections")
+    }
+
+    /// One collection.
+    pub fn collection(&self, id: &str) -> String {
+        format!("{}/collections/{}", self.base, segment(id))
+    }
+
+    /// The items of one collection.
+    pub fn items(&self, collection: &str) -> String {
+        format!("{}/items", self.collection(collection))
+    }
+
+    /// One item.
+    pub fn item(&self, collection: &str, id: &str) -> String {
+        format!("{}/items/{}", self.collection(collection), segment(id))
+    }
+
+    /// The search endpoint.
+    pub fn search(&self) -> String {
+        self.url("/search")
+    }
+
+    /// The generated links of an item, as a JSON array's elements (no brackets).
+    pub fn item_links(&self, collection: &str, id: &str) -> Vec<Value> {
+        let coll = self.collection(collection);
+        vec![
+            link("self", &self.item(collection, id), GEOJSON),
+            link("parent", &coll, JSON),
+            link("collection", &coll, JSON),
+            link("root", &self.root(), JSON),
+        ]
+    }
+
+    /// The generated links of a collection.
+    pub fn collection_links(&self, id: &str) -> Vec<Value> {
+        vec![
+            link("self", &self.collection(id), JSON),
+            link("parent", &self.root(), JSON),
+            link("root", &self.root(), JSON),
+            link("items", &self.items(id), GEOJSON),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_absolute_and_escaped() {
+        let l = Links::new("https://stac.example.org/api/");
+        assert_eq!(l.root(), "https://stac.example.org/api/");
+        assert_eq!(l.item("s2 l2a", "a/b?c"), "https://stac.example.org/api/collections/s2%20l2a/items/a%2Fb%3Fc");
+        assert_eq!(l.item_links("c", "i")[0]["rel"], "self");
+    }
+}

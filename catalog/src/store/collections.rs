@@ -1,0 +1,111 @@
+//! Collections in the store.
+
+use sqlx::{PgConnection, Row};
+
+use super::{Store, StoredCollection, UNIQUE_VIOLATION, is_code};
+use crate::model::{CollectionId, CollectionRecord};
+use crate::{Error, Result};
+
+fn stored(row: &sqlx::postgres::PgRow) -> StoredCollection {
+    StoredCollection { id: row.get(0), content: row.get(1), links: row.get(2) }
+}
+
+impl Store {
+    /// All collections, ordered by id.
+    pub async fn list_collections(&self) -> Result<Vec<StoredCollection>> {
+        let rows = sqlx::query("SELECT id, content::text, links::text FROM collections ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(stored).collect())
+    }
+
+    /// One collection.
+    pub async fn get_collection(&self, id: &CollectionId) -> Result<StoredCollection> {
+        sqlx::query("SELECT id, content::text, links::text FROM collections WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| stored(&r))
+            .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })
+    }
+
+    /// The collection as a JSON value (for merge patches).
+    pub async fn collection_value(&self, id: &CollectionId) -> Result<serde_json::Value> {
+        let row = sqlx::query("SELECT content, links FROM collections WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })?;
+        let mut content: serde_json::Value = row.get(0);
+        let links: Option<serde_json::Value> = row.get(1);
+        if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
+            map.insert("links".into(), links);
+        }
+        Ok(content)
+    }
+
+    /// `true` when the collection exists.
+    pub async fn collection_exists(&self, id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Create a collection (and its items partition); `CollectionExists` if taken.
+    pub async fn create_collection(&self, record: &CollectionRecord) -> Result<()> {
+        sqlx::query("INSERT INTO collections (id, content, links) VALUES ($1, $2, $3)")
+            .bind(record.id.as_str())
+            .bind(&record.content)
+            .bind(&record.links)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_code(&e, UNIQUE_VIOLATION) {
+                    Error::CollectionExists { id: record.id.clone() }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Replace an existing collection; `CollectionNotFound` if it does not exist.
+    pub async fn replace_collection(&self, record: &CollectionRecord) -> Result<()> {
+        let done = sqlx::query("UPDATE collections SET content = $2, links = $3, updated_at = now() WHERE id = $1")
+            .bind(record.id.as_str())
+            .bind(&record.content)
+            .bind(&record.links)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::CollectionNotFound { id: record.id.clone() });
+        }
+        Ok(())
+    }
+
+    /// Create or replace a collection within `conn`. Returns `true` if created.
+    pub async fn upsert_collection(conn: &mut PgConnection, record: &CollectionRecord) -> Result<bool> {
+        let created: bool = sqlx::query_scalar(
+            "INSERT INTO collections (id, content, links) VALUES ($1, $2, $3) \
+             ON CONFLICT ON CONSTRAINT collections_pkey \
+             DO UPDATE SET content = EXCLUDED.content, links = EXCLUDED.links, updated_at = now() \
+             RETURNING (xmax = 0)",
+        )
+        .bind(record.id.as_str())
+        .bind(&record.content)
+        .bind(&record.links)
+        .fetch_one(conn)
+        .await?;
+        Ok(created)
+    }
+
+    /// Delete a collection and all its items (its partition is dropped).
+    pub async fn delete_collection(&self, id: &CollectionId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id.as_str()).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::CollectionNotFound { id: id.clone() });
+        }
+        Ok(())
+    }
+}

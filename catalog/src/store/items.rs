@@ -1,0 +1,227 @@
+//! Items in the store: single writes and the bulk path.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row};
+
+use super::{Store, StoredItem, UNIQUE_VIOLATION, WriteCounts, is_code, item_write_error};
+use crate::model::{CollectionId, ItemId, ItemRecord};
+use crate::{Error, Result};
+
+/// What a bulk write does with an item whose id exists already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnConflict {
+    /// Fail the whole write with `ItemExists`.
+    Fail,
+    /// Replace the existing item.
+    Replace,
+}
+
+const INSERT_ITEMS: &str = "INSERT INTO items \
+    (collection, id, geometry, datetime, start_datetime, end_datetime, content, links) \
+    SELECT c, i, ST_GeomFromGeoJSON(g), d, s, e, j::jsonb, l::jsonb \
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
+                $6::timestamptz[], $7::text[], $8::text[]) AS t(c, i, g, d, s, e, j, l)";
+
+const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
+    geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
+    start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
+    content = EXCLUDED.content, links = EXCLUDED.links, updated_at = now() \
+    RETURNING (xmax = 0)";
+
+/// Column arrays for one `unnest` insert.
+#[derive(Default)]
+struct Columns {
+    collection: Vec<String>,
+    id: Vec<String>,
+    geometry: Vec<Option<String>>,
+    datetime: Vec<DateTime<Utc>>,
+    start: Vec<DateTime<Utc>>,
+    end: Vec<DateTime<Utc>>,
+    content: Vec<String>,
+    links: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn push(&mut self, r: &ItemRecord) {
+        self.collection.push(r.collection.as_str().to_owned());
+        self.id.push(r.id.as_str().to_owned());
+        self.geometry.push(r.geometry.clone());
+        self.datetime.push(r.datetime);
+        self.start.push(r.start_datetime);
+        self.end.push(r.end_datetime);
+        self.content.push(r.content.to_string());
+        self.links.push(r.links.as_ref().map(ToString::to_string));
+    }
+}
+
+impl Store {
+    /// One item.
+    pub async fn get_item(&self, collection: &CollectionId, id: &ItemId) -> Result<StoredItem> {
+        let row = sqlx::query(
+            "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = $1 AND id = $2",
+        )
+        .bind(collection.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => Ok(StoredItem {
+                collection: r.get(0),
+                id: r.get(1),
+                datetime: r.get(2),
+                content: r.get(3),
+                links: r.get(4),
+            }),
+            None => Err(self.missing_item(collection, id).await),
+        }
+    }
+
+    async fn missing_item(&self, collection: &CollectionId, id: &ItemId) -> Error {
+        match self.collection_exists(collection.as_str()).await {
+            Ok(false) => Error::CollectionNotFound { id: collection.clone() },
+            Ok(true) => Error::ItemNotFound { collection: collection.clone(), item: id.clone() },
+            Err(e) => e,
+        }
+    }
+
+    /// The item as a JSON value with its stored links (for merge patches).
+    pub async fn item_value(&self, collection: &CollectionId, id: &ItemId) -> Result<serde_json::Value> {
+        let row = sqlx::query("SELECT content, links FROM items WHERE collection = $1 AND id = $2")
+            .bind(collection.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Err(self.missing_item(collection, id).await) };
+        let mut content: serde_json::Value = row.get(0);
+        let links: Option<serde_json::Value> = row.get(1);
+        if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
+            map.insert("links".into(), links);
+        }
+        Ok(content)
+    }
+
+    /// Create one item; `ItemExists` if the id is taken in its collection.
+    pub async fn create_item(&self, record: &ItemRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        Self::write_items(&mut conn, std::slice::from_ref(record), OnConflict::Fail).await?;
+        Ok(())
+    }
+
+    /// Replace an existing item; `ItemNotFound` if it does not exist.
+    pub async fn replace_item(&self, record: &ItemRecord) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE items SET geometry = ST_GeomFromGeoJSON($3), datetime = $4, start_datetime = $5, \
+             end_datetime = $6, content = $7::jsonb, links = $8::jsonb, updated_at = now() \
+             WHERE collection = $1 AND id = $2",
+        )
+        .bind(record.collection.as_str())
+        .bind(record.id.as_str())
+        .bind(record.geometry.as_deref())
+        .bind(record.datetime)
+        .bind(record.start_datetime)
+        .bind(record.end_datetime)
+        .bind(record.content.to_string())
+        .bind(record.links.as_ref().map(ToString::to_string))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| item_write_error(e, &record.collection, Some(&record.id)))?;
+        if done.rows_affected() == 0 {
+            return Err(self.missing_item(&record.collection, &record.id).await);
+        }
+        Ok(())
+    }
+
+    /// Delete one item.
+    pub async fn delete_item(&self, collection: &CollectionId, id: &ItemId) -> Result<()> {
+        let done = sqlx::query("DELETE FROM items WHERE collection = $1 AND id = $2")
+            .bind(collection.as_str())
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.missing_item(collection, id).await);
+        }
+        Ok(())
+    }
+
+    /// Write many items in one statement on `conn`.
+    ///
+    /// Run it inside a transaction for all-or-nothing semantics. Within one
+    /// call, a later record with the same `(collection, id)` wins. Every
+    /// target collection must exist (`CollectionNotFound` otherwise).
+    pub async fn write_items(conn: &mut PgConnection, records: &[ItemRecord], on_conflict: OnConflict) -> Result<WriteCounts> {
+        if records.is_empty() {
+            return Ok(WriteCounts::default());
+        }
+        let collections: BTreeSet<&str> = records.iter().map(|r| r.collection.as_str()).collect();
+        let names: Vec<&str> = collections.iter().copied().collect();
+        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM collections WHERE id = ANY($1)")
+            .bind(&names)
+            .fetch_all(&mut *conn)
+            .await?;
+        if let Some(missing) = names.iter().find(|n| !found.iter().any(|f| f == *n)) {
+            let id = CollectionId::new(*missing).map_err(|e| Error::invalid_item("collection", e))?;
+            return Err(Error::CollectionNotFound { id });
+        }
+
+        // Last record per key wins, in first-seen order.
+        let mut position: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
+        let mut unique: Vec<&ItemRecord> = Vec::with_capacity(records.len());
+        for r in records {
+            match position.get(&(r.collection.as_str(), r.id.as_str())) {
+                Some(&at) => {
+                    if on_conflict == OnConflict::Fail {
+                        return Err(Error::ItemExists { collection: r.collection.clone(), item: r.id.clone() });
+                    }
+                    unique[at] = r;
+                }
+                None => {
+                    position.insert((r.collection.as_str(), r.id.as_str()), unique.len());
+                    unique.push(r);
+                }
+            }
+        }
+        let mut cols = Columns::default();
+        for r in &unique {
+            cols.push(r);
+        }
+        let sql = match on_conflict {
+            OnConflict::Fail => format!("{INSERT_ITEMS} RETURNING true"),
+            OnConflict::Replace => format!("{INSERT_ITEMS}{UPSERT_SUFFIX}"),
+        };
+        let created: Vec<bool> = sqlx::query_scalar(&sql)
+            .bind(&cols.collection)
+            .bind(&cols.id)
+            .bind(&cols.geometry)
+            .bind(&cols.datetime)
+            .bind(&cols.start)
+            .bind(&cols.end)
+            .bind(&cols.content)
+            .bind(&cols.links)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| {
+                if is_code(&e, UNIQUE_VIOLATION) {
+                    let (collection, item) = duplicate_key(&e)
+                        .and_then(|(c, i)| Some((CollectionId::new(c).ok()?, ItemId::new(i).ok()?)))
+                        .unwrap_or_else(|| (unique[0].collection.clone(), unique[0].id.clone()));
+                    return Error::ItemExists { collection, item };
+                }
+                item_write_error(e, &unique[0].collection, None)
+            })?;
+        let inserted = created.iter().filter(|c| **c).count() as u64;
+        Ok(WriteCounts { inserted, updated: created.len() as u64 - inserted })
+    }
+}
+
+/// `(collection, id)` from "Key (collection, id)=(a, b) already exists."
+fn duplicate_key(e: &sqlx::Error) -> Option<(String, String)> {
+    let sqlx::Error::Database(db) = e else { return None };
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let detail = pg.detail()?;
+    let values = detail.split_once(")=(")?.1.rsplit_once(") already exists")?.0;
+    let (c, i) = values.split_once(", ")?;
+    Some((c.to_owned(), i.to_owned()))
+}

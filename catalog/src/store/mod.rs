@@ -1,0 +1,98 @@
+//! The PostGIS store: collections, items and search over one pool.
+//!
+//! Functions taking `impl PgExecutor` run one statement; those taking
+//! `&mut PgConnection` run several, so callers choose a pool connection or a
+//! transaction. sqlx errors are turned into domain kinds here and nowhere else.
+
+mod collections;
+pub mod items;
+mod search;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+pub use search::{Count, ItemPage};
+
+use crate::model::{CollectionId, ItemId};
+use crate::{Error, Result};
+
+/// The catalog store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+    count_limit: u64,
+}
+
+/// An item as read back: JSON text ready to splice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredItem {
+    /// Collection id.
+    pub collection: String,
+    /// Item id.
+    pub id: String,
+    /// The sort instant.
+    pub datetime: DateTime<Utc>,
+    /// The Item without links, as JSON text.
+    pub content: String,
+    /// Stored foreign links as a JSON array text.
+    pub links: Option<String>,
+}
+
+/// A collection as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCollection {
+    /// Collection id.
+    pub id: String,
+    /// The Collection without links, as JSON text.
+    pub content: String,
+    /// Stored foreign links as a JSON array text.
+    pub links: Option<String>,
+}
+
+/// Counts of a bulk write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    /// Rows newly inserted.
+    pub inserted: u64,
+    /// Rows that replaced an existing one.
+    pub updated: u64,
+}
+
+impl Store {
+    /// A store over `pool`. `numberMatched` is counted exactly up to
+    /// `count_limit` matches and estimated above that.
+    pub fn new(pool: PgPool, count_limit: u64) -> Self {
+        Self { pool, count_limit }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// `true` when the database answers a trivial query.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// SQLSTATE of a unique violation.
+const UNIQUE_VIOLATION: &str = "23505";
+/// SQLSTATE raised when no partition accepts a row (collection missing).
+const CHECK_VIOLATION: &str = "23514";
+
+fn is_code(e: &sqlx::Error, code: &str) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(code))
+}
+
+/// Map an item write failure to a domain error.
+fn item_write_error(e: sqlx::Error, collection: &CollectionId, item: Option<&ItemId>) -> Error {
+    if is_code(&e, UNIQUE_VIOLATION) && let Some(item) = item {
+        return Error::ItemExists { collection: collection.clone(), item: item.clone() };
+    }
+    if is_code(&e, CHECK_VIOLATION) && !matches!(&e, sqlx::Error::Database(db) if db.constraint().is_some()) {
+        return Error::CollectionNotFound { id: collection.clone() };
+    }
+    Error::Database(e)
+}

@@ -1,0 +1,55 @@
+-- Items, partitioned by collection (one LIST partition per collection).
+--
+-- Real columns carry what every query touches; `content` holds the Item as
+-- posted, without `links` (built at the edge) and with `collection` set.
+-- `datetime` is the item's sort instant: properties.datetime, or
+-- start_datetime when the item only has a range. `start_datetime` and
+-- `end_datetime` always hold the item's time span (equal to `datetime` for an
+-- instant), so temporal filters are one range test.
+CREATE TABLE items (
+    collection      text        NOT NULL,
+    id              text        NOT NULL,
+    geometry        geometry(Geometry, 4326),
+    datetime        timestamptz NOT NULL,
+    start_datetime  timestamptz NOT NULL,
+    end_datetime    timestamptz NOT NULL,
+    content         jsonb       NOT NULL,
+    links           jsonb,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT items_pkey PRIMARY KEY (collection, id),
+    CONSTRAINT items_time_range CHECK (start_datetime <= end_datetime)
+) PARTITION BY LIST (collection);
+
+-- Created on the parent, so every partition gets its own copy.
+CREATE INDEX items_geometry_idx ON items USING gist (geometry);
+CREATE INDEX items_datetime_idx ON items (datetime, collection, id);
+CREATE INDEX items_end_datetime_idx ON items (end_datetime);
+
+-- The partition of a collection is created with it and dropped with it.
+-- Names are derived from a hash of the id; the id itself reaches the DDL only
+-- through format('%L'), never through string concatenation.
+CREATE FUNCTION items_partition_name(collection text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN 'items_' || md5(collection);
+
+CREATE FUNCTION collections_create_partition() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('CREATE TABLE %I PARTITION OF items FOR VALUES IN (%L)',
+                   items_partition_name(NEW.id), NEW.id);
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION collections_drop_partition() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('DROP TABLE IF EXISTS %I', items_partition_name(OLD.id));
+    RETURN OLD;
+END
+$$;
+
+CREATE TRIGGER collections_create_partition AFTER INSERT ON collections
+    FOR EACH ROW EXECUTE FUNCTION collections_create_partition();
+CREATE TRIGGER collections_drop_partition AFTER DELETE ON collections
+    FOR EACH ROW EXECUTE FUNCTION collections_drop_partition();

@@ -1,0 +1,369 @@
+//! Command-line types and one dispatch function per subcommand.
+//!
+//! Every flag has an environment fallback; secrets (the admin token, the
+//! database password inside `DATABASE_URL`) come from the environment only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use catalog::{Database, DbConfig, Store};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracing::info;
+use url::Url;
+
+/// arcolake: a STAC catalog and ARCO data-lake service.
+#[derive(Debug, Parser)]
+#[command(name = "arcolake", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the STAC API.
+    Serve(ServeArgs),
+    /// Crawl storage and register what it holds (not available yet).
+    Crawl(CrawlArgs),
+    /// Bulk-load Collections and Items from JSON, NDJSON, ItemCollections or static catalogs.
+    Load(LoadArgs),
+    /// Apply pending schema migrations and exit.
+    Migrate(DbOnlyArgs),
+    /// Manage the embedded PostgreSQL cluster.
+    Db(DbArgs),
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Load the demo catalog from fixtures/ and serve it.
+    Demo(DemoArgs),
+}
+
+/// Where the catalog lives.
+#[derive(Debug, Clone, Args)]
+struct DatabaseArgs {
+    /// PostgreSQL URL; without it, an embedded cluster in the data directory is used.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+    /// arcolake's data directory (holds the embedded cluster).
+    #[arg(long, env = "ARCOLAKE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Most database connections this process opens.
+    #[arg(long, env = "ARCOLAKE_MAX_CONNECTIONS", default_value_t = 32)]
+    max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default)]
+enum LogFormatArg {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "ARCOLAKE_LOG_FORMAT", value_enum, default_value_t = LogFormatArg::Pretty, global = true)]
+    log_format: LogFormatArg,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Address to listen on.
+    #[arg(long, env = "ARCOLAKE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Public root URL used in links (default: the request's Host).
+    #[arg(long, env = "ARCOLAKE_PUBLIC_URL")]
+    public_url: Option<Url>,
+    /// Trust `Forwarded` / `X-Forwarded-*` headers from a reverse proxy.
+    #[arg(long, env = "ARCOLAKE_TRUST_PROXY")]
+    trust_proxy: bool,
+    /// Longest a request may take, in seconds.
+    #[arg(long, env = "ARCOLAKE_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Largest request body accepted, in MiB.
+    #[arg(long, env = "ARCOLAKE_BODY_LIMIT_MB", default_value_t = 64)]
+    body_limit_mb: usize,
+    /// `numberMatched` is exact up to this many matches, estimated above.
+    #[arg(long, env = "ARCOLAKE_COUNT_LIMIT", default_value_t = 10_000)]
+    count_limit: u64,
+    /// Print the resolved settings (secrets redacted) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct CrawlArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Storage URL or path to crawl.
+    url: Option<String>,
+    /// Collection to register items in.
+    #[arg(long)]
+    collection: Option<String>,
+    /// Sources file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct LoadArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Files or directories: JSON, NDJSON, ItemCollections, static catalogs.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Items written per transaction.
+    #[arg(long, env = "ARCOLAKE_LOAD_BATCH", default_value_t = 2000)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+struct DbOnlyArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+struct DbArgs {
+    #[command(subcommand)]
+    action: DbAction,
+    /// arcolake's data directory (holds the embedded cluster).
+    #[arg(long, env = "ARCOLAKE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum DbAction {
+    /// Start the embedded cluster and keep it running until `db stop`.
+    Start,
+    /// Stop the embedded cluster.
+    Stop {
+        /// Stop even while arcolake processes use it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show whether the embedded cluster runs, and who uses it.
+    Status,
+}
+
+#[derive(Debug, Clone, Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// Directory of demo STAC documents to load before serving.
+    #[arg(long, env = "ARCOLAKE_DEMO_DATA")]
+    fixtures: Option<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/var/lib/arcolake");
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("arcolake");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".local/share/arcolake");
+    }
+    PathBuf::from(".arcolake")
+}
+
+impl DatabaseArgs {
+    fn config(&self, migrate: bool) -> DbConfig {
+        DbConfig {
+            database_url: self.database_url.clone().filter(|u| !u.is_empty()),
+            data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
+            max_connections: self.max_connections.max(2),
+            migrate,
+        }
+    }
+}
+
+impl ServeArgs {
+    fn config(&self) -> api::ServeConfig {
+        api::ServeConfig {
+            listen: self.listen,
+            public_url: self.public_url.clone(),
+            trust_proxy: self.trust_proxy,
+            admin_token: std::env::var("ARCOLAKE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
+            request_timeout: Duration::from_secs(self.request_timeout.max(1)),
+            body_limit: self.body_limit_mb.max(1) << 20,
+            ..api::ServeConfig::default()
+        }
+    }
+}
+
+/// Run the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    api::telemetry::init(match cli.log.log_format {
+        LogFormatArg::Pretty => api::telemetry::LogFormat::Pretty,
+        LogFormatArg::Json => api::telemetry::LogFormat::Json,
+    });
+    match cli.command {
+        Command::Serve(args) => serve(&args, None).await,
+        Command::Demo(args) => {
+            let fixtures = args.fixtures.clone().unwrap_or_else(demo_fixtures);
+            serve(&args.serve, Some(fixtures)).await
+        }
+        Command::Load(args) => load(&args).await,
+        Command::Migrate(args) => migrate(&args).await,
+        Command::Db(args) => db(&args).await,
+        Command::Openapi => {
+            #[expect(clippy::print_stdout, reason = "the document is the command's output")]
+            {
+                print!("{}", api::openapi_json());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crawl(args) => {
+            let config = ingest::CrawlConfig { url: args.url, collection: args.collection, config: args.config };
+            ingest::crawl(&config).context("crawl")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn demo_fixtures() -> PathBuf {
+    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stac");
+    if built_in.is_dir() { built_in } else { PathBuf::from("fixtures/stac") }
+}
+
+async fn open(db: &DatabaseArgs, migrate: bool) -> anyhow::Result<Database> {
+    let config = db.config(migrate);
+    Database::open(&config).await.with_context(|| match &config.database_url {
+        Some(_) => "could not open the catalog database at DATABASE_URL".to_owned(),
+        None => format!("could not open the embedded catalog in {}", config.data_dir.display()),
+    })
+}
+
+async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let config = args.config();
+    if args.print_config {
+        let shown = serde_json::json!({
+            "listen": config.listen.to_string(),
+            "public_url": config.public_url.as_ref().map(Url::as_str),
+            "trust_proxy": config.trust_proxy,
+            "admin_token": config.admin_token.as_ref().map(|_| "<redacted>"),
+            "request_timeout_s": config.request_timeout.as_secs(),
+            "body_limit_bytes": config.body_limit,
+            "count_limit": args.count_limit,
+            "database_url": args.db.database_url.as_ref().map(|_| "<redacted>"),
+            "data_dir": args.db.data_dir.clone().unwrap_or_else(default_data_dir),
+            "max_connections": args.db.max_connections,
+        });
+        #[expect(clippy::print_stdout, reason = "--print-config prints to stdout")]
+        {
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let database = open(&args.db, true).await?;
+    let store = Store::new(database.pool.clone(), args.count_limit);
+    if let Some(dir) = demo {
+        let report = catalog::load::load_paths(&store, vec![dir.clone()], 2000)
+            .await
+            .with_context(|| format!("loading demo data from {}", dir.display()))?;
+        info!(collections = report.collections, items = report.items_inserted + report.items_updated, "demo catalog loaded");
+    }
+    let result = api::serve(store, config).await;
+    database.close().await.context("closing the catalog")?;
+    result.context("serving")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let database = open(&args.db, true).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let result = catalog::load::load_paths(&store, args.paths.clone(), args.batch_size.max(1)).await;
+    database.close().await.context("closing the catalog")?;
+    let report = result.context("loading")?;
+    info!(
+        collections = report.collections,
+        inserted = report.items_inserted,
+        updated = report.items_updated,
+        failed = report.failures.len(),
+        seconds = format!("{:.2}", report.elapsed.as_secs_f64()),
+        items_per_second = format!("{:.0}", report.items_per_second()),
+        "load finished"
+    );
+    #[expect(clippy::print_stdout, reason = "the report is the command's output")]
+    {
+        println!("{}", serde_json::to_string(&serde_json::json!({
+            "collections": report.collections,
+            "items_inserted": report.items_inserted,
+            "items_updated": report.items_updated,
+            "failed": report.failures.len(),
+            "seconds": report.elapsed.as_secs_f64(),
+            "items_per_second": report.items_per_second().round(),
+            "failures": report.failures.iter().take(100).map(|(p, r)| serde_json::json!({"place": p, "reason": r})).collect::<Vec<_>>(),
+        }))?);
+    }
+    Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+async fn migrate(args: &DbOnlyArgs) -> anyhow::Result<ExitCode> {
+    let database = open(&args.db, true).await?;
+    info!("migrations applied");
+    database.close().await.context("closing the catalog")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn db(args: &DbArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    match args.action {
+        DbAction::Start => {
+            let started = catalog::embedded::start_manual(&dir).await.context("starting the embedded cluster")?;
+            info!(started, data_dir = %dir.display(), "embedded cluster is running");
+        }
+        DbAction::Stop { force } => {
+            let was_running = catalog::embedded::stop(&dir, force).context("stopping the embedded cluster")?;
+            if !was_running {
+                info!("embedded cluster was not running");
+            }
+        }
+        DbAction::Status => {
+            let status = catalog::embedded::status(&dir).await.context("reading the embedded cluster's status")?;
+            #[expect(clippy::print_stdout, reason = "the status is the command's output")]
+            {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+                    "data_dir": dir,
+                    "initialised": status.initialised,
+                    "running": status.running,
+                    "pid": status.pid,
+                    "owner": status.owner,
+                    "leases": status.leases,
+                    "url": status.url,
+                }))?);
+            }
+            if !status.running {
+                return Ok(ExitCode::from(3));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_subcommand_is_rejected() {
+        assert!(Cli::try_parse_from(["arcolake", "frobnicate"]).is_err());
+        assert!(Cli::try_parse_from(["arcolake", "serve", "--listen", "not-an-address"]).is_err());
+    }
+}
