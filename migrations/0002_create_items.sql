@@ -3,7 +3,8 @@
 -- Real columns carry what every query touches; `content` holds the Item as
 -- posted, without `links` (built at the edge) and with `collection` set.
 -- `datetime` is the item's sort instant: properties.datetime, or
--- start_datetime when the item only has a range. `start_datetime` and
+-- start_datetime when the item only has a range. `revision` counts writes
+-- (1 for a new item). `start_datetime` and
 -- `end_datetime` always hold the item's time span (equal to `datetime` for an
 -- instant), so temporal filters are one range test.
 CREATE TABLE items (
@@ -15,6 +16,7 @@ CREATE TABLE items (
     end_datetime    timestamptz NOT NULL,
     content         jsonb       NOT NULL,
     links           jsonb,
+    revision        integer     NOT NULL DEFAULT 1,
     updated_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT items_pkey PRIMARY KEY (collection, id),
     CONSTRAINT items_time_range CHECK (start_datetime <= end_datetime)

@@ -267,10 +267,15 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), args.count_limit);
     if let Some(dir) = demo {
-        let report = catalog::load::load_paths(&store, vec![dir.clone()], 2000)
-            .await
-            .with_context(|| format!("loading demo data from {}", dir.display()))?;
-        info!(collections = report.collections, items = report.items_inserted + report.items_updated, "demo catalog loaded");
+        match catalog::load::load_paths(&store, vec![dir.clone()], 2000).await {
+            Ok(report) => {
+                info!(collections = report.collections, items = report.items_inserted + report.items_updated, "demo catalog loaded");
+            }
+            Err(e) => {
+                database.close().await.context("closing the catalog")?;
+                return Err(anyhow::Error::new(e).context(format!("loading demo data from {}", dir.display())));
+            }
+        }
     }
     let result = api::serve(store, config).await;
     database.close().await.context("closing the catalog")?;

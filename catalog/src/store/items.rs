@@ -27,8 +27,8 @@ const INSERT_ITEMS: &str = "INSERT INTO items \
 const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
     geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
     start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
-    content = EXCLUDED.content, links = EXCLUDED.links, updated_at = now() \
-    RETURNING (xmax = 0)";
+    content = EXCLUDED.content, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
+    RETURNING (revision = 1)";
 
 /// Column arrays for one `unnest` insert.
 #[derive(Default)]
@@ -113,7 +113,7 @@ impl Store {
     pub async fn replace_item(&self, record: &ItemRecord) -> Result<()> {
         let done = sqlx::query(
             "UPDATE items SET geometry = ST_GeomFromGeoJSON($3), datetime = $4, start_datetime = $5, \
-             end_datetime = $6, content = $7::jsonb, links = $8::jsonb, updated_at = now() \
+             end_datetime = $6, content = $7::jsonb, links = $8::jsonb, revision = revision + 1, updated_at = now() \
              WHERE collection = $1 AND id = $2",
         )
         .bind(record.collection.as_str())
