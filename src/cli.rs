@@ -162,7 +162,8 @@ struct DemoArgs {
 }
 
 fn default_data_dir() -> PathBuf {
-    let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let is_root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
     if is_root {
         return PathBuf::from("/var/lib/arcolake");
     }
@@ -192,7 +193,9 @@ impl ServeArgs {
             listen: self.listen,
             public_url: self.public_url.clone(),
             trust_proxy: self.trust_proxy,
-            admin_token: std::env::var("ARCOLAKE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty()),
+            admin_token: std::env::var("ARCOLAKE_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.trim().is_empty()),
             request_timeout: Duration::from_secs(self.request_timeout.max(1)),
             body_limit: self.body_limit_mb.max(1) << 20,
             ..api::ServeConfig::default()
@@ -223,7 +226,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl(args) => {
-            let config = ingest::CrawlConfig { url: args.url, collection: args.collection, config: args.config };
+            let config = ingest::CrawlConfig {
+                url: args.url,
+                collection: args.collection,
+                config: args.config,
+            };
             ingest::crawl(&config).context("crawl")?;
             Ok(ExitCode::SUCCESS)
         }
@@ -232,15 +239,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn demo_fixtures() -> PathBuf {
     let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stac");
-    if built_in.is_dir() { built_in } else { PathBuf::from("fixtures/stac") }
+    if built_in.is_dir() {
+        built_in
+    } else {
+        PathBuf::from("fixtures/stac")
+    }
 }
 
 async fn open(db: &DatabaseArgs, migrate: bool) -> anyhow::Result<Database> {
     let config = db.config(migrate);
-    Database::open(&config).await.with_context(|| match &config.database_url {
-        Some(_) => "could not open the catalog database at DATABASE_URL".to_owned(),
-        None => format!("could not open the embedded catalog in {}", config.data_dir.display()),
-    })
+    Database::open(&config)
+        .await
+        .with_context(|| match &config.database_url {
+            Some(_) => "could not open the catalog database at DATABASE_URL".to_owned(),
+            None => format!(
+                "could not open the embedded catalog in {}",
+                config.data_dir.display()
+            ),
+        })
 }
 
 async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -269,11 +285,16 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
     if let Some(dir) = demo {
         match catalog::load::load_paths(&store, vec![dir.clone()], 2000).await {
             Ok(report) => {
-                info!(collections = report.collections, items = report.items_inserted + report.items_updated, "demo catalog loaded");
+                info!(
+                    collections = report.collections,
+                    items = report.items_inserted + report.items_updated,
+                    "demo catalog loaded"
+                );
             }
             Err(e) => {
                 database.close().await.context("closing the catalog")?;
-                return Err(anyhow::Error::new(e).context(format!("loading demo data from {}", dir.display())));
+                return Err(anyhow::Error::new(e)
+                    .context(format!("loading demo data from {}", dir.display())));
             }
         }
     }
@@ -286,7 +307,8 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
 async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), 0);
-    let result = catalog::load::load_paths(&store, args.paths.clone(), args.batch_size.max(1)).await;
+    let result =
+        catalog::load::load_paths(&store, args.paths.clone(), args.batch_size.max(1)).await;
     database.close().await.context("closing the catalog")?;
     let report = result.context("loading")?;
     info!(
@@ -300,17 +322,24 @@ async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     );
     #[expect(clippy::print_stdout, reason = "the report is the command's output")]
     {
-        println!("{}", serde_json::to_string(&serde_json::json!({
-            "collections": report.collections,
-            "items_inserted": report.items_inserted,
-            "items_updated": report.items_updated,
-            "failed": report.failures.len(),
-            "seconds": report.elapsed.as_secs_f64(),
-            "items_per_second": report.items_per_second().round(),
-            "failures": report.failures.iter().take(100).map(|(p, r)| serde_json::json!({"place": p, "reason": r})).collect::<Vec<_>>(),
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string(&serde_json::json!({
+                "collections": report.collections,
+                "items_inserted": report.items_inserted,
+                "items_updated": report.items_updated,
+                "failed": report.failures.len(),
+                "seconds": report.elapsed.as_secs_f64(),
+                "items_per_second": report.items_per_second().round(),
+                "failures": report.failures.iter().take(100).map(|(p, r)| serde_json::json!({"place": p, "reason": r})).collect::<Vec<_>>(),
+            }))?
+        );
     }
-    Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 async fn migrate(args: &DbOnlyArgs) -> anyhow::Result<ExitCode> {
@@ -324,28 +353,36 @@ async fn db(args: &DbArgs) -> anyhow::Result<ExitCode> {
     let dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     match args.action {
         DbAction::Start => {
-            let started = catalog::embedded::start_manual(&dir).await.context("starting the embedded cluster")?;
+            let started = catalog::embedded::start_manual(&dir)
+                .await
+                .context("starting the embedded cluster")?;
             info!(started, data_dir = %dir.display(), "embedded cluster is running");
         }
         DbAction::Stop { force } => {
-            let was_running = catalog::embedded::stop(&dir, force).context("stopping the embedded cluster")?;
+            let was_running =
+                catalog::embedded::stop(&dir, force).context("stopping the embedded cluster")?;
             if !was_running {
                 info!("embedded cluster was not running");
             }
         }
         DbAction::Status => {
-            let status = catalog::embedded::status(&dir).await.context("reading the embedded cluster's status")?;
+            let status = catalog::embedded::status(&dir)
+                .await
+                .context("reading the embedded cluster's status")?;
             #[expect(clippy::print_stdout, reason = "the status is the command's output")]
             {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                    "data_dir": dir,
-                    "initialised": status.initialised,
-                    "running": status.running,
-                    "pid": status.pid,
-                    "owner": status.owner,
-                    "leases": status.leases,
-                    "url": status.url,
-                }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "data_dir": dir,
+                        "initialised": status.initialised,
+                        "running": status.running,
+                        "pid": status.pid,
+                        "owner": status.owner,
+                        "leases": status.leases,
+                        "url": status.url,
+                    }))?
+                );
             }
             if !status.running {
                 return Ok(ExitCode::from(3));

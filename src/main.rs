@@ -10,7 +10,10 @@ async fn main() -> std::process::ExitCode {
     match cli::run(args).await {
         Ok(code) => code,
         Err(e) => {
-            #[expect(clippy::print_stderr, reason = "the one final error report of the process")]
+            #[expect(
+                clippy::print_stderr,
+                reason = "the one final error report of the process"
+            )]
             {
                 eprintln!("error: {e:#}");
             }

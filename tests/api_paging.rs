@@ -1,5 +1,7 @@
 //! Keyset pagination: exact, in both directions, and stable under inserts.
 
+#![allow(clippy::unwrap_used, clippy::cast_possible_wrap, clippy::cast_precision_loss, reason = "test code with small numbers")]
+
 mod support;
 
 use std::collections::HashSet;
@@ -13,9 +15,16 @@ fn many(collection: &str, n: usize) -> Vec<Value> {
     (0..n)
         .map(|i| {
             let day = i / 7;
-            let dt = format!("2020-01-01T00:00:00Z");
-            let dt = chrono::DateTime::parse_from_rfc3339(&dt).unwrap() + chrono::Duration::hours(day as i64);
-            item(collection, &format!("item-{i:05}"), (i % 360) as f64 - 179.5, ((i * 7) % 160) as f64 - 80.0, &dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            let dt = "2020-01-01T00:00:00Z";
+            let dt = chrono::DateTime::parse_from_rfc3339(dt).unwrap()
+                + chrono::Duration::hours(day as i64);
+            item(
+                collection,
+                &format!("item-{i:05}"),
+                (i % 360) as f64 - 179.5,
+                ((i * 7) % 160) as f64 - 80.0,
+                &dt.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
         })
         .collect()
 }
@@ -45,20 +54,36 @@ async fn walking_next_then_prev_visits_every_item_once_in_order() {
     assert_eq!(pages.len(), 25);
     let flat: Vec<String> = pages.concat();
     assert_eq!(flat.len(), 2500);
-    assert_eq!(flat.iter().collect::<HashSet<_>>().len(), 2500, "no item repeated");
+    assert_eq!(
+        flat.iter().collect::<HashSet<_>>().len(),
+        2500,
+        "no item repeated"
+    );
     // Newest first; ties broken by id, descending.
     let mut expected: Vec<(String, String)> = items
         .iter()
-        .map(|i| (i["properties"]["datetime"].as_str().unwrap().to_owned(), i["id"].as_str().unwrap().to_owned()))
+        .map(|i| {
+            (
+                i["properties"]["datetime"].as_str().unwrap().to_owned(),
+                i["id"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     expected.sort_by(|a, b| b.cmp(a));
-    assert_eq!(flat, expected.into_iter().map(|(_, id)| id).collect::<Vec<_>>());
+    assert_eq!(
+        flat,
+        expected.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    );
 
     // From the last page, prev links lead back through the same pages.
     let last = app.get("/collections/c/items?limit=100").await;
     let mut r = last;
     for _ in 0..24 {
-        r = app.get(&local(link(&r.body, "next").unwrap()["href"].as_str().unwrap())).await;
+        r = app
+            .get(&local(
+                link(&r.body, "next").unwrap()["href"].as_str().unwrap(),
+            ))
+            .await;
     }
     assert!(link(&r.body, "next").is_none(), "the last page has no next");
     let mut back = vec![ids(&r.body)];
@@ -86,11 +111,21 @@ async fn paging_while_items_are_inserted_never_skips_or_repeats() {
                     .map(|k| {
                         let n = round * 20 + k;
                         let dt = format!("2020-0{}-{:02}T12:00:00Z", 1 + n % 5, 1 + n % 28);
-                        catalog::ItemRecord::from_value(item("c", &format!("new-{n:04}"), 0.0, 0.0, &dt), None).unwrap()
+                        catalog::ItemRecord::from_value(
+                            item("c", &format!("new-{n:04}"), 0.0, 0.0, &dt),
+                            None,
+                        )
+                        .unwrap()
                     })
                     .collect();
                 let mut tx = pool.begin().await.unwrap();
-                catalog::Store::write_items(&mut tx, &batch, catalog::store::items::OnConflict::Replace).await.unwrap();
+                catalog::Store::write_items(
+                    &mut tx,
+                    &batch,
+                    catalog::store::items::OnConflict::Replace,
+                )
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
                 tokio::task::yield_now().await;
             }
@@ -125,12 +160,21 @@ async fn post_search_pages_with_post_links_carrying_the_body() {
     let mut next = link(&r.body, "next").unwrap();
     loop {
         assert_eq!(next["method"], "POST");
-        assert_eq!(next["body"]["collections"], json!(["c"]), "the filters travel with the token");
+        assert_eq!(
+            next["body"]["collections"],
+            json!(["c"]),
+            "the filters travel with the token"
+        );
         assert!(next["body"]["token"].is_string());
-        let r = app.post(&local(next["href"].as_str().unwrap()), &next["body"]).await;
+        let r = app
+            .post(&local(next["href"].as_str().unwrap()), &next["body"])
+            .await;
         assert_eq!(r.status, StatusCode::OK);
         all.extend(ids(&r.body));
-        assert!(r.body.get("numberMatched").is_none(), "counted on the first page only");
+        assert!(
+            r.body.get("numberMatched").is_none(),
+            "counted on the first page only"
+        );
         match link(&r.body, "next") {
             Some(n) => next = n,
             None => break,

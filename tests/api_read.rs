@@ -1,5 +1,7 @@
 //! The read side of the STAC API against a real PostGIS.
 
+#![allow(clippy::unwrap_used, reason = "test code")]
+
 mod support;
 
 use std::collections::HashSet;
@@ -28,15 +30,42 @@ async fn landing_page_links_everything_a_client_needs() {
     let app = two_collections().await;
     let r = app.get("/").await;
     assert_eq!(r.status, StatusCode::OK);
-    let rels: Vec<&str> = r.body["links"].as_array().unwrap().iter().map(|l| l["rel"].as_str().unwrap()).collect();
-    for rel in ["self", "root", "conformance", "service-desc", "service-doc", "data", "search", "child"] {
+    let rels: Vec<&str> = r.body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["rel"].as_str().unwrap())
+        .collect();
+    for rel in [
+        "self",
+        "root",
+        "conformance",
+        "service-desc",
+        "service-doc",
+        "data",
+        "search",
+        "child",
+    ] {
         assert!(rels.contains(&rel), "landing page lacks {rel}: {rels:?}");
     }
-    let search_methods: HashSet<&str> =
-        r.body["links"].as_array().unwrap().iter().filter(|l| l["rel"] == "search").map(|l| l["method"].as_str().unwrap()).collect();
+    let search_methods: HashSet<&str> = r.body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["rel"] == "search")
+        .map(|l| l["method"].as_str().unwrap())
+        .collect();
     assert_eq!(search_methods, HashSet::from(["GET", "POST"]));
-    assert_eq!(link(&r.body, "self").unwrap()["href"], "http://stac.test/api/");
-    let conforms: Vec<&str> = r.body["conformsTo"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert_eq!(
+        link(&r.body, "self").unwrap()["href"],
+        "http://stac.test/api/"
+    );
+    let conforms: Vec<&str> = r.body["conformsTo"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     for c in [
         "https://api.stacspec.org/v1.0.0/core",
         "https://api.stacspec.org/v1.0.0/collections",
@@ -54,18 +83,36 @@ async fn openapi_document_declares_the_limit_qgis_reads() {
     let app = TestApp::new().await;
     let r = app.get("/api").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("application/vnd.oai.openapi+json"));
-    assert_eq!(r.body["components"]["parameters"]["limit"]["schema"]["maximum"], catalog::search::MAX_LIMIT);
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/vnd.oai.openapi+json")
+    );
+    assert_eq!(
+        r.body["components"]["parameters"]["limit"]["schema"]["maximum"],
+        catalog::search::MAX_LIMIT
+    );
     let params = &r.body["paths"]["/collections/{collectionId}/items"]["get"]["parameters"];
-    assert!(params.as_array().unwrap().iter().any(|p| p["$ref"] == "#/components/parameters/limit"));
+    assert!(
+        params
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["$ref"] == "#/components/parameters/limit")
+    );
     let html = app.get("/api.html").await;
     assert_eq!(html.status, StatusCode::OK);
-    assert!(html.text.contains("fetch(\"api\")") && !html.text.contains("https://"), "the docs page must work offline");
+    assert!(
+        html.text.contains("fetch(\"api\")") && !html.text.contains("https://"),
+        "the docs page must work offline"
+    );
 }
 
 #[test]
 fn committed_openapi_document_matches_the_code() {
-    let committed = std::fs::read_to_string(support::fixture("../openapi/openapi.json")).unwrap_or_default();
+    let committed =
+        std::fs::read_to_string(support::fixture("../openapi/openapi.json")).unwrap_or_default();
     assert!(
         committed == api::openapi_json(),
         "openapi/openapi.json is out of date: run `arcolake openapi > openapi/openapi.json` and review the diff"
@@ -77,16 +124,29 @@ async fn collections_and_items_have_absolute_links() {
     let app = two_collections().await;
     let r = app.get("/collections").await;
     assert_eq!(r.status, StatusCode::OK);
-    let ids: Vec<&str> = r.body["collections"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = r.body["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["l8", "s2"]);
     let c = app.get("/collections/s2").await;
     assert_eq!(c.status, StatusCode::OK);
-    assert_eq!(link(&c.body, "items").unwrap()["href"], "http://stac.test/api/collections/s2/items");
+    assert_eq!(
+        link(&c.body, "items").unwrap()["href"],
+        "http://stac.test/api/collections/s2/items"
+    );
     let i = app.get("/collections/s2/items/a").await;
     assert_eq!(i.status, StatusCode::OK);
     assert_eq!(i.headers["content-type"], "application/geo+json");
     for rel in ["self", "parent", "collection", "root"] {
-        assert!(link(&i.body, rel).unwrap()["href"].as_str().unwrap().starts_with("http://stac.test/api/"));
+        assert!(
+            link(&i.body, rel).unwrap()["href"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://stac.test/api/")
+        );
     }
     assert_eq!(i.body["collection"], "s2");
 }
@@ -103,16 +163,32 @@ async fn same_item_id_lives_in_two_collections() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["collection"].as_str().unwrap().into(), f["id"].as_str().unwrap().into()))
+        .map(|f| {
+            (
+                f["collection"].as_str().unwrap().into(),
+                f["id"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     found.sort();
-    assert_eq!(found, [("l8".to_owned(), "a".to_owned()), ("s2".to_owned(), "a".to_owned())]);
+    assert_eq!(
+        found,
+        [
+            ("l8".to_owned(), "a".to_owned()),
+            ("s2".to_owned(), "a".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn unknown_things_are_404_with_a_json_body() {
     let app = two_collections().await;
-    for uri in ["/collections/nope", "/collections/nope/items", "/collections/s2/items/nope", "/no/such/path"] {
+    for uri in [
+        "/collections/nope",
+        "/collections/nope/items",
+        "/collections/s2/items/nope",
+        "/no/such/path",
+    ] {
         let r = app.get(uri).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
         assert_eq!(r.body["code"], "NotFound", "{uri}: {}", r.text);
@@ -127,7 +203,9 @@ async fn search_filters_by_bbox_datetime_ids_collections_and_intersects() {
     assert_eq!(ids(&r.body), ["b", "a"], "sorted by datetime, newest first");
     assert_eq!(r.body["numberMatched"], 2);
     assert_eq!(r.body["numberReturned"], 2);
-    let r = app.get("/search?datetime=2024-01-10T00:00:00Z/2024-02-10T00:00:00Z").await;
+    let r = app
+        .get("/search?datetime=2024-01-10T00:00:00Z/2024-02-10T00:00:00Z")
+        .await;
     assert_eq!(ids(&r.body), ["b", "a"]);
     assert_eq!(r.body["features"][1]["collection"], "l8");
     let r = app.get("/search?datetime=../2024-01-01T00:00:00Z").await;
@@ -140,9 +218,19 @@ async fn search_filters_by_bbox_datetime_ids_collections_and_intersects() {
         .post("/search", &json!({"intersects": {"type": "Point", "coordinates": [-120.0, 35.0]}, "collections": ["s2", "l8"]}))
         .await;
     assert_eq!(ids(&r.body), ["c"]);
-    let r = app.get(&format!("/search?intersects={}", urlencode(r#"{"type":"Point","coordinates":[11,50]}"#))).await;
+    let r = app
+        .get(&format!(
+            "/search?intersects={}",
+            urlencode(r#"{"type":"Point","coordinates":[11,50]}"#)
+        ))
+        .await;
     assert_eq!(ids(&r.body), ["b"]);
-    let r = app.post("/search", &json!({"ids": ["a", "c"], "collections": ["s2"]})).await;
+    let r = app
+        .post(
+            "/search",
+            &json!({"ids": ["a", "c"], "collections": ["s2"]}),
+        )
+        .await;
     assert_eq!(ids(&r.body), ["c", "a"]);
 }
 
@@ -163,7 +251,9 @@ async fn antimeridian_bbox_matches_items_on_both_sides() {
     let r = app.get("/search?bbox=179,-18,-179,-16").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(ids(&r.body), ["west", "east"]);
-    let r = app.post("/search", &json!({"bbox": [179, -18, -179, -16]})).await;
+    let r = app
+        .post("/search", &json!({"bbox": [179, -18, -179, -16]}))
+        .await;
     assert_eq!(ids(&r.body), ["west", "east"]);
     let r = app.get("/search?bbox=-1,-18,1,-16").await;
     assert_eq!(ids(&r.body), ["greenwich"]);
@@ -175,7 +265,12 @@ async fn three_dimensional_bbox_is_accepted() {
     let r = app.get("/search?bbox=9,49,-100,12,51,100").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(ids(&r.body), ["b", "a", "a"]);
-    let r = app.post("/search", &json!({"bbox": [9, 49, 0, 12, 51, 10], "collections": ["s2"]})).await;
+    let r = app
+        .post(
+            "/search",
+            &json!({"bbox": [9, 49, 0, 12, 51, 10], "collections": ["s2"]}),
+        )
+        .await;
     assert_eq!(ids(&r.body), ["b", "a"]);
 }
 
@@ -185,15 +280,26 @@ async fn null_datetime_items_match_by_their_range() {
     app.collection("ranges").await;
     let mut ranged = item("ranges", "month", 5.0, 5.0, "2020-01-01T00:00:00Z");
     ranged["properties"] = json!({"datetime": null, "start_datetime": "2020-03-01T00:00:00Z", "end_datetime": "2020-03-31T23:59:59Z"});
-    app.items(vec![ranged, item("ranges", "instant", 5.0, 5.0, "2020-05-01T00:00:00Z")]).await;
+    app.items(vec![
+        ranged,
+        item("ranges", "instant", 5.0, 5.0, "2020-05-01T00:00:00Z"),
+    ])
+    .await;
     let r = app.get("/search?datetime=2020-03-15T00:00:00Z").await;
     assert_eq!(ids(&r.body), ["month"]);
-    let r = app.get("/search?datetime=2020-03-31T00:00:00Z/2020-06-01T00:00:00Z").await;
+    let r = app
+        .get("/search?datetime=2020-03-31T00:00:00Z/2020-06-01T00:00:00Z")
+        .await;
     assert_eq!(ids(&r.body), ["instant", "month"]);
-    let r = app.get("/search?datetime=2020-04-01T00:00:00Z/2020-04-30T00:00:00Z").await;
+    let r = app
+        .get("/search?datetime=2020-04-01T00:00:00Z/2020-04-30T00:00:00Z")
+        .await;
     assert!(ids(&r.body).is_empty());
     let got = app.get("/collections/ranges/items/month").await;
-    assert!(got.body["properties"]["datetime"].is_null(), "datetime stays present, as null");
+    assert!(
+        got.body["properties"]["datetime"].is_null(),
+        "datetime stays present, as null"
+    );
 }
 
 #[tokio::test]
@@ -205,13 +311,19 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
         ("/search?bbox=0,10,1,5", "south"),
         ("/search?datetime=../..", "open at both ends"),
         ("/search?datetime=yesterday", "RFC 3339"),
-        ("/search?datetime=2021-01-01T00:00:00Z/2020-01-01T00:00:00Z", "starts after"),
+        (
+            "/search?datetime=2021-01-01T00:00:00Z/2020-01-01T00:00:00Z",
+            "starts after",
+        ),
         ("/search?limit=0", "limit"),
         ("/search?limit=-1", "limit"),
         ("/search?limit=ten", "limit"),
         ("/search?token=garbage", "token"),
         ("/search?intersects=%7Bnope", "intersects"),
-        ("/search?intersects=%7B%22type%22%3A%22Polygon%22%2C%22coordinates%22%3A%5B%5B%5B0%2C0%5D%2C%5B1%2C0%5D%2C%5B1%2C1%5D%5D%5D%7D", "Polygon ring"),
+        (
+            "/search?intersects=%7B%22type%22%3A%22Polygon%22%2C%22coordinates%22%3A%5B%5B%5B0%2C0%5D%2C%5B1%2C0%5D%2C%5B1%2C1%5D%5D%5D%7D",
+            "Polygon ring",
+        ),
         ("/search?filter=eo:cloud_cover<10", "filter"),
         ("/collections/s2/items?bbox=1", "bbox"),
     ];
@@ -222,19 +334,39 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
         let d = r.body["description"].as_str().unwrap();
         assert!(d.contains(needle), "{uri}: {d:?} should mention {needle:?}");
     }
-    for body in [json!({"bbox": [1, 2]}), json!({"limit": "x"}), json!({"intersects": {"type": "Point"}}), json!({"collections": "s2"}), json!([1])] {
+    for body in [
+        json!({"bbox": [1, 2]}),
+        json!({"limit": "x"}),
+        json!({"intersects": {"type": "Point"}}),
+        json!({"collections": "s2"}),
+        json!([1]),
+    ] {
         let r = app.post("/search", &body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
         assert_eq!(r.body["code"], "BadRequest");
     }
     let r = app
-        .send(Request::post("/search").header("content-type", "application/json").body(Body::from("{not json")).unwrap())
+        .send(
+            Request::post("/search")
+                .header("content-type", "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = app.send(Request::post("/search").header("content-type", "text/plain").body(Body::from("{}")).unwrap()).await;
+    let r = app
+        .send(
+            Request::post("/search")
+                .header("content-type", "text/plain")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.body["code"], "UnsupportedMediaType");
-    let r = app.send(Request::delete("/search").body(Body::empty()).unwrap()).await;
+    let r = app
+        .send(Request::delete("/search").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["code"], "MethodNotAllowed");
 }
@@ -253,23 +385,45 @@ async fn items_carry_etags_and_answer_if_none_match_with_304() {
     let r = app.get("/collections/s2/items/a").await;
     let etag = r.headers["etag"].to_str().unwrap().to_owned();
     let again = app
-        .send(Request::get("/collections/s2/items/a").header("if-none-match", &etag).body(Body::empty()).unwrap())
+        .send(
+            Request::get("/collections/s2/items/a")
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     let c = app.get("/collections/s2").await;
     let etag = c.headers["etag"].to_str().unwrap().to_owned();
-    let again = app.send(Request::get("/collections/s2").header("if-none-match", &etag).body(Body::empty()).unwrap()).await;
+    let again = app
+        .send(
+            Request::get("/collections/s2")
+                .header("if-none-match", &etag)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
 }
 
 #[tokio::test]
 async fn reads_allow_cross_origin_requests_and_compress() {
     let app = two_collections().await;
-    let r = app.send(Request::get("/search").header("origin", "https://notebook.example").body(Body::empty()).unwrap()).await;
+    let r = app
+        .send(
+            Request::get("/search")
+                .header("origin", "https://notebook.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(r.headers["access-control-allow-origin"], "*");
     let response = tower::ServiceExt::oneshot(
         app.router.clone(),
-        Request::get("/search?limit=100").header("accept-encoding", "gzip").body(Body::empty()).unwrap(),
+        Request::get("/search?limit=100")
+            .header("accept-encoding", "gzip")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -278,7 +432,11 @@ async fn reads_allow_cross_origin_requests_and_compress() {
 
 #[tokio::test]
 async fn forwarded_headers_count_only_behind_a_trusted_proxy() {
-    let trusting = TestApp::with_settings(api::ServeConfig { trust_proxy: true, ..api::ServeConfig::default() }).await;
+    let trusting = TestApp::with_settings(api::ServeConfig {
+        trust_proxy: true,
+        ..api::ServeConfig::default()
+    })
+    .await;
     let request = || {
         Request::get("/")
             .header("host", "internal:8080")
@@ -289,12 +447,24 @@ async fn forwarded_headers_count_only_behind_a_trusted_proxy() {
             .unwrap()
     };
     let r = trusting.send(request()).await;
-    assert_eq!(link(&r.body, "self").unwrap()["href"], "https://stac.example.org/stac/");
+    assert_eq!(
+        link(&r.body, "self").unwrap()["href"],
+        "https://stac.example.org/stac/"
+    );
     let plain = TestApp::with_settings(api::ServeConfig::default()).await;
     let r = plain.send(request()).await;
-    assert_eq!(link(&r.body, "self").unwrap()["href"], "http://internal:8080/");
+    assert_eq!(
+        link(&r.body, "self").unwrap()["href"],
+        "http://internal:8080/"
+    );
     let r = plain
-        .send(Request::get("/").header("forwarded", "proto=https;host=evil.example").header("host", "h:1").body(Body::empty()).unwrap())
+        .send(
+            Request::get("/")
+                .header("forwarded", "proto=https;host=evil.example")
+                .header("host", "h:1")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await;
     assert_eq!(link(&r.body, "self").unwrap()["href"], "http://h:1/");
 }
@@ -319,7 +489,10 @@ async fn collection_items_first_page_always_counts() {
     assert_eq!(r2.status, StatusCode::OK);
     assert_eq!(ids(&r2.body), ["b"]);
     assert!(link(&r2.body, "prev").is_some());
-    assert_eq!(link(&r2.body, "collection").unwrap()["href"], "http://stac.test/api/collections/s2");
+    assert_eq!(
+        link(&r2.body, "collection").unwrap()["href"],
+        "http://stac.test/api/collections/s2"
+    );
     let _ = collection("unused");
     let _: Value = r2.body;
 }

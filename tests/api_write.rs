@@ -1,5 +1,7 @@
 //! The transaction extension against a real PostGIS.
 
+#![allow(clippy::unwrap_used, reason = "test code")]
+
 mod support;
 
 use axum::body::Body;
@@ -20,7 +22,12 @@ async fn writes_need_the_admin_token() {
     let app = TestApp::new().await;
     let body = collection("c").to_string();
     let r = app
-        .send(Request::post("/collections").header("content-type", "application/json").body(Body::from(body.clone())).unwrap())
+        .send(
+            Request::post("/collections")
+                .header("content-type", "application/json")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["code"], "Unauthorized");
@@ -36,19 +43,34 @@ async fn writes_need_the_admin_token() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     let closed = TestApp::with_settings(api::ServeConfig::default()).await;
-    let r = closed.write("POST", "/collections", Some(&collection("c"))).await;
+    let r = closed
+        .write("POST", "/collections", Some(&collection("c")))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(r.body["description"].as_str().unwrap().contains("ARCOLAKE_ADMIN_TOKEN"));
-    assert_eq!(closed.get("/collections/c").await.status, StatusCode::NOT_FOUND, "nothing was written");
+    assert!(
+        r.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("ARCOLAKE_ADMIN_TOKEN")
+    );
+    assert_eq!(
+        closed.get("/collections/c").await.status,
+        StatusCode::NOT_FOUND,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
 async fn collection_lifecycle_create_replace_patch_delete() {
     let app = TestApp::new().await;
-    let r = app.write("POST", "/collections", Some(&collection("c"))).await;
+    let r = app
+        .write("POST", "/collections", Some(&collection("c")))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.headers["location"], "http://stac.test/api/collections/c");
-    let r = app.write("POST", "/collections", Some(&collection("c"))).await;
+    let r = app
+        .write("POST", "/collections", Some(&collection("c")))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.body["code"], "Conflict");
 
@@ -57,30 +79,56 @@ async fn collection_lifecycle_create_replace_patch_delete() {
     let r = app.write("PUT", "/collections/c", Some(&replaced)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(app.get("/collections/c").await.body["title"], "Replaced");
-    let r = app.write("PUT", "/collections/other", Some(&replaced)).await;
+    let r = app
+        .write("PUT", "/collections/other", Some(&replaced))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "id mismatch");
-    let r = app.write("PUT", "/collections/missing", Some(&collection("missing"))).await;
+    let r = app
+        .write("PUT", "/collections/missing", Some(&collection("missing")))
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    let r = app.write("PATCH", "/collections/c", Some(&json!({"title": "Patched", "keywords": ["a"]}))).await;
+    let r = app
+        .write(
+            "PATCH",
+            "/collections/c",
+            Some(&json!({"title": "Patched", "keywords": ["a"]})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let got = app.get("/collections/c").await.body;
-    assert_eq!((got["title"].clone(), got["keywords"].clone()), (json!("Patched"), json!(["a"])));
-    let r = app.write("PATCH", "/collections/c", Some(&json!({"extent": null}))).await;
+    assert_eq!(
+        (got["title"].clone(), got["keywords"].clone()),
+        (json!("Patched"), json!(["a"]))
+    );
+    let r = app
+        .write("PATCH", "/collections/c", Some(&json!({"extent": null})))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["description"].as_str().unwrap().contains("extent"));
 
-    app.items(vec![item("c", "i1", 1.0, 1.0, "2024-01-01T00:00:00Z")]).await;
+    app.items(vec![item("c", "i1", 1.0, 1.0, "2024-01-01T00:00:00Z")])
+        .await;
     let r = app.write("DELETE", "/collections/c", None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.get("/collections/c").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/collections/c/items/i1").await.status, StatusCode::NOT_FOUND);
-    let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'items'::regclass")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        app.get("/collections/c").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/collections/c/items/i1").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let partitions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'items'::regclass")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(partitions, 0, "the partition went with the collection");
-    assert_eq!(app.write("DELETE", "/collections/c", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.write("DELETE", "/collections/c", None).await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -91,21 +139,71 @@ async fn invalid_documents_are_400s_that_name_the_field() {
     no_license.as_object_mut().unwrap().remove("license");
     let r = app.write("POST", "/collections", Some(&no_license)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["description"].as_str().unwrap().contains("license"), "{}", r.text);
+    assert!(
+        r.body["description"].as_str().unwrap().contains("license"),
+        "{}",
+        r.text
+    );
 
     let cases: Vec<(Value, &str)> = vec![
         (json!({"type": "Feature"}), "id"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["properties"]["datetime"] = json!("soon"); i }, "properties.datetime"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["properties"]["datetime"] = Value::Null; i }, "start_datetime"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["geometry"] = json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]}); i }, "geometry"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["collection"] = json!("other"); i }, "collection"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["assets"] = json!([]); i }, "assets"),
-        ({ let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z"); i["bbox"] = json!([1, 2]); i }, "bbox"),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["properties"]["datetime"] = json!("soon");
+                i
+            },
+            "properties.datetime",
+        ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["properties"]["datetime"] = Value::Null;
+                i
+            },
+            "start_datetime",
+        ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["geometry"] = json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]});
+                i
+            },
+            "geometry",
+        ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["collection"] = json!("other");
+                i
+            },
+            "collection",
+        ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["assets"] = json!([]);
+                i
+            },
+            "assets",
+        ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["bbox"] = json!([1, 2]);
+                i
+            },
+            "bbox",
+        ),
     ];
     for (body, field) in cases {
         let r = app.write("POST", "/collections/c/items", Some(&body)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
-        assert!(r.body["description"].as_str().unwrap().contains(field), "{field}: {}", r.text);
+        assert!(
+            r.body["description"].as_str().unwrap().contains(field),
+            "{field}: {}",
+            r.text
+        );
     }
     assert_eq!(count(&app, "c").await, 0);
 }
@@ -117,32 +215,93 @@ async fn item_lifecycle_create_replace_patch_delete() {
     let body = item("c", "i", 1.0, 2.0, "2024-01-01T00:00:00Z");
     let r = app.write("POST", "/collections/c/items", Some(&body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    assert_eq!(r.headers["location"], "http://stac.test/api/collections/c/items/i");
-    assert_eq!(app.write("POST", "/collections/c/items", Some(&body)).await.status, StatusCode::CONFLICT);
-    assert_eq!(app.write("POST", "/collections/nope/items", Some(&body)).await.status, StatusCode::BAD_REQUEST, "collection mismatch");
+    assert_eq!(
+        r.headers["location"],
+        "http://stac.test/api/collections/c/items/i"
+    );
+    assert_eq!(
+        app.write("POST", "/collections/c/items", Some(&body))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        app.write("POST", "/collections/nope/items", Some(&body))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST,
+        "collection mismatch"
+    );
     let mut elsewhere = body.clone();
     elsewhere.as_object_mut().unwrap().remove("collection");
-    assert_eq!(app.write("POST", "/collections/nope/items", Some(&elsewhere)).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.write("POST", "/collections/nope/items", Some(&elsewhere))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 
     let mut moved = item("c", "i", 50.0, 50.0, "2024-06-01T00:00:00Z");
     moved["properties"]["title"] = json!("moved");
-    let r = app.write("PUT", "/collections/c/items/i", Some(&moved)).await;
+    let r = app
+        .write("PUT", "/collections/c/items/i", Some(&moved))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(ids(&app.get("/search?bbox=49,49,51,51").await.body), ["i"], "geometry column follows the document");
+    assert_eq!(
+        ids(&app.get("/search?bbox=49,49,51,51").await.body),
+        ["i"],
+        "geometry column follows the document"
+    );
     assert!(ids(&app.get("/search?bbox=0,1,2,3").await.body).is_empty());
-    assert_eq!(app.write("PUT", "/collections/c/items/j", Some(&moved)).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.write("PUT", "/collections/c/items/missing", Some(&item("c", "missing", 0.0, 0.0, "2024-01-01T00:00:00Z"))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.write("PUT", "/collections/c/items/j", Some(&moved))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.write(
+            "PUT",
+            "/collections/c/items/missing",
+            Some(&item("c", "missing", 0.0, 0.0, "2024-01-01T00:00:00Z"))
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
 
-    let r = app.write("PATCH", "/collections/c/items/i", Some(&json!({"properties": {"eo:cloud_cover": 99, "title": null}}))).await;
+    let r = app
+        .write(
+            "PATCH",
+            "/collections/c/items/i",
+            Some(&json!({"properties": {"eo:cloud_cover": 99, "title": null}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let got = app.get("/collections/c/items/i").await.body;
     assert_eq!(got["properties"]["eo:cloud_cover"], 99);
     assert!(got["properties"].get("title").is_none());
-    let r = app.write("PATCH", "/collections/c/items/i", Some(&json!({"properties": {"datetime": "tomorrow"}}))).await;
+    let r = app
+        .write(
+            "PATCH",
+            "/collections/c/items/i",
+            Some(&json!({"properties": {"datetime": "tomorrow"}})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 
-    assert_eq!(app.write("DELETE", "/collections/c/items/i", None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.write("DELETE", "/collections/c/items/i", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.write("DELETE", "/collections/c/items/i", None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.write("DELETE", "/collections/c/items/i", None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(count(&app, "c").await, 0);
 }
 
@@ -150,23 +309,62 @@ async fn item_lifecycle_create_replace_patch_delete() {
 async fn bulk_item_collection_is_all_or_nothing() {
     let app = TestApp::new().await;
     app.collection("c").await;
-    let good: Vec<Value> = (0..50).map(|i| item("c", &format!("i{i}"), 1.0, 1.0, "2024-01-01T00:00:00Z")).collect();
+    let good: Vec<Value> = (0..50)
+        .map(|i| item("c", &format!("i{i}"), 1.0, 1.0, "2024-01-01T00:00:00Z"))
+        .collect();
     let mut with_bad = good.clone();
     with_bad[37]["properties"]["datetime"] = json!("not a date");
-    let r = app.write("POST", "/collections/c/items", Some(&json!({"type": "FeatureCollection", "features": with_bad}))).await;
+    let r = app
+        .write(
+            "POST",
+            "/collections/c/items",
+            Some(&json!({"type": "FeatureCollection", "features": with_bad})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["description"].as_str().unwrap().contains("features[37]"), "{}", r.text);
+    assert!(
+        r.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("features[37]"),
+        "{}",
+        r.text
+    );
     assert_eq!(count(&app, "c").await, 0, "nothing written");
 
-    app.items(vec![item("c", "i20", 1.0, 1.0, "2023-01-01T00:00:00Z")]).await;
-    let r = app.write("POST", "/collections/c/items", Some(&json!({"type": "FeatureCollection", "features": good}))).await;
+    app.items(vec![item("c", "i20", 1.0, 1.0, "2023-01-01T00:00:00Z")])
+        .await;
+    let r = app
+        .write(
+            "POST",
+            "/collections/c/items",
+            Some(&json!({"type": "FeatureCollection", "features": good})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
-    assert!(r.body["description"].as_str().unwrap().contains("i20"), "{}", r.text);
-    assert_eq!(count(&app, "c").await, 1, "the batch rolled back, the old item is intact");
-    assert_eq!(app.get("/collections/c/items/i20").await.body["properties"]["datetime"], "2023-01-01T00:00:00Z");
+    assert!(
+        r.body["description"].as_str().unwrap().contains("i20"),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        count(&app, "c").await,
+        1,
+        "the batch rolled back, the old item is intact"
+    );
+    assert_eq!(
+        app.get("/collections/c/items/i20").await.body["properties"]["datetime"],
+        "2023-01-01T00:00:00Z"
+    );
 
     app.write("DELETE", "/collections/c/items/i20", None).await;
-    let r = app.write("POST", "/collections/c/items", Some(&json!({"type": "FeatureCollection", "features": good}))).await;
+    let r = app
+        .write(
+            "POST",
+            "/collections/c/items",
+            Some(&json!({"type": "FeatureCollection", "features": good})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["inserted"], 50);
     assert_eq!(count(&app, "c").await, 50);

@@ -43,15 +43,20 @@ struct LoggedError(Arc<dyn std::error::Error + Send + Sync>);
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self { status, code, description: description.into(), source: None }
+        Self {
+            status,
+            code,
+            description: description.into(),
+            source: None,
+        }
     }
 
-    /// 400 BadRequest.
+    /// 400 `BadRequest`.
     pub fn bad_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "BadRequest", description)
     }
 
-    /// 404 NotFound.
+    /// 404 `NotFound`.
     pub fn not_found(description: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "NotFound", description)
     }
@@ -61,7 +66,8 @@ impl ApiError {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "InternalServerError",
-            description: "the server could not complete the request; the error has been logged".into(),
+            description: "the server could not complete the request; the error has been logged"
+                .into(),
             source: Some(Arc::new(source)),
         }
     }
@@ -94,7 +100,11 @@ impl From<catalog::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Exception { code: self.code.to_owned(), description: self.description, request_id: None };
+        let body = Exception {
+            code: self.code.to_owned(),
+            description: self.description,
+            request_id: None,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(source) = self.source {
             response.extensions_mut().insert(LoggedError(source));
@@ -107,7 +117,11 @@ impl IntoResponse for ApiError {
 /// sure every error response, whoever produced it (a layer, a fallback), is a
 /// JSON exception carrying the request id.
 pub async fn log_errors(request: Request, next: Next) -> Response {
-    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let response = next.run(request).await;
     let status = response.status();
     if let Some(LoggedError(source)) = response.extensions().get::<LoggedError>() {
@@ -137,10 +151,20 @@ pub async fn log_errors(request: Request, next: Next) -> Response {
             Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
         }
     } else {
-        Exception { code: code_for(status).into(), description: description_for(status).into(), request_id: None }
+        Exception {
+            code: code_for(status).into(),
+            description: description_for(status).into(),
+            request_id: None,
+        }
     };
-    let exception = Exception { request_id, ..exception };
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let exception = Exception {
+        request_id,
+        ..exception
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     let body = serde_json::to_vec(&exception).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
@@ -182,8 +206,12 @@ fn description_for(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this path",
         StatusCode::REQUEST_TIMEOUT => "the request took too long and was cancelled",
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this server accepts",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "the request body must be JSON (Content-Type: application/json)",
-        s if s.is_server_error() => "the server could not complete the request; the error has been logged",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "the request body must be JSON (Content-Type: application/json)"
+        }
+        s if s.is_server_error() => {
+            "the server could not complete the request; the error has been logged"
+        }
         _ => "the request could not be processed",
     }
 }

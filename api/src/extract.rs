@@ -27,9 +27,11 @@ pub struct Path<T>(pub T);
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", "the request body is too large")
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLarge",
+                "the request body is too large",
+            ),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "UnsupportedMediaType",
@@ -59,7 +61,12 @@ impl From<PathRejection> for ApiError {
 pub struct Base(pub catalog::links::Links);
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty())
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// `proto`, `host` from an RFC 7239 `Forwarded` header (first element).
@@ -81,33 +88,55 @@ fn forwarded(value: &str) -> (Option<String>, Option<String>) {
 }
 
 fn safe_host(host: &str) -> bool {
-    !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
 }
 
 impl FromRequestParts<AppState> for Base {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let settings = &state.settings;
         if settings.trust_proxy {
-            let (mut proto, mut host) = header(parts, "forwarded").map(forwarded).unwrap_or_default();
+            let (mut proto, mut host) = header(parts, "forwarded")
+                .map(forwarded)
+                .unwrap_or_default();
             if proto.is_none() {
-                proto = header(parts, "x-forwarded-proto").map(|p| p.split(',').next().unwrap_or(p).trim().to_owned());
+                proto = header(parts, "x-forwarded-proto")
+                    .map(|p| p.split(',').next().unwrap_or(p).trim().to_owned());
             }
             if host.is_none() {
-                host = header(parts, "x-forwarded-host").map(|h| h.split(',').next().unwrap_or(h).trim().to_owned());
+                host = header(parts, "x-forwarded-host")
+                    .map(|h| h.split(',').next().unwrap_or(h).trim().to_owned());
             }
-            let prefix = header(parts, "x-forwarded-prefix").unwrap_or_default().trim_end_matches('/');
+            let prefix = header(parts, "x-forwarded-prefix")
+                .unwrap_or_default()
+                .trim_end_matches('/');
             if let Some(host) = host.filter(|h| safe_host(h)) {
-                let proto = proto.filter(|p| p == "http" || p == "https").unwrap_or_else(|| "http".into());
-                let prefix = if prefix.is_empty() || prefix.starts_with('/') { prefix.to_owned() } else { format!("/{prefix}") };
-                return Ok(Self(catalog::links::Links::new(&format!("{proto}://{host}{prefix}"))));
+                let proto = proto
+                    .filter(|p| p == "http" || p == "https")
+                    .unwrap_or_else(|| "http".into());
+                let prefix = if prefix.is_empty() || prefix.starts_with('/') {
+                    prefix.to_owned()
+                } else {
+                    format!("/{prefix}")
+                };
+                return Ok(Self(catalog::links::Links::new(&format!(
+                    "{proto}://{host}{prefix}"
+                ))));
             }
         }
         if let Some(public) = &settings.public_url {
             return Ok(Self(catalog::links::Links::new(public.as_str())));
         }
-        let host = header(parts, "host").filter(|h| safe_host(h)).map_or_else(|| settings.listen.to_string(), str::to_owned);
+        let host = header(parts, "host")
+            .filter(|h| safe_host(h))
+            .map_or_else(|| settings.listen.to_string(), str::to_owned);
         Ok(Self(catalog::links::Links::new(&format!("http://{host}"))))
     }
 }
@@ -119,7 +148,10 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Some(expected) = &state.settings.admin_token else {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -127,10 +159,19 @@ impl FromRequestParts<AppState> for Admin {
                 "writes are disabled: the operator has not configured an admin token (ARCOLAKE_ADMIN_TOKEN)",
             ));
         };
-        let given = header(parts, "authorization").and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        let given = header(parts, "authorization").and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
         match given {
-            Some(token) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => Ok(Self),
-            Some(_) => Err(ApiError::new(StatusCode::FORBIDDEN, "Forbidden", "the bearer token is not valid for writes")),
+            Some(token) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => {
+                Ok(Self)
+            }
+            Some(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "the bearer token is not valid for writes",
+            )),
             None => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",

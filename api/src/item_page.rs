@@ -31,7 +31,11 @@ fn get_href(href: &str, uri: &Uri, token: Option<&PageToken>) -> String {
         query.append_pair("token", &t.encode());
     }
     let query = query.finish();
-    if query.is_empty() { href.to_owned() } else { format!("{href}?{query}") }
+    if query.is_empty() {
+        href.to_owned()
+    } else {
+        format!("{href}?{query}")
+    }
 }
 
 fn paging_link(rel: &str, origin: &Origin<'_>, token: &PageToken) -> Value {
@@ -48,7 +52,12 @@ fn paging_link(rel: &str, origin: &Origin<'_>, token: &PageToken) -> Value {
 }
 
 /// Render a page; `context` links (root, parent, collection) go after `self`.
-pub fn render(page: &ItemPage, links: &Links, origin: &Origin<'_>, context: Vec<Value>) -> Response {
+pub fn render(
+    page: &ItemPage,
+    links: &Links,
+    origin: &Origin<'_>,
+    context: Vec<Value>,
+) -> Response {
     let self_link = match origin {
         Origin::Get { href, uri } => {
             let href = match uri.query().filter(|q| !q.is_empty()) {

@@ -70,7 +70,8 @@ impl Default for ServeConfig {
             body_limit: 64 << 20,
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
-            description: "STAC catalog of the platform's analysis-ready, cloud-optimised data".into(),
+            description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"
+                .into(),
         }
     }
 }
@@ -88,7 +89,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "this method is not allowed on this path")
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "this method is not allowed on this path",
+    )
 }
 
 /// The whole application: routes, fallbacks and layers.
@@ -97,7 +102,11 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
     let document = serde_json::to_string(&openapi::finish(&api)).unwrap_or_default();
     let timeout = settings.request_timeout;
     let body_limit = settings.body_limit;
-    let state = AppState { store, settings: Arc::new(settings), openapi: Arc::new(document) };
+    let state = AppState {
+        store,
+        settings: Arc::new(settings),
+        openapi: Arc::new(document),
+    };
     let request_id = HeaderName::from_static("x-request-id");
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -130,9 +139,14 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
 pub async fn serve(store: catalog::Store, settings: ServeConfig) -> std::io::Result<()> {
     let listen = settings.listen;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let shown = settings.public_url.as_ref().map_or_else(|| format!("http://{}/", listener.local_addr().map_or(listen, |a| a)), Url::to_string);
+    let shown = settings.public_url.as_ref().map_or_else(
+        || format!("http://{}/", listener.local_addr().map_or(listen, |a| a)),
+        Url::to_string,
+    );
     info!(url = %shown, "serving the STAC API");
-    axum::serve(listener, app(store, settings)).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, app(store, settings))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -37,7 +37,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -64,11 +67,17 @@ pub fn finish(api: &utoipa::openapi::OpenApi) -> Value {
     });
     if let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut() {
-            let Some(ops) = item.as_object_mut() else { continue };
+            let Some(ops) = item.as_object_mut() else {
+                continue;
+            };
             for op in ops.values_mut() {
-                let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else { continue };
+                let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                    continue;
+                };
                 for p in params.iter_mut() {
-                    if p.get("name") == Some(&json!("limit")) && p.get("in") == Some(&json!("query")) {
+                    if p.get("name") == Some(&json!("limit"))
+                        && p.get("in") == Some(&json!("query"))
+                    {
                         *p = json!({"$ref": "#/components/parameters/limit"});
                     }
                 }

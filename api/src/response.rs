@@ -3,6 +3,8 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use std::fmt::Write as _;
+
 use sha2::{Digest, Sha256};
 
 /// `application/geo+json`.
@@ -14,7 +16,9 @@ pub const JSON: &str = "application/json";
 pub fn json_text(status: StatusCode, media_type: &'static str, body: String) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     response
 }
 
@@ -22,11 +26,25 @@ pub fn json_text(status: StatusCode, media_type: &'static str, body: String) -> 
 /// `If-None-Match` already names it.
 pub fn cacheable(request: &HeaderMap, media_type: &'static str, body: String) -> Response {
     let digest = Sha256::digest(body.as_bytes());
-    let tag = format!("W/\"{}\"", digest[..12].iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let tag = format!(
+        "W/\"{}\"",
+        digest[..12]
+            .iter()
+            .fold(String::with_capacity(24), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+    );
     let matches = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*" || t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/")));
+        .is_some_and(|v| {
+            v.split(',').any(|t| {
+                t.trim() == tag
+                    || t.trim() == "*"
+                    || t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/")
+            })
+        });
     let mut response = if matches {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;

@@ -34,19 +34,34 @@ fn splice(out: &mut String, generated: &[Value], stored_links: Option<&str>, con
 /// One item as JSON text.
 pub fn item(stored: &StoredItem, links: &Links) -> String {
     let mut out = String::with_capacity(stored.content.len() + 512);
-    splice(&mut out, &links.item_links(&stored.collection, &stored.id), stored.links.as_deref(), &stored.content);
+    splice(
+        &mut out,
+        &links.item_links(&stored.collection, &stored.id),
+        stored.links.as_deref(),
+        &stored.content,
+    );
     out
 }
 
 /// One collection as JSON text.
 pub fn collection(stored: &StoredCollection, links: &Links) -> String {
     let mut out = String::with_capacity(stored.content.len() + 512);
-    splice(&mut out, &links.collection_links(&stored.id), stored.links.as_deref(), &stored.content);
+    splice(
+        &mut out,
+        &links.collection_links(&stored.id),
+        stored.links.as_deref(),
+        &stored.content,
+    );
     out
 }
 
 /// An ItemCollection page; `members` are extra top-level members (already JSON).
-pub fn item_collection(items: &[StoredItem], links: &Links, page_links: &[Value], members: &[(&str, Value)]) -> String {
+pub fn item_collection(
+    items: &[StoredItem],
+    links: &Links,
+    page_links: &[Value],
+    members: &[(&str, Value)],
+) -> String {
     let size: usize = items.iter().map(|i| i.content.len() + 600).sum();
     let mut out = String::with_capacity(size + 1024);
     out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
@@ -54,7 +69,12 @@ pub fn item_collection(items: &[StoredItem], links: &Links, page_links: &[Value]
         if n > 0 {
             out.push(',');
         }
-        splice(&mut out, &links.item_links(&stored.collection, &stored.id), stored.links.as_deref(), &stored.content);
+        splice(
+            &mut out,
+            &links.item_links(&stored.collection, &stored.id),
+            stored.links.as_deref(),
+            &stored.content,
+        );
     }
     out.push_str("],\"links\":");
     out.push_str(&Value::Array(page_links.to_vec()).to_string());
@@ -85,7 +105,12 @@ mod tests {
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["links"].as_array().unwrap().len(), 5);
         assert_eq!(v["id"], "i");
-        let page = item_collection(&[stored], &Links::new("http://h"), &[], &[("numberReturned", 1.into())]);
+        let page = item_collection(
+            &[stored],
+            &Links::new("http://h"),
+            &[],
+            &[("numberReturned", 1.into())],
+        );
         let v: Value = serde_json::from_str(&page).unwrap();
         assert_eq!(v["features"][0]["links"][4]["rel"], "license");
     }

@@ -84,7 +84,9 @@ struct Layout {
 impl Layout {
     fn new(data_dir: &Path) -> Result<Self> {
         fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
-        let root = data_dir.canonicalize().map_err(|e| Error::io(data_dir, e))?;
+        let root = data_dir
+            .canonicalize()
+            .map_err(|e| Error::io(data_dir, e))?;
         Ok(Self {
             pgdata: root.join("postgres"),
             socket_dir: root.join("run"),
@@ -106,7 +108,10 @@ impl Layout {
     }
 
     fn url(&self) -> String {
-        format!("postgresql://{DATABASE}@/{DATABASE}?host={}&port={PORT}", self.socket_dir.display())
+        format!(
+            "postgresql://{DATABASE}@/{DATABASE}?host={}&port={PORT}",
+            self.socket_dir.display()
+        )
     }
 }
 
@@ -136,7 +141,10 @@ impl Binaries {
         dirs.extend(versioned.into_iter().rev().map(|(_, dir)| dir));
         dirs.into_iter()
             .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
-            .map(|d| Self { initdb: d.join("initdb"), pg_ctl: d.join("pg_ctl") })
+            .map(|d| Self {
+                initdb: d.join("initdb"),
+                pg_ctl: d.join("pg_ctl"),
+            })
             .ok_or_else(|| Error::embedded(format!("initdb and pg_ctl not found; {PACKAGES_HINT}")))
     }
 }
@@ -153,7 +161,11 @@ impl RunAs {
     fn detect() -> Result<Self> {
         let me = fs::metadata("/proc/self").map_err(|e| Error::io("/proc/self", e))?;
         if me.uid() != 0 {
-            return Ok(Self { uid: me.uid(), gid: me.gid(), switch: false });
+            return Ok(Self {
+                uid: me.uid(),
+                gid: me.gid(),
+                switch: false,
+            });
         }
         let passwd = fs::read_to_string("/etc/passwd").map_err(|e| Error::io("/etc/passwd", e))?;
         let entry = passwd
@@ -165,8 +177,15 @@ impl RunAs {
                     "running as root, PostgreSQL must run as the `postgres` user, which does not exist; {PACKAGES_HINT}"
                 ))
             })?;
-        let parse = |s: &str| s.parse::<u32>().map_err(|_| Error::embedded("malformed /etc/passwd entry for postgres"));
-        Ok(Self { uid: parse(entry[2])?, gid: parse(entry[3])?, switch: true })
+        let parse = |s: &str| {
+            s.parse::<u32>()
+                .map_err(|_| Error::embedded("malformed /etc/passwd entry for postgres"))
+        };
+        Ok(Self {
+            uid: parse(entry[2])?,
+            gid: parse(entry[3])?,
+            switch: true,
+        })
     }
 
     fn command(self, program: &Path) -> Command {
@@ -185,7 +204,8 @@ impl RunAs {
     fn own_dir(self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         if self.switch {
-            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid)).map_err(|e| Error::io(dir, e))?;
+            std::os::unix::fs::chown(dir, Some(self.uid), Some(self.gid))
+                .map_err(|e| Error::io(dir, e))?;
         }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| Error::io(dir, e))
     }
@@ -196,7 +216,8 @@ impl RunAs {
             File::create(file).map_err(|e| Error::io(file, e))?;
         }
         if self.switch {
-            std::os::unix::fs::chown(file, Some(self.uid), Some(self.gid)).map_err(|e| Error::io(file, e))?;
+            std::os::unix::fs::chown(file, Some(self.uid), Some(self.gid))
+                .map_err(|e| Error::io(file, e))?;
         }
         Ok(())
     }
@@ -204,7 +225,9 @@ impl RunAs {
 
 fn run(cmd: &mut Command, what: &str) -> Result<Output> {
     debug!(command = ?cmd, "running");
-    let out = cmd.output().map_err(|e| Error::embedded(format!("could not run {what}: {e}")))?;
+    let out = cmd
+        .output()
+        .map_err(|e| Error::embedded(format!("could not run {what}: {e}")))?;
     if out.status.success() {
         Ok(out)
     } else {
@@ -246,7 +269,11 @@ impl Drop for DirLock {
 fn live_leases(layout: &Layout) -> Vec<u32> {
     let mut live = Vec::new();
     for entry in fs::read_dir(&layout.leases).into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid_alive(pid) {
@@ -261,7 +288,10 @@ fn live_leases(layout: &Layout) -> Vec<u32> {
 }
 
 fn read_owner(layout: &Layout) -> Option<String> {
-    fs::read_to_string(&layout.owner).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    fs::read_to_string(&layout.owner)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// The pid in `postmaster.pid`, when that process is alive.
@@ -272,14 +302,18 @@ fn postmaster_pid(layout: &Layout) -> Option<u32> {
 }
 
 async fn answers(layout: &Layout) -> bool {
-    PgConnection::connect_with(&layout.connect_options("postgres")).await.is_ok()
+    PgConnection::connect_with(&layout.connect_options("postgres"))
+        .await
+        .is_ok()
 }
 
 fn initialise(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
     info!(pgdata = %layout.pgdata.display(), "initialising embedded PostgreSQL cluster");
     // initdb wants an empty directory; a half-initialised one is moved aside.
     if layout.pgdata.exists() {
-        let aside = layout.root.join(format!("postgres.incomplete.{}", std::process::id()));
+        let aside = layout
+            .root
+            .join(format!("postgres.incomplete.{}", std::process::id()));
         fs::rename(&layout.pgdata, &aside).map_err(|e| Error::io(&layout.pgdata, e))?;
         warn!(moved_to = %aside.display(), "found an incomplete cluster directory; moved it aside");
     }
@@ -289,7 +323,15 @@ fn initialise(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
             .command(&bins.initdb)
             .arg("-D")
             .arg(&layout.pgdata)
-            .args(["--username", DATABASE, "--auth", "trust", "--encoding", "UTF8", "--no-instructions"])
+            .args([
+                "--username",
+                DATABASE,
+                "--auth",
+                "trust",
+                "--encoding",
+                "UTF8",
+                "--no-instructions",
+            ])
             .arg("--locale=C.UTF-8"),
         "initdb",
     )?;
@@ -323,7 +365,10 @@ fn start_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
         warn!(path = %pidfile.display(), "removing stale postmaster.pid left by a crash");
         fs::remove_file(&pidfile).map_err(|e| Error::io(&pidfile, e))?;
     }
-    let options = format!("-c listen_addresses='' -c unix_socket_directories='{}' -c port={PORT}", layout.socket_dir.display());
+    let options = format!(
+        "-c listen_addresses='' -c unix_socket_directories='{}' -c port={PORT}",
+        layout.socket_dir.display()
+    );
     info!(socket = %layout.socket_dir.display(), "starting embedded PostgreSQL");
     run(
         run_as
@@ -338,9 +383,21 @@ fn start_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
     )
     .map_err(|e| {
         let tail = fs::read_to_string(&layout.log)
-            .map(|l| l.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|l| {
+                l.lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default();
-        Error::embedded(format!("{e}\nserver log ({}):\n{tail}", layout.log.display()))
+        Error::embedded(format!(
+            "{e}\nserver log ({}):\n{tail}",
+            layout.log.display()
+        ))
     })?;
     Ok(())
 }
@@ -348,7 +405,12 @@ fn start_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
 fn stop_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
     info!(pgdata = %layout.pgdata.display(), "stopping embedded PostgreSQL");
     run(
-        run_as.command(&bins.pg_ctl).arg("stop").arg("-D").arg(&layout.pgdata).args(["-m", "fast", "-w", "-t", "60"]),
+        run_as
+            .command(&bins.pg_ctl)
+            .arg("stop")
+            .arg("-D")
+            .arg(&layout.pgdata)
+            .args(["-m", "fast", "-w", "-t", "60"]),
         "pg_ctl stop",
     )?;
     Ok(())
@@ -356,13 +418,16 @@ fn stop_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
 
 async fn ensure_database(layout: &Layout) -> Result<()> {
     let mut conn = PgConnection::connect_with(&layout.connect_options("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(DATABASE)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(DATABASE)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // A constant identifier: no user input reaches this statement.
-        sqlx::query("CREATE DATABASE arcolake").execute(&mut conn).await?;
+        sqlx::query("CREATE DATABASE arcolake")
+            .execute(&mut conn)
+            .await?;
     }
     conn.close().await?;
     Ok(())
@@ -372,7 +437,8 @@ async fn ensure_database(layout: &Layout) -> Result<()> {
 async fn bring_up(layout: &Layout, owner_tag: &str) -> Result<bool> {
     let bins = Binaries::find()?;
     let run_as = RunAs::detect()?;
-    if !layout.pgdata.join("PG_VERSION").exists() || !layout.pgdata.join("postgresql.conf").exists() {
+    if !layout.pgdata.join("PG_VERSION").exists() || !layout.pgdata.join("postgresql.conf").exists()
+    {
         initialise(layout, &bins, run_as)?;
     }
     let started = if answers(layout).await {
@@ -398,7 +464,10 @@ impl Cluster {
         fs::create_dir_all(&layout.leases).map_err(|e| Error::io(&layout.leases, e))?;
         let lease = layout.leases.join(std::process::id().to_string());
         fs::write(&lease, b"").map_err(|e| Error::io(&lease, e))?;
-        Ok(Self { layout, lease: Some(lease) })
+        Ok(Self {
+            layout,
+            lease: Some(lease),
+        })
     }
 
     /// Connection options for the `arcolake` database of this cluster.
@@ -419,7 +488,9 @@ impl Cluster {
     /// Give up this process's lease; stop the cluster when this process
     /// started it (or its starter is gone) and no other process uses it.
     pub fn release(mut self) -> Result<()> {
-        let Some(lease) = self.lease.take() else { return Ok(()) };
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
         let _lock = DirLock::acquire(&self.layout)?;
         let _ = fs::remove_file(&lease);
         let others = live_leases(&self.layout);
@@ -436,7 +507,10 @@ impl Cluster {
             return Ok(());
         }
         if !others.is_empty() {
-            info!(?others, "other arcolake processes still use the embedded cluster; leaving it running");
+            info!(
+                ?others,
+                "other arcolake processes still use the embedded cluster; leaving it running"
+            );
             return Ok(());
         }
         if postmaster_pid(&self.layout).is_some() {
@@ -454,7 +528,9 @@ fn check_traversable(root: &Path) -> Result<()> {
         return Ok(());
     }
     for dir in root.ancestors().skip(1) {
-        let Ok(meta) = fs::metadata(dir) else { continue };
+        let Ok(meta) = fs::metadata(dir) else {
+            continue;
+        };
         let others_x = meta.mode() & 0o001 != 0;
         let owner_ok = meta.uid() == run_as.uid && meta.mode() & 0o100 != 0;
         if !others_x && !owner_ok {

@@ -42,10 +42,17 @@ pub fn link(rel: &str, href: &str, media_type: &str) -> Value {
     json!({"rel": rel, "type": media_type, "href": href})
 }
 
+/// One link object with a title.
+pub fn titled(rel: &str, href: &str, media_type: &str, title: &str) -> Value {
+    json!({"rel": rel, "type": media_type, "href": href, "title": title})
+}
+
 impl Links {
     /// Links under `base` (`https://host/prefix`); a trailing slash is ignored.
     pub fn new(base: &str) -> Self {
-        Self { base: base.trim_end_matches('/').to_owned() }
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+        }
     }
 
     /// The root URL with a trailing slash: the landing page.
@@ -97,10 +104,15 @@ impl Links {
     /// The generated links of a collection.
     pub fn collection_links(&self, id: &str) -> Vec<Value> {
         vec![
-            link("self", &self.collection(id), JSON),
-            link("parent", &self.root(), JSON),
-            link("root", &self.root(), JSON),
-            link("items", &self.items(id), GEOJSON),
+            titled("self", &self.collection(id), JSON, "This collection"),
+            titled("parent", &self.root(), JSON, "Landing page"),
+            titled("root", &self.root(), JSON, "Landing page"),
+            titled(
+                "items",
+                &self.items(id),
+                GEOJSON,
+                "Items of this collection",
+            ),
         ]
     }
 }
@@ -113,7 +125,10 @@ mod tests {
     fn links_are_absolute_and_escaped() {
         let l = Links::new("https://stac.example.org/api/");
         assert_eq!(l.root(), "https://stac.example.org/api/");
-        assert_eq!(l.item("s2 l2a", "a/b?c"), "https://stac.example.org/api/collections/s2%20l2a/items/a%2Fb%3Fc");
+        assert_eq!(
+            l.item("s2 l2a", "a/b?c"),
+            "https://stac.example.org/api/collections/s2%20l2a/items/a%2Fb%3Fc"
+        );
         assert_eq!(l.item_links("c", "i")[0]["rel"], "self");
     }
 }

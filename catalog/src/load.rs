@@ -40,7 +40,12 @@ impl LoadReport {
     /// Items written per second.
     pub fn items_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { (self.items_inserted + self.items_updated) as f64 / secs } else { 0.0 }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a rate for people; item counts are far below 2^52"
+        )]
+        let items = (self.items_inserted + self.items_updated) as f64;
+        if secs > 0.0 { items / secs } else { 0.0 }
     }
 }
 
@@ -73,12 +78,17 @@ impl Walker {
             entries.sort();
             // A directory holding a static catalog is loaded from its root.
             for root in ["catalog.json", "collection.json"] {
-                if let Some(p) = entries.iter().find(|p| p.file_name().is_some_and(|n| n == root)) {
+                if let Some(p) = entries
+                    .iter()
+                    .find(|p| p.file_name().is_some_and(|n| n == root))
+                {
                     return self.file(&p.clone(), None);
                 }
             }
             for p in entries {
-                let json = p.extension().is_some_and(|e| e == "json" || e == "ndjson" || e == "jsonl");
+                let json = p
+                    .extension()
+                    .is_some_and(|e| e == "json" || e == "ndjson" || e == "jsonl");
                 if (p.is_dir() || json) && !self.path(&p) {
                     return false;
                 }
@@ -93,7 +103,9 @@ impl Walker {
         if !self.seen.insert(canonical) {
             return true;
         }
-        let ndjson = path.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
+        let ndjson = path
+            .extension()
+            .is_some_and(|e| e == "ndjson" || e == "jsonl");
         if ndjson {
             return self.ndjson(path, parent_collection);
         }
@@ -137,17 +149,38 @@ impl Walker {
         self.document_at(&place, path, value, parent_collection)
     }
 
-    fn document_at(&mut self, place: &str, path: &Path, value: Value, parent_collection: Option<&str>) -> bool {
-        let kind = value.get("type").and_then(Value::as_str).unwrap_or_default().to_owned();
+    fn document_at(
+        &mut self,
+        place: &str,
+        path: &Path,
+        value: Value,
+        parent_collection: Option<&str>,
+    ) -> bool {
+        let kind = value
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         match kind.as_str() {
-            "Feature" => self.send(Doc::Item(place.to_owned(), value, parent_collection.map(str::to_owned))),
+            "Feature" => self.send(Doc::Item(
+                place.to_owned(),
+                value,
+                parent_collection.map(str::to_owned),
+            )),
             "FeatureCollection" => {
                 let Some(Value::Array(features)) = value.get("features") else {
-                    return self.send(Doc::Failure(place.to_owned(), "FeatureCollection without features".into()));
+                    return self.send(Doc::Failure(
+                        place.to_owned(),
+                        "FeatureCollection without features".into(),
+                    ));
                 };
                 for (i, f) in features.iter().enumerate() {
                     let at = format!("{place}#features[{i}]");
-                    if !self.send(Doc::Item(at, f.clone(), parent_collection.map(str::to_owned))) {
+                    if !self.send(Doc::Item(
+                        at,
+                        f.clone(),
+                        parent_collection.map(str::to_owned),
+                    )) {
                         return false;
                     }
                 }
@@ -155,14 +188,25 @@ impl Walker {
             }
             "Collection" | "Catalog" => {
                 let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-                let links = value.get("links").and_then(Value::as_array).cloned().unwrap_or_default();
+                let links = value
+                    .get("links")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 if kind == "Collection" && !self.send(Doc::Collection(place.to_owned(), value)) {
                     return false;
                 }
-                let context = if kind == "Collection" { id.as_deref() } else { parent_collection };
+                let context = if kind == "Collection" {
+                    id.as_deref()
+                } else {
+                    parent_collection
+                };
                 self.follow(path, &links, context)
             }
-            other => self.send(Doc::Failure(place.to_owned(), format!("unknown STAC document type {other:?}"))),
+            other => self.send(Doc::Failure(
+                place.to_owned(),
+                format!("unknown STAC document type {other:?}"),
+            )),
         }
     }
 
@@ -173,9 +217,14 @@ impl Walker {
             if rel != "child" && rel != "item" {
                 continue;
             }
-            let Some(href) = link.get("href").and_then(Value::as_str) else { continue };
+            let Some(href) = link.get("href").and_then(Value::as_str) else {
+                continue;
+            };
             if href.contains("://") && !href.starts_with("file://") {
-                if !self.fail(path, format!("{rel} link {href} is remote; load reads local files only")) {
+                if !self.fail(
+                    path,
+                    format!("{rel} link {href} is remote; load reads local files only"),
+                ) {
                     return false;
                 }
                 continue;
@@ -190,11 +239,18 @@ impl Walker {
 }
 
 /// Load every path (files or directories) into the store.
-pub async fn load_paths(store: &Store, paths: Vec<PathBuf>, batch_size: usize) -> Result<LoadReport> {
+pub async fn load_paths(
+    store: &Store,
+    paths: Vec<PathBuf>,
+    batch_size: usize,
+) -> Result<LoadReport> {
     let started = Instant::now();
     let (tx, mut rx) = mpsc::channel::<Doc>(batch_size.max(1) * 2);
     let walker = tokio::task::spawn_blocking(move || {
-        let mut w = Walker { tx, seen: HashSet::new() };
+        let mut w = Walker {
+            tx,
+            seen: HashSet::new(),
+        };
         for p in paths {
             if !w.path(&p) {
                 break;
@@ -203,8 +259,12 @@ pub async fn load_paths(store: &Store, paths: Vec<PathBuf>, batch_size: usize) -
     });
 
     let mut report = LoadReport::default();
-    let mut known: HashSet<String> =
-        store.list_collections().await?.into_iter().map(|c| c.id).collect();
+    let mut known: HashSet<String> = store
+        .list_collections()
+        .await?
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     let mut batch: Vec<ItemRecord> = Vec::with_capacity(batch_size);
     let mut places: Vec<String> = Vec::with_capacity(batch_size);
     let mut last_log = Instant::now();
@@ -242,26 +302,39 @@ pub async fn load_paths(store: &Store, paths: Vec<PathBuf>, batch_size: usize) -
                         batch.push(r);
                         places.push(place);
                     }
-                    Ok(r) => report.failures.push((place, format!("collection {} not found; load it first", r.collection))),
+                    Ok(r) => report.failures.push((
+                        place,
+                        format!("collection {} not found; load it first", r.collection),
+                    )),
                     Err(e) => report.failures.push((place, e.to_string())),
                 }
                 if batch.len() >= batch_size {
                     flush(store, &mut batch, &mut places, &mut report).await?;
                     if last_log.elapsed() > Duration::from_secs(5) {
                         last_log = Instant::now();
-                        info!(items = report.items_inserted + report.items_updated, "loading");
+                        info!(
+                            items = report.items_inserted + report.items_updated,
+                            "loading"
+                        );
                     }
                 }
             }
         }
     }
     flush(store, &mut batch, &mut places, &mut report).await?;
-    walker.await.map_err(|e| crate::Error::embedded(format!("reader task failed: {e}")))?;
+    walker
+        .await
+        .map_err(|e| crate::Error::embedded(format!("reader task failed: {e}")))?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-async fn flush(store: &Store, batch: &mut Vec<ItemRecord>, places: &mut Vec<String>, report: &mut LoadReport) -> Result<()> {
+async fn flush(
+    store: &Store,
+    batch: &mut Vec<ItemRecord>,
+    places: &mut Vec<String>,
+    report: &mut LoadReport,
+) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -278,7 +351,9 @@ async fn flush(store: &Store, batch: &mut Vec<ItemRecord>, places: &mut Vec<Stri
         Err(e) => {
             tx.rollback().await?;
             let reason = e.to_string();
-            report.failures.extend(places.iter().map(|p| (p.clone(), reason.clone())));
+            report
+                .failures
+                .extend(places.iter().map(|p| (p.clone(), reason.clone())));
         }
     }
     batch.clear();

@@ -18,7 +18,10 @@ pub async fn ensure_postgis(pool: &PgPool) -> Result<()> {
     if installed {
         return Ok(());
     }
-    match sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis").execute(pool).await {
+    match sqlx::query("CREATE EXTENSION IF NOT EXISTS postgis")
+        .execute(pool)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(e)) => Err(Error::Embedded {
             reason: format!(
@@ -35,6 +38,9 @@ pub async fn ensure_postgis(pool: &PgPool) -> Result<()> {
 pub async fn run(pool: &PgPool) -> Result<()> {
     ensure_postgis(pool).await?;
     MIGRATOR.run(pool).await?;
-    info!(migrations = MIGRATOR.iter().count(), "catalog schema is up to date");
+    info!(
+        migrations = MIGRATOR.iter().count(),
+        "catalog schema is up to date"
+    );
     Ok(())
 }

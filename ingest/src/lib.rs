@@ -33,6 +33,9 @@ pub struct CrawlConfig {
 
 /// Run a crawl. Not available yet: it says so instead of pretending.
 pub fn crawl(config: &CrawlConfig) -> Result<()> {
-    let what = config.url.as_deref().map_or_else(|| "crawling".to_owned(), |u| format!("crawling {u}"));
+    let what = config
+        .url
+        .as_deref()
+        .map_or_else(|| "crawling".to_owned(), |u| format!("crawling {u}"));
     Err(Error::Unsupported { what })
 }

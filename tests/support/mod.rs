@@ -8,7 +8,10 @@
 //! If no PostgreSQL can be started or reached, the test fails and says how to
 //! provide one; it never passes by skipping.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test code")]
 
 use std::path::PathBuf;
@@ -112,7 +115,13 @@ impl TestDb {
         // same template at the same instant; retry briefly.
         let mut attempt = 0;
         loop {
-            match sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {}", shared.template)).execute(&mut conn).await {
+            match sqlx::query(&format!(
+                "CREATE DATABASE {name} TEMPLATE {}",
+                shared.template
+            ))
+            .execute(&mut conn)
+            .await
+            {
                 Ok(_) => break,
                 Err(e) if attempt < 50 => {
                     attempt += 1;
@@ -124,8 +133,16 @@ impl TestDb {
         }
         conn.close().await.unwrap();
         let options = shared.admin.clone().database(&name);
-        let pool = PgPoolOptions::new().max_connections(16).connect_with(options.clone()).await.unwrap();
-        Self { pool, name, options }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        Self {
+            pool,
+            name,
+            options,
+        }
     }
 
     pub fn store(&self) -> catalog::Store {
@@ -137,7 +154,10 @@ fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{}_{}_{n}", std::process::id(), t % 1_000_000_000_000)
 }
 
@@ -176,14 +196,22 @@ impl TestApp {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
     pub async fn post(&self, uri: &str, body: &Value) -> Reply {
@@ -211,16 +239,26 @@ impl TestApp {
 
     /// Create a collection through the API.
     pub async fn collection(&self, id: &str) {
-        let r = self.write("POST", "/collections", Some(&collection(id))).await;
+        let r = self
+            .write("POST", "/collections", Some(&collection(id)))
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
 
     /// Write items straight through the store's bulk path.
     pub async fn items(&self, items: Vec<Value>) {
-        let records: Vec<catalog::ItemRecord> =
-            items.into_iter().map(|v| catalog::ItemRecord::from_value(v, None).unwrap()).collect();
+        let records: Vec<catalog::ItemRecord> = items
+            .into_iter()
+            .map(|v| catalog::ItemRecord::from_value(v, None).unwrap())
+            .collect();
         let mut tx = self.db.pool.begin().await.unwrap();
-        catalog::Store::write_items(&mut tx, &records, catalog::store::items::OnConflict::Replace).await.unwrap();
+        catalog::Store::write_items(
+            &mut tx,
+            &records,
+            catalog::store::items::OnConflict::Replace,
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     }
 }
@@ -248,19 +286,32 @@ pub fn item(collection: &str, id: &str, lon: f64, lat: f64, datetime: &str) -> V
 }
 
 pub fn fixture(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
 }
 
 /// Ids of the features of an ItemCollection.
 pub fn ids(body: &Value) -> Vec<String> {
-    body["features"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_owned()).collect()
+    body["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// The href of the link with `rel`, as a path+query under the test base URL.
 pub fn link(body: &Value, rel: &str) -> Option<Value> {
-    body["links"].as_array()?.iter().find(|l| l["rel"] == rel).cloned()
+    body["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["rel"] == rel)
+        .cloned()
 }
 
 pub fn local(href: &str) -> String {
-    href.strip_prefix("http://stac.test/api").unwrap_or(href).to_owned()
+    href.strip_prefix("http://stac.test/api")
+        .unwrap_or(href)
+        .to_owned()
 }

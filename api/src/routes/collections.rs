@@ -1,5 +1,7 @@
 //! Collections: read, and the collection transaction extension.
 
+use std::fmt::Write as _;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +27,10 @@ pub(crate) fn collection_id(id: String) -> Result<CollectionId, ApiError> {
         (status = 500, description = "Server error", body = Exception),
     )
 )]
-pub async fn list_collections(State(state): State<AppState>, Base(links): Base) -> Result<Response, ApiError> {
+pub async fn list_collections(
+    State(state): State<AppState>,
+    Base(links): Base,
+) -> Result<Response, ApiError> {
     let stored = state.store.list_collections().await?;
     let mut body = String::from("{\"collections\":[");
     for (i, c) in stored.iter().enumerate() {
@@ -39,10 +44,11 @@ pub async fn list_collections(State(state): State<AppState>, Base(links): Base) 
         link("root", &links.root(), JSON),
         link("parent", &links.root(), JSON),
     ]);
-    body.push_str(&format!(
+    let _ = write!(
+        body,
         "],\"links\":{page_links},\"numberMatched\":{n},\"numberReturned\":{n}}}",
         n = stored.len()
-    ));
+    );
     Ok(json_text(StatusCode::OK, JSON, body))
 }
 
@@ -64,7 +70,11 @@ pub async fn get_collection(
 ) -> Result<Response, ApiError> {
     let id = collection_id(id)?;
     let stored = state.store.get_collection(&id).await?;
-    Ok(cacheable(&headers, JSON, document::collection(&stored, &links)))
+    Ok(cacheable(
+        &headers,
+        JSON,
+        document::collection(&stored, &links),
+    ))
 }
 
 fn created(location: &str, body: String) -> Response {
@@ -99,7 +109,10 @@ pub async fn create_collection(
     let record = CollectionRecord::from_value(body)?;
     state.store.create_collection(&record).await?;
     let stored = state.store.get_collection(&record.id).await?;
-    Ok(created(&links.collection(&stored.id), document::collection(&stored, &links)))
+    Ok(created(
+        &links.collection(&stored.id),
+        document::collection(&stored, &links),
+    ))
 }
 
 /// Replace a collection.
@@ -134,7 +147,11 @@ pub async fn replace_collection(
     }
     state.store.replace_collection(&record).await?;
     let stored = state.store.get_collection(&id).await?;
-    Ok(json_text(StatusCode::OK, JSON, document::collection(&stored, &links)))
+    Ok(json_text(
+        StatusCode::OK,
+        JSON,
+        document::collection(&stored, &links),
+    ))
 }
 
 /// Update a collection with a JSON merge patch (RFC 7396).
@@ -164,11 +181,17 @@ pub async fn patch_collection(
     merge_patch(&mut current, &patch);
     let record = CollectionRecord::from_value(current)?;
     if record.id != id {
-        return Err(ApiError::bad_request("invalid collection: id: ids cannot be changed"));
+        return Err(ApiError::bad_request(
+            "invalid collection: id: ids cannot be changed",
+        ));
     }
     state.store.replace_collection(&record).await?;
     let stored = state.store.get_collection(&id).await?;
-    Ok(json_text(StatusCode::OK, JSON, document::collection(&stored, &links)))
+    Ok(json_text(
+        StatusCode::OK,
+        JSON,
+        document::collection(&stored, &links),
+    ))
 }
 
 /// Delete a collection and all its items.

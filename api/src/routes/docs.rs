@@ -14,7 +14,10 @@ use crate::state::AppState;
 )]
 pub async fn get_openapi(State(state): State<AppState>) -> Response {
     let mut response = state.openapi.as_ref().clone().into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENAPI_MEDIA_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(OPENAPI_MEDIA_TYPE),
+    );
     response
 }
 

@@ -64,7 +64,11 @@ pub async fn list_items(
         limit: q.limit,
         token: q.token,
         collections: Some(collection.as_str().to_owned()),
-        other: q.other.into_iter().filter(|(k, _)| k != "collections" && k != "ids").collect(),
+        other: q
+            .other
+            .into_iter()
+            .filter(|(k, _)| k != "collections" && k != "ids")
+            .collect(),
         ..SearchParams::default()
     };
     let mut search = Search::from_params(&params)?;
@@ -78,7 +82,12 @@ pub async fn list_items(
         link("collection", &links.collection(collection.as_str()), JSON),
     ];
     let href = links.items(collection.as_str());
-    Ok(render(&page, &links, &Origin::Get { href, uri: &uri }, context))
+    Ok(render(
+        &page,
+        &links,
+        &Origin::Get { href, uri: &uri },
+        context,
+    ))
 }
 
 /// One item.
@@ -100,8 +109,15 @@ pub async fn get_item(
     Path((collection, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stored = state.store.get_item(&collection_id(collection)?, &item_id(id)?).await?;
-    Ok(cacheable(&headers, GEOJSON, document::item(&stored, &links)))
+    let stored = state
+        .store
+        .get_item(&collection_id(collection)?, &item_id(id)?)
+        .await?;
+    Ok(cacheable(
+        &headers,
+        GEOJSON,
+        document::item(&stored, &links),
+    ))
 }
 
 /// Create an item, or (with an ItemCollection body) many items at once:
@@ -132,7 +148,9 @@ pub async fn create_item(
     let collection = collection_id(collection)?;
     if body.get("type").and_then(Value::as_str) == Some("FeatureCollection") {
         let Some(Value::Array(features)) = body.get("features") else {
-            return Err(ApiError::bad_request("invalid item collection: features: must be an array"));
+            return Err(ApiError::bad_request(
+                "invalid item collection: features: must be an array",
+            ));
         };
         let mut records = Vec::with_capacity(features.len());
         for (i, f) in features.iter().enumerate() {
@@ -140,7 +158,12 @@ pub async fn create_item(
                 .map_err(|e| ApiError::bad_request(format!("features[{i}]: {e}")))?;
             records.push(record);
         }
-        let mut tx = state.store.pool().begin().await.map_err(catalog::Error::from)?;
+        let mut tx = state
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(catalog::Error::from)?;
         let counts = Store::write_items(&mut tx, &records, OnConflict::Fail).await?;
         tx.commit().await.map_err(catalog::Error::from)?;
         let body = json!({"type": "BulkResult", "collection": collection.as_str(), "inserted": counts.inserted});
@@ -149,7 +172,11 @@ pub async fn create_item(
     let record = ItemRecord::from_value(body, Some(&collection))?;
     state.store.create_item(&record).await?;
     let stored = state.store.get_item(&record.collection, &record.id).await?;
-    let mut response = json_text(StatusCode::CREATED, GEOJSON, document::item(&stored, &links));
+    let mut response = json_text(
+        StatusCode::CREATED,
+        GEOJSON,
+        document::item(&stored, &links),
+    );
     if let Ok(v) = HeaderValue::from_str(&links.item(&stored.collection, &stored.id)) {
         response.headers_mut().insert(header::LOCATION, v);
     }
@@ -194,7 +221,11 @@ pub async fn replace_item(
     check_same_id(&record, &id)?;
     state.store.replace_item(&record).await?;
     let stored = state.store.get_item(&collection, &id).await?;
-    Ok(json_text(StatusCode::OK, GEOJSON, document::item(&stored, &links)))
+    Ok(json_text(
+        StatusCode::OK,
+        GEOJSON,
+        document::item(&stored, &links),
+    ))
 }
 
 /// Update an item with a JSON merge patch (RFC 7396).
@@ -229,7 +260,11 @@ pub async fn patch_item(
     check_same_id(&record, &id)?;
     state.store.replace_item(&record).await?;
     let stored = state.store.get_item(&collection, &id).await?;
-    Ok(json_text(StatusCode::OK, GEOJSON, document::item(&stored, &links)))
+    Ok(json_text(
+        StatusCode::OK,
+        GEOJSON,
+        document::item(&stored, &links),
+    ))
 }
 
 /// Delete an item.
@@ -250,6 +285,9 @@ pub async fn delete_item(
     _admin: Admin,
     Path((collection, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    state.store.delete_item(&collection_id(collection)?, &item_id(id)?).await?;
+    state
+        .store
+        .delete_item(&collection_id(collection)?, &item_id(id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -38,7 +38,10 @@ const MAX_CHILD_LINKS: usize = 1000;
         (status = 500, description = "Server error", body = Exception),
     )
 )]
-pub async fn get_landing(State(state): State<AppState>, Base(links): Base) -> Result<Response, ApiError> {
+pub async fn get_landing(
+    State(state): State<AppState>,
+    Base(links): Base,
+) -> Result<Response, ApiError> {
     let l = &links;
     let mut out: Vec<Value> = vec![
         json!({"rel": "self", "type": JSON, "href": l.root()}),
@@ -50,8 +53,16 @@ pub async fn get_landing(State(state): State<AppState>, Base(links): Base) -> Re
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "GET", "title": "Item search"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "POST", "title": "Item search"}),
     ];
-    for c in state.store.list_collections().await?.into_iter().take(MAX_CHILD_LINKS) {
-        let title = serde_json::from_str::<Value>(&c.content).ok().and_then(|v| v.get("title").cloned());
+    for c in state
+        .store
+        .list_collections()
+        .await?
+        .into_iter()
+        .take(MAX_CHILD_LINKS)
+    {
+        let title = serde_json::from_str::<Value>(&c.content)
+            .ok()
+            .and_then(|v| v.get("title").cloned());
         let mut child = json!({"rel": "child", "type": JSON, "href": l.collection(&c.id)});
         if let Some(t) = title {
             child["title"] = t;

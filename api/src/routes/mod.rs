@@ -22,7 +22,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(landing::get_conformance))
         .routes(routes!(docs::get_openapi))
         .routes(routes!(docs::get_api_docs))
-        .routes(routes!(collections::list_collections, collections::create_collection))
+        .routes(routes!(
+            collections::list_collections,
+            collections::create_collection
+        ))
         .routes(routes!(
             collections::get_collection,
             collections::replace_collection,
@@ -30,7 +33,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             collections::delete_collection
         ))
         .routes(routes!(items::list_items, items::create_item))
-        .routes(routes!(items::get_item, items::replace_item, items::patch_item, items::delete_item))
+        .routes(routes!(
+            items::get_item,
+            items::replace_item,
+            items::patch_item,
+            items::delete_item
+        ))
         .routes(routes!(search::search_get, search::search_post))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))

@@ -36,7 +36,15 @@ pub async fn search_get(
 ) -> Result<Response, ApiError> {
     let search = Search::from_params(&params)?;
     let page = state.store.search(&search).await?;
-    Ok(render(&page, &links, &Origin::Get { href: links.search(), uri: &uri }, Vec::new()))
+    Ok(render(
+        &page,
+        &links,
+        &Origin::Get {
+            href: links.search(),
+            uri: &uri,
+        },
+        Vec::new(),
+    ))
 }
 
 /// Search items across collections (POST).
@@ -56,11 +64,21 @@ pub async fn search_post(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request("the search body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the search body must be a JSON object",
+        ));
     }
     let parsed: SearchBody = serde_json::from_value(body.clone())
         .map_err(|e| ApiError::bad_request(format!("invalid search: {e}")))?;
     let search = Search::from_body(&parsed)?;
     let page = state.store.search(&search).await?;
-    Ok(render(&page, &links, &Origin::Post { href: links.search(), body: &body }, Vec::new()))
+    Ok(render(
+        &page,
+        &links,
+        &Origin::Post {
+            href: links.search(),
+            body: &body,
+        },
+        Vec::new(),
+    ))
 }

@@ -5,8 +5,10 @@ use serde_json::Value;
 use super::{CollectionId, keep_foreign_links};
 use crate::{Error, Result};
 
-/// Link relations the API builds for collections; posted copies are dropped.
-pub(crate) const GENERATED_COLLECTION_RELS: &[&str] = &["self", "root", "parent", "items"];
+/// Link relations the API builds for collections, and the structural links of
+/// static catalogs (`item`, `child`), which mean nothing in the API: dropped.
+pub(crate) const GENERATED_COLLECTION_RELS: &[&str] =
+    &["self", "root", "parent", "items", "item", "child"];
 
 /// A validated Collection, ready to be written.
 #[derive(Debug, Clone)]
@@ -23,37 +25,68 @@ impl CollectionRecord {
     /// Validate a Collection document.
     pub fn from_value(value: Value) -> Result<Self> {
         let Value::Object(mut doc) = value else {
-            return Err(Error::invalid_collection("collection", "must be a JSON object"));
+            return Err(Error::invalid_collection(
+                "collection",
+                "must be a JSON object",
+            ));
         };
         match doc.get("type") {
             Some(Value::String(t)) if t == "Collection" => {}
-            _ => return Err(Error::invalid_collection("type", "is required and must be \"Collection\"")),
+            _ => {
+                return Err(Error::invalid_collection(
+                    "type",
+                    "is required and must be \"Collection\"",
+                ));
+            }
         }
         let id = match doc.get("id") {
-            Some(Value::String(id)) => CollectionId::new(id.clone()).map_err(|e| Error::invalid_collection("id", e))?,
-            _ => return Err(Error::invalid_collection("id", "is required and must be a string")),
+            Some(Value::String(id)) => {
+                CollectionId::new(id.clone()).map_err(|e| Error::invalid_collection("id", e))?
+            }
+            _ => {
+                return Err(Error::invalid_collection(
+                    "id",
+                    "is required and must be a string",
+                ));
+            }
         };
         for field in ["stac_version", "description", "license"] {
             if !matches!(doc.get(field), Some(Value::String(_))) {
-                return Err(Error::invalid_collection(field, "is required and must be a string"));
+                return Err(Error::invalid_collection(
+                    field,
+                    "is required and must be a string",
+                ));
             }
         }
         let Some(Value::Object(extent)) = doc.get("extent") else {
-            return Err(Error::invalid_collection("extent", "is required and must be an object"));
+            return Err(Error::invalid_collection(
+                "extent",
+                "is required and must be an object",
+            ));
         };
-        let bboxes = extent.get("spatial").and_then(|s| s.get("bbox")).and_then(Value::as_array);
+        let bboxes = extent
+            .get("spatial")
+            .and_then(|s| s.get("bbox"))
+            .and_then(Value::as_array);
         match bboxes {
             Some(list) if !list.is_empty() => {
                 for (i, b) in list.iter().enumerate() {
-                    super::geometry::validate_bbox(b)
-                        .map_err(|e| Error::invalid_collection(format!("extent.spatial.bbox[{i}]"), e))?;
+                    super::geometry::validate_bbox(b).map_err(|e| {
+                        Error::invalid_collection(format!("extent.spatial.bbox[{i}]"), e)
+                    })?;
                 }
             }
             _ => {
-                return Err(Error::invalid_collection("extent.spatial.bbox", "must be a non-empty array of bboxes"));
+                return Err(Error::invalid_collection(
+                    "extent.spatial.bbox",
+                    "must be a non-empty array of bboxes",
+                ));
             }
         }
-        let intervals = extent.get("temporal").and_then(|t| t.get("interval")).and_then(Value::as_array);
+        let intervals = extent
+            .get("temporal")
+            .and_then(|t| t.get("interval"))
+            .and_then(Value::as_array);
         match intervals {
             Some(list) if !list.is_empty() => {
                 for (i, interval) in list.iter().enumerate() {
@@ -61,7 +94,9 @@ impl CollectionRecord {
                         pair.len() == 2
                             && pair.iter().all(|t| {
                                 t.is_null()
-                                    || t.as_str().is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok())
+                                    || t.as_str().is_some_and(|s| {
+                                        chrono::DateTime::parse_from_rfc3339(s).is_ok()
+                                    })
                             })
                     });
                     if !ok {
@@ -81,8 +116,15 @@ impl CollectionRecord {
         }
         let links = match doc.remove("links") {
             None | Some(Value::Null) => None,
-            Some(Value::Array(links)) => keep_foreign_links(links, "links", GENERATED_COLLECTION_RELS)?,
-            Some(_) => return Err(Error::invalid_collection("links", "must be an array of link objects")),
+            Some(Value::Array(links)) => {
+                keep_foreign_links(links, "links", GENERATED_COLLECTION_RELS)?
+            }
+            Some(_) => {
+                return Err(Error::invalid_collection(
+                    "links",
+                    "must be an array of link objects",
+                ));
+            }
         };
         let content = Value::Object(doc);
         if let Err(e) = <stac::Collection as serde::Deserialize>::deserialize(&content) {

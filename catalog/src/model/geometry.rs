@@ -13,7 +13,12 @@ const MAX_DEPTH: usize = 8;
 /// Check a GeoJSON geometry object and return its bounds.
 pub fn validate(value: &Value) -> Result<Bounds, String> {
     let geometry = Geometry::from_json_value(value.clone()).map_err(|e| e.to_string())?;
-    let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+    let mut bounds = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
     walk(&geometry.value, &mut bounds, 0)?;
     if bounds[0] > bounds[2] {
         return Err("has no coordinates".into());
@@ -23,7 +28,10 @@ pub fn validate(value: &Value) -> Result<Bounds, String> {
 
 fn position(p: &[f64], bounds: &mut Bounds) -> Result<(), String> {
     if p.len() < 2 || p.len() > 4 {
-        return Err(format!("a position has {} numbers; it needs 2 or 3", p.len()));
+        return Err(format!(
+            "a position has {} numbers; it needs 2 or 3",
+            p.len()
+        ));
     }
     if p.iter().any(|c| !c.is_finite()) {
         return Err("a coordinate is not a finite number".into());
@@ -68,16 +76,21 @@ fn walk(shape: &Shape, bounds: &mut Bounds, depth: usize) -> Result<(), String> 
         Shape::MultiPolygon(ps) => ps.iter().try_for_each(|p| polygon(p, bounds)),
         Shape::GeometryCollection(gs) => {
             if depth >= MAX_DEPTH {
-                return Err(format!("GeometryCollections nest deeper than {MAX_DEPTH} levels"));
+                return Err(format!(
+                    "GeometryCollections nest deeper than {MAX_DEPTH} levels"
+                ));
             }
-            gs.iter().try_for_each(|g| walk(&g.value, bounds, depth + 1))
+            gs.iter()
+                .try_for_each(|g| walk(&g.value, bounds, depth + 1))
         }
     }
 }
 
 /// Check an Item `bbox`: 4 or 6 finite numbers.
 pub fn validate_bbox(value: &Value) -> Result<(), String> {
-    let Value::Array(nums) = value else { return Err("must be an array of 4 or 6 numbers".into()) };
+    let Value::Array(nums) = value else {
+        return Err("must be an array of 4 or 6 numbers".into());
+    };
     if nums.len() != 4 && nums.len() != 6 {
         return Err(format!("has {} numbers; it needs 4 or 6", nums.len()));
     }
@@ -95,8 +108,16 @@ mod tests {
 
     #[test]
     fn bounds_of_a_polygon() {
-        let b = validate(&json!({"type": "Polygon", "coordinates": [[[0, 1], [2, 1], [2, 3], [0, 1]]]})).unwrap();
-        assert_eq!(b, [0.0, 1.0, 2.0, 3.0]);
+        let b = validate(
+            &json!({"type": "Polygon", "coordinates": [[[0, 1], [2, 1], [2, 3], [0, 1]]]}),
+        )
+        .unwrap();
+        assert!(
+            b.iter()
+                .zip([0.0, 1.0, 2.0, 3.0])
+                .all(|(x, y)| (x - y).abs() < 1e-12),
+            "{b:?}"
+        );
     }
 
     #[test]

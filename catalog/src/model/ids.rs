@@ -79,6 +79,9 @@ mod tests {
         assert!(CollectionId::new("").is_err());
         assert!(ItemId::new("a\nb").is_err());
         assert!(ItemId::new("x".repeat(2000)).is_err());
-        assert_eq!(ItemId::new("S2A_T31UFU").map(String::from), Ok("S2A_T31UFU".to_owned()));
+        assert_eq!(
+            ItemId::new("S2A_T31UFU").map(String::from),
+            Ok("S2A_T31UFU".to_owned())
+        );
     }
 }

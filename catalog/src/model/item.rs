@@ -35,8 +35,13 @@ fn parse_instant(field: &str, value: &Value) -> Result<Option<DateTime<Utc>>> {
         Value::Null => Ok(None),
         Value::String(s) => DateTime::parse_from_rfc3339(s)
             .map(|d| Some(d.with_timezone(&Utc)))
-            .map_err(|e| Error::invalid_item(field, format!("{s:?} is not an RFC 3339 date-time ({e})"))),
-        _ => Err(Error::invalid_item(field, "must be an RFC 3339 date-time string or null")),
+            .map_err(|e| {
+                Error::invalid_item(field, format!("{s:?} is not an RFC 3339 date-time ({e})"))
+            }),
+        _ => Err(Error::invalid_item(
+            field,
+            "must be an RFC 3339 date-time string or null",
+        )),
     }
 }
 
@@ -47,15 +52,30 @@ impl ItemRecord {
     /// `collection` field is used. A mismatch between the two is an error.
     pub fn from_value(value: Value, collection: Option<&CollectionId>) -> Result<Self> {
         let Value::Object(mut doc) = value else {
-            return Err(Error::invalid_item("item", "must be a JSON object (a GeoJSON Feature)"));
+            return Err(Error::invalid_item(
+                "item",
+                "must be a JSON object (a GeoJSON Feature)",
+            ));
         };
         match doc.get("type") {
             Some(Value::String(t)) if t == "Feature" => {}
-            Some(other) => return Err(Error::invalid_item("type", format!("must be \"Feature\", got {other}"))),
-            None => return Err(Error::invalid_item("type", "is required and must be \"Feature\"")),
+            Some(other) => {
+                return Err(Error::invalid_item(
+                    "type",
+                    format!("must be \"Feature\", got {other}"),
+                ));
+            }
+            None => {
+                return Err(Error::invalid_item(
+                    "type",
+                    "is required and must be \"Feature\"",
+                ));
+            }
         }
         let id = match doc.get("id") {
-            Some(Value::String(id)) => ItemId::new(id.clone()).map_err(|e| Error::invalid_item("id", e))?,
+            Some(Value::String(id)) => {
+                ItemId::new(id.clone()).map_err(|e| Error::invalid_item("id", e))?
+            }
             Some(_) => return Err(Error::invalid_item("id", "must be a string")),
             None => return Err(Error::invalid_item("id", "is required")),
         };
@@ -70,29 +90,54 @@ impl ItemRecord {
             (None, Some(Value::String(own))) => {
                 CollectionId::new(own.clone()).map_err(|e| Error::invalid_item("collection", e))?
             }
-            (None, _) => return Err(Error::invalid_item("collection", "is required to know where the item goes")),
+            (None, _) => {
+                return Err(Error::invalid_item(
+                    "collection",
+                    "is required to know where the item goes",
+                ));
+            }
         };
-        doc.insert("collection".into(), Value::String(collection.as_str().to_owned()));
+        doc.insert(
+            "collection".into(),
+            Value::String(collection.as_str().to_owned()),
+        );
         if !matches!(doc.get("stac_version"), Some(Value::String(_))) {
-            return Err(Error::invalid_item("stac_version", "is required and must be a string"));
+            return Err(Error::invalid_item(
+                "stac_version",
+                "is required and must be a string",
+            ));
         }
         if !matches!(doc.get("assets"), Some(Value::Object(_))) {
-            return Err(Error::invalid_item("assets", "is required and must be an object"));
+            return Err(Error::invalid_item(
+                "assets",
+                "is required and must be an object",
+            ));
         }
         if let Some(ext) = doc.get("stac_extensions")
             && !matches!(ext, Value::Array(a) if a.iter().all(Value::is_string))
         {
-            return Err(Error::invalid_item("stac_extensions", "must be an array of strings"));
+            return Err(Error::invalid_item(
+                "stac_extensions",
+                "must be an array of strings",
+            ));
         }
 
         let geometry = match doc.get("geometry") {
-            None => return Err(Error::invalid_item("geometry", "is required (it may be null)")),
+            None => {
+                return Err(Error::invalid_item(
+                    "geometry",
+                    "is required (it may be null)",
+                ));
+            }
             Some(Value::Null) => None,
             Some(g) => {
-                let bounds = geometry::validate(g).map_err(|e| Error::invalid_item("geometry", e))?;
+                let bounds =
+                    geometry::validate(g).map_err(|e| Error::invalid_item("geometry", e))?;
                 let text = g.to_string();
                 match doc.get("bbox") {
-                    Some(b) => geometry::validate_bbox(b).map_err(|e| Error::invalid_item("bbox", e))?,
+                    Some(b) => {
+                        geometry::validate_bbox(b).map_err(|e| Error::invalid_item("bbox", e))?;
+                    }
                     None => {
                         doc.insert("bbox".into(), serde_json::json!(bounds));
                     }
@@ -102,14 +147,29 @@ impl ItemRecord {
         };
 
         let Some(Value::Object(props)) = doc.get("properties") else {
-            return Err(Error::invalid_item("properties", "is required and must be an object"));
+            return Err(Error::invalid_item(
+                "properties",
+                "is required and must be an object",
+            ));
         };
-        let datetime = parse_instant("properties.datetime", props.get("datetime").unwrap_or(&Value::Null))?;
-        let start = parse_instant("properties.start_datetime", props.get("start_datetime").unwrap_or(&Value::Null))?;
-        let end = parse_instant("properties.end_datetime", props.get("end_datetime").unwrap_or(&Value::Null))?;
+        let datetime = parse_instant(
+            "properties.datetime",
+            props.get("datetime").unwrap_or(&Value::Null),
+        )?;
+        let start = parse_instant(
+            "properties.start_datetime",
+            props.get("start_datetime").unwrap_or(&Value::Null),
+        )?;
+        let end = parse_instant(
+            "properties.end_datetime",
+            props.get("end_datetime").unwrap_or(&Value::Null),
+        )?;
         let (sort, start, end) = match (datetime, start, end) {
             (_, Some(s), Some(e)) if s > e => {
-                return Err(Error::invalid_item("properties.start_datetime", "is after properties.end_datetime"));
+                return Err(Error::invalid_item(
+                    "properties.start_datetime",
+                    "is after properties.end_datetime",
+                ));
             }
             (Some(d), s, e) => (d, s.unwrap_or(d), e.unwrap_or(d)),
             (None, Some(s), Some(e)) => (s, s, e),
@@ -131,7 +191,12 @@ impl ItemRecord {
         let links = match doc.remove("links") {
             None | Some(Value::Null) => None,
             Some(Value::Array(links)) => keep_foreign_links(links, "links", GENERATED_ITEM_RELS)?,
-            Some(_) => return Err(Error::invalid_item("links", "must be an array of link objects")),
+            Some(_) => {
+                return Err(Error::invalid_item(
+                    "links",
+                    "must be an array of link objects",
+                ));
+            }
         };
 
         // The community crate's model is the last word on the shape.
@@ -139,12 +204,25 @@ impl ItemRecord {
         if let Err(e) = <stac::Item as serde::Deserialize>::deserialize(&content) {
             return Err(Error::invalid_item("item", e.to_string()));
         }
-        Ok(Self { collection, id, geometry, datetime: sort, start_datetime: start, end_datetime: end, content, links })
+        Ok(Self {
+            collection,
+            id,
+            geometry,
+            datetime: sort,
+            start_datetime: start,
+            end_datetime: end,
+            content,
+            links,
+        })
     }
 }
 
 /// Keep the links whose `rel` the API does not generate; validate each.
-pub(crate) fn keep_foreign_links(links: Vec<Value>, field: &str, generated: &[&str]) -> Result<Option<Value>> {
+pub(crate) fn keep_foreign_links(
+    links: Vec<Value>,
+    field: &str,
+    generated: &[&str],
+) -> Result<Option<Value>> {
     let mut kept = Vec::new();
     for (i, link) in links.into_iter().enumerate() {
         let Value::Object(obj) = &link else {
@@ -154,7 +232,8 @@ pub(crate) fn keep_foreign_links(links: Vec<Value>, field: &str, generated: &[&s
                 reason: "must be an object".into(),
             });
         };
-        let (Some(Value::String(rel)), Some(Value::String(_))) = (obj.get("rel"), obj.get("href")) else {
+        let (Some(Value::String(rel)), Some(Value::String(_))) = (obj.get("rel"), obj.get("href"))
+        else {
             return Err(Error::InvalidDocument {
                 kind: "document",
                 field: format!("{field}[{i}]"),
@@ -220,7 +299,9 @@ mod tests {
         let c = CollectionId::new("c").unwrap();
         let mut v = item();
         v["properties"] = json!({"datetime": null});
-        let err = ItemRecord::from_value(v.clone(), Some(&c)).unwrap_err().to_string();
+        let err = ItemRecord::from_value(v.clone(), Some(&c))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("properties.datetime"), "{err}");
         v["properties"] = json!({"datetime": null, "start_datetime": "2020-01-01T00:00:00Z", "end_datetime": "2020-02-01T00:00:00Z"});
         let r = ItemRecord::from_value(v, Some(&c)).unwrap();

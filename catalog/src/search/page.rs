@@ -51,8 +51,14 @@ impl PageToken {
 
     /// Parse a token from a link; anything malformed is a 400.
     pub fn decode(text: &str) -> Result<Self> {
-        let bad = || Error::invalid_search("token is not a valid page token; use the links this server returned");
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim().trim_end_matches('=')).map_err(|_| bad())?;
+        let bad = || {
+            Error::invalid_search(
+                "token is not a valid page token; use the links this server returned",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim().trim_end_matches('='))
+            .map_err(|_| bad())?;
         serde_json::from_slice(&bytes).map_err(|_| bad())
     }
 }

@@ -35,21 +35,35 @@ impl Bbox {
         let (west, south, east, north) = match *n {
             [w, s, e, no] => (w, s, e, no),
             [w, s, _, e, no, _] => (w, s, e, no),
-            _ => return Err(Error::invalid_search(format!("bbox needs 4 or 6 numbers, got {}", n.len()))),
+            _ => {
+                return Err(Error::invalid_search(format!(
+                    "bbox needs 4 or 6 numbers, got {}",
+                    n.len()
+                )));
+            }
         };
         if n.iter().any(|v| !v.is_finite()) {
             return Err(Error::invalid_search("bbox numbers must be finite"));
         }
         if !(-90.0..=90.0).contains(&south) || !(-90.0..=90.0).contains(&north) {
-            return Err(Error::invalid_search("bbox latitudes must lie within [-90, 90]"));
+            return Err(Error::invalid_search(
+                "bbox latitudes must lie within [-90, 90]",
+            ));
         }
         if south > north {
             return Err(Error::invalid_search("bbox south is greater than north"));
         }
         if !(-180.0..=180.0).contains(&west) || !(-180.0..=180.0).contains(&east) {
-            return Err(Error::invalid_search("bbox longitudes must lie within [-180, 180]"));
+            return Err(Error::invalid_search(
+                "bbox longitudes must lie within [-180, 180]",
+            ));
         }
-        Ok(Self { west, south, east, north })
+        Ok(Self {
+            west,
+            south,
+            east,
+            north,
+        })
     }
 
     /// Parse the GET form `w,s,e,n` or `w,s,zmin,e,n,zmax`.
@@ -58,14 +72,21 @@ impl Bbox {
             .split(',')
             .map(|t| t.trim().parse::<f64>())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| Error::invalid_search(format!("bbox {text:?} is not a comma-separated list of numbers")))?;
+            .map_err(|_| {
+                Error::invalid_search(format!(
+                    "bbox {text:?} is not a comma-separated list of numbers"
+                ))
+            })?;
         Self::from_numbers(&numbers)
     }
 
     /// The box as one or two non-crossing boxes.
     pub fn parts(&self) -> Vec<[f64; 4]> {
         if self.west > self.east {
-            vec![[self.west, self.south, 180.0, self.north], [-180.0, self.south, self.east, self.north]]
+            vec![
+                [self.west, self.south, 180.0, self.north],
+                [-180.0, self.south, self.east, self.north],
+            ]
         } else {
             vec![[self.west, self.south, self.east, self.north]]
         }
@@ -89,22 +110,36 @@ impl Interval {
             if s.is_empty() || s == ".." {
                 return Ok(None);
             }
-            DateTime::parse_from_rfc3339(s).map(|d| Some(d.with_timezone(&Utc))).map_err(|e| {
-                Error::invalid_search(format!("datetime {s:?} is not an RFC 3339 date-time ({e})"))
-            })
+            DateTime::parse_from_rfc3339(s)
+                .map(|d| Some(d.with_timezone(&Utc)))
+                .map_err(|e| {
+                    Error::invalid_search(format!(
+                        "datetime {s:?} is not an RFC 3339 date-time ({e})"
+                    ))
+                })
         };
         let interval = match text.split_once('/') {
             None => {
                 let t = instant(text)?.ok_or_else(|| Error::invalid_search("datetime is empty"))?;
-                Self { start: Some(t), end: Some(t) }
+                Self {
+                    start: Some(t),
+                    end: Some(t),
+                }
             }
             Some((a, b)) => {
                 if b.contains('/') {
-                    return Err(Error::invalid_search(format!("datetime {text:?} has more than one '/'")));
+                    return Err(Error::invalid_search(format!(
+                        "datetime {text:?} has more than one '/'"
+                    )));
                 }
-                let interval = Self { start: instant(a)?, end: instant(b)? };
+                let interval = Self {
+                    start: instant(a)?,
+                    end: instant(b)?,
+                };
                 if interval.start.is_none() && interval.end.is_none() {
-                    return Err(Error::invalid_search("datetime interval is open at both ends ('../..')"));
+                    return Err(Error::invalid_search(
+                        "datetime interval is open at both ends ('../..')",
+                    ));
                 }
                 interval
             }
@@ -112,7 +147,9 @@ impl Interval {
         if let (Some(s), Some(e)) = (interval.start, interval.end)
             && s > e
         {
-            return Err(Error::invalid_search(format!("datetime {text:?} starts after it ends")));
+            return Err(Error::invalid_search(format!(
+                "datetime {text:?} starts after it ends"
+            )));
         }
         Ok(interval)
     }
@@ -183,43 +220,67 @@ pub struct SearchBody {
 
 /// Extension members this server does not implement yet: refusing them is
 /// better than answering as if they had been applied.
-const UNSUPPORTED: &[&str] = &["filter", "filter-lang", "filter-crs", "sortby", "fields", "query", "q"];
+const UNSUPPORTED: &[&str] = &[
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "sortby",
+    "fields",
+    "query",
+    "q",
+];
 
 fn refuse_unsupported<'a>(keys: impl Iterator<Item = &'a String>) -> Result<()> {
     for key in keys {
         if UNSUPPORTED.contains(&key.as_str()) {
-            return Err(Error::invalid_search(format!("the `{key}` parameter is not supported by this server")));
+            return Err(Error::invalid_search(format!(
+                "the `{key}` parameter is not supported by this server"
+            )));
         }
     }
     Ok(())
 }
 
 fn parse_limit(value: Option<&str>) -> Result<u32> {
-    let Some(text) = value else { return Ok(DEFAULT_LIMIT) };
+    let Some(text) = value else {
+        return Ok(DEFAULT_LIMIT);
+    };
     let n: i64 = text
         .trim()
         .parse()
         .map_err(|_| Error::invalid_search(format!("limit {text:?} is not an integer")))?;
     if n < 1 {
-        return Err(Error::invalid_search(format!("limit must be at least 1, got {n}")));
+        return Err(Error::invalid_search(format!(
+            "limit must be at least 1, got {n}"
+        )));
     }
     Ok(u32::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT))
 }
 
 fn split_list(name: &str, text: &str) -> Result<Vec<String>> {
-    let list: Vec<String> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let list: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
     check_list(name, list)
 }
 
 fn check_list(name: &str, list: Vec<String>) -> Result<Vec<String>> {
     if list.len() > MAX_LIST {
-        return Err(Error::invalid_search(format!("{name} names {} values; at most {MAX_LIST} are allowed", list.len())));
+        return Err(Error::invalid_search(format!(
+            "{name} names {} values; at most {MAX_LIST} are allowed",
+            list.len()
+        )));
     }
     Ok(list)
 }
 
 fn parse_intersects(value: &Value) -> Result<String> {
-    geometry::validate(value).map_err(|e| Error::invalid_search(format!("intersects is not a valid GeoJSON geometry: {e}")))?;
+    geometry::validate(value).map_err(|e| {
+        Error::invalid_search(format!("intersects is not a valid GeoJSON geometry: {e}"))
+    })?;
     Ok(value.to_string())
 }
 
@@ -236,13 +297,38 @@ impl Search {
             None => None,
         };
         let search = Self {
-            bbox: p.bbox.as_deref().filter(|s| !s.is_empty()).map(Bbox::parse).transpose()?,
+            bbox: p
+                .bbox
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Bbox::parse)
+                .transpose()?,
             intersects,
-            datetime: p.datetime.as_deref().filter(|s| !s.is_empty()).map(Interval::parse).transpose()?,
-            ids: p.ids.as_deref().map(|t| split_list("ids", t)).transpose()?.unwrap_or_default(),
-            collections: p.collections.as_deref().map(|t| split_list("collections", t)).transpose()?.unwrap_or_default(),
+            datetime: p
+                .datetime
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Interval::parse)
+                .transpose()?,
+            ids: p
+                .ids
+                .as_deref()
+                .map(|t| split_list("ids", t))
+                .transpose()?
+                .unwrap_or_default(),
+            collections: p
+                .collections
+                .as_deref()
+                .map(|t| split_list("collections", t))
+                .transpose()?
+                .unwrap_or_default(),
             limit: parse_limit(p.limit.as_deref())?,
-            token: p.token.as_deref().filter(|s| !s.is_empty()).map(PageToken::decode).transpose()?,
+            token: p
+                .token
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(PageToken::decode)
+                .transpose()?,
         };
         search.check()
     }
@@ -254,7 +340,11 @@ impl Search {
             None | Some(Value::Null) => DEFAULT_LIMIT,
             Some(Value::Number(n)) => parse_limit(Some(&n.to_string()))?,
             Some(Value::String(s)) => parse_limit(Some(s))?,
-            Some(other) => return Err(Error::invalid_search(format!("limit must be an integer, got {other}"))),
+            Some(other) => {
+                return Err(Error::invalid_search(format!(
+                    "limit must be an integer, got {other}"
+                )));
+            }
         };
         let search = Self {
             bbox: b.bbox.as_deref().map(Bbox::from_numbers).transpose()?,
@@ -262,18 +352,30 @@ impl Search {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(parse_intersects(v)?),
             },
-            datetime: b.datetime.as_deref().filter(|s| !s.is_empty()).map(Interval::parse).transpose()?,
+            datetime: b
+                .datetime
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(Interval::parse)
+                .transpose()?,
             ids: check_list("ids", b.ids.clone().unwrap_or_default())?,
             collections: check_list("collections", b.collections.clone().unwrap_or_default())?,
             limit,
-            token: b.token.as_deref().filter(|s| !s.is_empty()).map(PageToken::decode).transpose()?,
+            token: b
+                .token
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(PageToken::decode)
+                .transpose()?,
         };
         search.check()
     }
 
     fn check(self) -> Result<Self> {
         if self.bbox.is_some() && self.intersects.is_some() {
-            return Err(Error::invalid_search("bbox and intersects cannot both be given"));
+            return Err(Error::invalid_search(
+                "bbox and intersects cannot both be given",
+            ));
         }
         Ok(self)
     }
@@ -287,9 +389,24 @@ mod tests {
     fn datetime_forms() {
         let i = Interval::parse("2020-01-01T00:00:00Z").unwrap();
         assert_eq!(i.start, i.end);
-        assert!(Interval::parse("../2020-01-01T00:00:00Z").unwrap().start.is_none());
-        assert!(Interval::parse("2020-01-01T00:00:00Z/..").unwrap().end.is_none());
-        assert!(Interval::parse("2020-01-01T00:00:00Z/").unwrap().end.is_none());
+        assert!(
+            Interval::parse("../2020-01-01T00:00:00Z")
+                .unwrap()
+                .start
+                .is_none()
+        );
+        assert!(
+            Interval::parse("2020-01-01T00:00:00Z/..")
+                .unwrap()
+                .end
+                .is_none()
+        );
+        assert!(
+            Interval::parse("2020-01-01T00:00:00Z/")
+                .unwrap()
+                .end
+                .is_none()
+        );
         assert!(Interval::parse("../..").is_err());
         assert!(Interval::parse("2021-01-01T00:00:00Z/2020-01-01T00:00:00Z").is_err());
         assert!(Interval::parse("yesterday").is_err());

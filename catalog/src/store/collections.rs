@@ -7,15 +7,20 @@ use crate::model::{CollectionId, CollectionRecord};
 use crate::{Error, Result};
 
 fn stored(row: &sqlx::postgres::PgRow) -> StoredCollection {
-    StoredCollection { id: row.get(0), content: row.get(1), links: row.get(2) }
+    StoredCollection {
+        id: row.get(0),
+        content: row.get(1),
+        links: row.get(2),
+    }
 }
 
 impl Store {
     /// All collections, ordered by id.
     pub async fn list_collections(&self) -> Result<Vec<StoredCollection>> {
-        let rows = sqlx::query("SELECT id, content::text, links::text FROM collections ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, content::text, links::text FROM collections ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(stored).collect())
     }
 
@@ -46,10 +51,12 @@ impl Store {
 
     /// `true` when the collection exists.
     pub async fn collection_exists(&self, id: &str) -> Result<bool> {
-        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Create a collection (and its items partition); `CollectionExists` if taken.
@@ -62,7 +69,9 @@ impl Store {
             .await
             .map_err(|e| {
                 if is_code(&e, UNIQUE_VIOLATION) {
-                    Error::CollectionExists { id: record.id.clone() }
+                    Error::CollectionExists {
+                        id: record.id.clone(),
+                    }
                 } else {
                     e.into()
                 }
@@ -72,20 +81,27 @@ impl Store {
 
     /// Replace an existing collection; `CollectionNotFound` if it does not exist.
     pub async fn replace_collection(&self, record: &CollectionRecord) -> Result<()> {
-        let done = sqlx::query("UPDATE collections SET content = $2, links = $3, updated_at = now() WHERE id = $1")
-            .bind(record.id.as_str())
-            .bind(&record.content)
-            .bind(&record.links)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE collections SET content = $2, links = $3, updated_at = now() WHERE id = $1",
+        )
+        .bind(record.id.as_str())
+        .bind(&record.content)
+        .bind(&record.links)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::CollectionNotFound { id: record.id.clone() });
+            return Err(Error::CollectionNotFound {
+                id: record.id.clone(),
+            });
         }
         Ok(())
     }
 
     /// Create or replace a collection within `conn`. Returns `true` if created.
-    pub async fn upsert_collection(conn: &mut PgConnection, record: &CollectionRecord) -> Result<bool> {
+    pub async fn upsert_collection(
+        conn: &mut PgConnection,
+        record: &CollectionRecord,
+    ) -> Result<bool> {
         let created: bool = sqlx::query_scalar(
             "INSERT INTO collections (id, content, links) VALUES ($1, $2, $3) \
              ON CONFLICT ON CONSTRAINT collections_pkey \
@@ -102,7 +118,10 @@ impl Store {
 
     /// Delete a collection and all its items (its partition is dropped).
     pub async fn delete_collection(&self, id: &CollectionId) -> Result<()> {
-        let done = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id.as_str()).execute(&self.pool).await?;
+        let done = sqlx::query("DELETE FROM collections WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(Error::CollectionNotFound { id: id.clone() });
         }

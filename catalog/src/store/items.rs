@@ -80,20 +80,31 @@ impl Store {
 
     async fn missing_item(&self, collection: &CollectionId, id: &ItemId) -> Error {
         match self.collection_exists(collection.as_str()).await {
-            Ok(false) => Error::CollectionNotFound { id: collection.clone() },
-            Ok(true) => Error::ItemNotFound { collection: collection.clone(), item: id.clone() },
+            Ok(false) => Error::CollectionNotFound {
+                id: collection.clone(),
+            },
+            Ok(true) => Error::ItemNotFound {
+                collection: collection.clone(),
+                item: id.clone(),
+            },
             Err(e) => e,
         }
     }
 
     /// The item as a JSON value with its stored links (for merge patches).
-    pub async fn item_value(&self, collection: &CollectionId, id: &ItemId) -> Result<serde_json::Value> {
+    pub async fn item_value(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+    ) -> Result<serde_json::Value> {
         let row = sqlx::query("SELECT content, links FROM items WHERE collection = $1 AND id = $2")
             .bind(collection.as_str())
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        let Some(row) = row else { return Err(self.missing_item(collection, id).await) };
+        let Some(row) = row else {
+            return Err(self.missing_item(collection, id).await);
+        };
         let mut content: serde_json::Value = row.get(0);
         let links: Option<serde_json::Value> = row.get(1);
         if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
@@ -151,18 +162,24 @@ impl Store {
     /// Run it inside a transaction for all-or-nothing semantics. Within one
     /// call, a later record with the same `(collection, id)` wins. Every
     /// target collection must exist (`CollectionNotFound` otherwise).
-    pub async fn write_items(conn: &mut PgConnection, records: &[ItemRecord], on_conflict: OnConflict) -> Result<WriteCounts> {
+    pub async fn write_items(
+        conn: &mut PgConnection,
+        records: &[ItemRecord],
+        on_conflict: OnConflict,
+    ) -> Result<WriteCounts> {
         if records.is_empty() {
             return Ok(WriteCounts::default());
         }
         let collections: BTreeSet<&str> = records.iter().map(|r| r.collection.as_str()).collect();
         let names: Vec<&str> = collections.iter().copied().collect();
-        let found: Vec<String> = sqlx::query_scalar("SELECT id FROM collections WHERE id = ANY($1)")
-            .bind(&names)
-            .fetch_all(&mut *conn)
-            .await?;
+        let found: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM collections WHERE id = ANY($1)")
+                .bind(&names)
+                .fetch_all(&mut *conn)
+                .await?;
         if let Some(missing) = names.iter().find(|n| !found.iter().any(|f| f == *n)) {
-            let id = CollectionId::new(*missing).map_err(|e| Error::invalid_item("collection", e))?;
+            let id =
+                CollectionId::new(*missing).map_err(|e| Error::invalid_item("collection", e))?;
             return Err(Error::CollectionNotFound { id });
         }
 
@@ -173,7 +190,10 @@ impl Store {
             match position.get(&(r.collection.as_str(), r.id.as_str())) {
                 Some(&at) => {
                     if on_conflict == OnConflict::Fail {
-                        return Err(Error::ItemExists { collection: r.collection.clone(), item: r.id.clone() });
+                        return Err(Error::ItemExists {
+                            collection: r.collection.clone(),
+                            item: r.id.clone(),
+                        });
                     }
                     unique[at] = r;
                 }
@@ -212,16 +232,25 @@ impl Store {
                 item_write_error(e, &unique[0].collection, None)
             })?;
         let inserted = created.iter().filter(|c| **c).count() as u64;
-        Ok(WriteCounts { inserted, updated: created.len() as u64 - inserted })
+        Ok(WriteCounts {
+            inserted,
+            updated: created.len() as u64 - inserted,
+        })
     }
 }
 
 /// `(collection, id)` from "Key (collection, id)=(a, b) already exists."
 fn duplicate_key(e: &sqlx::Error) -> Option<(String, String)> {
-    let sqlx::Error::Database(db) = e else { return None };
+    let sqlx::Error::Database(db) = e else {
+        return None;
+    };
     let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
     let detail = pg.detail()?;
-    let values = detail.split_once(")=(")?.1.rsplit_once(") already exists")?.0;
+    let values = detail
+        .split_once(")=(")?
+        .1
+        .rsplit_once(") already exists")?
+        .0;
     let (c, i) = values.split_once(", ")?;
     Some((c.to_owned(), i.to_owned()))
 }

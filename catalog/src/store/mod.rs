@@ -88,11 +88,20 @@ fn is_code(e: &sqlx::Error, code: &str) -> bool {
 
 /// Map an item write failure to a domain error.
 fn item_write_error(e: sqlx::Error, collection: &CollectionId, item: Option<&ItemId>) -> Error {
-    if is_code(&e, UNIQUE_VIOLATION) && let Some(item) = item {
-        return Error::ItemExists { collection: collection.clone(), item: item.clone() };
+    if is_code(&e, UNIQUE_VIOLATION)
+        && let Some(item) = item
+    {
+        return Error::ItemExists {
+            collection: collection.clone(),
+            item: item.clone(),
+        };
     }
-    if is_code(&e, CHECK_VIOLATION) && !matches!(&e, sqlx::Error::Database(db) if db.constraint().is_some()) {
-        return Error::CollectionNotFound { id: collection.clone() };
+    if is_code(&e, CHECK_VIOLATION)
+        && !matches!(&e, sqlx::Error::Database(db) if db.constraint().is_some())
+    {
+        return Error::CollectionNotFound {
+            id: collection.clone(),
+        };
     }
     Error::Database(e)
 }

@@ -38,11 +38,15 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
             qb.push(" AND collection = ").push_bind(one.clone());
         }
         many => {
-            qb.push(" AND collection = ANY(").push_bind(many.to_vec()).push(")");
+            qb.push(" AND collection = ANY(")
+                .push_bind(many.to_vec())
+                .push(")");
         }
     }
     if !search.ids.is_empty() {
-        qb.push(" AND id = ANY(").push_bind(search.ids.clone()).push(")");
+        qb.push(" AND id = ANY(")
+            .push_bind(search.ids.clone())
+            .push(")");
     }
     if let Some(bbox) = &search.bbox {
         qb.push(" AND (");
@@ -63,7 +67,9 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
         qb.push(")");
     }
     if let Some(geojson) = &search.intersects {
-        qb.push(" AND ST_Intersects(geometry, ST_GeomFromGeoJSON(").push_bind(geojson.clone()).push("))");
+        qb.push(" AND ST_Intersects(geometry, ST_GeomFromGeoJSON(")
+            .push_bind(geojson.clone())
+            .push("))");
     }
     if let Some(interval) = &search.datetime {
         if let Some(start) = interval.start {
@@ -78,7 +84,9 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
 fn key_datetime(token: &PageToken) -> Result<DateTime<Utc>> {
     let bad = || Error::invalid_search("token does not belong to this search's sort order");
     match token.key.as_slice() {
-        [Value::String(s)] => DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).map_err(|_| bad()),
+        [Value::String(s)] => DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| bad()),
         _ => Err(bad()),
     }
 }
@@ -86,7 +94,9 @@ fn key_datetime(token: &PageToken) -> Result<DateTime<Utc>> {
 fn token_for(item: &StoredItem, direction: Direction) -> PageToken {
     PageToken {
         direction,
-        key: vec![Value::String(item.datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true))],
+        key: vec![Value::String(
+            item.datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        )],
         collection: item.collection.clone(),
         id: item.id.clone(),
     }
@@ -97,14 +107,21 @@ impl Store {
     /// `(collection, id)` as the tie-break.
     pub async fn search(&self, search: &Search) -> Result<ItemPage> {
         let limit = i64::from(search.limit);
-        let direction = search.token.as_ref().map_or(Direction::Next, |t| t.direction);
+        let direction = search
+            .token
+            .as_ref()
+            .map_or(Direction::Next, |t| t.direction);
         let mut qb = QueryBuilder::<Postgres>::new(
             "SELECT collection, id, datetime, content::text, links::text FROM items",
         );
         push_filters(&mut qb, search);
         if let Some(token) = &search.token {
             let datetime = key_datetime(token)?;
-            let op = if direction == Direction::Next { " < " } else { " > " };
+            let op = if direction == Direction::Next {
+                " < "
+            } else {
+                " > "
+            };
             qb.push(" AND (datetime, collection, id)")
                 .push(op)
                 .push("(")
@@ -154,9 +171,22 @@ impl Store {
         if direction == Direction::Prev {
             items.reverse();
         }
-        let next = if has_next { items.last().map(|i| token_for(i, Direction::Next)) } else { None };
-        let prev = if has_prev { items.first().map(|i| token_for(i, Direction::Prev)) } else { None };
-        Ok(ItemPage { items, next, prev, matched })
+        let next = if has_next {
+            items.last().map(|i| token_for(i, Direction::Next))
+        } else {
+            None
+        };
+        let prev = if has_prev {
+            items.first().map(|i| token_for(i, Direction::Prev))
+        } else {
+            None
+        };
+        Ok(ItemPage {
+            items,
+            next,
+            prev,
+            matched,
+        })
     }
 
     /// Count matches: exactly up to the count limit, else the planner's estimate.
@@ -167,15 +197,25 @@ impl Store {
         qb.push(" LIMIT ").push_bind(cap + 1).push(") AS capped");
         let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
         if n <= cap {
-            return Ok(Count { value: u64::try_from(n).unwrap_or(0), exact: true });
+            return Ok(Count {
+                value: u64::try_from(n).unwrap_or(0),
+                exact: true,
+            });
         }
         let mut qb = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
         push_filters(&mut qb, search);
         let plan: Value = qb.build().fetch_one(&self.pool).await?.get(0);
         let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
         // An estimate below what we already counted would be plainly wrong.
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "row estimates are non-negative and far below 2^53")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "row estimates are non-negative and far below 2^53"
+        )]
         let value = (estimate.round() as u64).max(self.count_limit + 1);
-        Ok(Count { value, exact: false })
+        Ok(Count {
+            value,
+            exact: false,
+        })
     }
 }
