@@ -1,6 +1,11 @@
 //! Keyset pagination: exact, in both directions, and stable under inserts.
 
-#![allow(clippy::unwrap_used, clippy::cast_possible_wrap, clippy::cast_precision_loss, reason = "test code with small numbers")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss,
+    reason = "test code with small numbers"
+)]
 
 mod support;
 
