@@ -107,11 +107,15 @@ impl Layout {
             .application_name("arcolake")
     }
 
+    /// A URL both libpq and sqlx accept: the socket directory as the
+    /// percent-encoded host.
     fn url(&self) -> String {
-        format!(
-            "postgresql://{DATABASE}@/{DATABASE}?host={}&port={PORT}",
-            self.socket_dir.display()
+        let dir: String = percent_encoding::utf8_percent_encode(
+            &self.socket_dir.to_string_lossy(),
+            percent_encoding::NON_ALPHANUMERIC,
         )
+        .collect();
+        format!("postgresql://{DATABASE}@{dir}:{PORT}/{DATABASE}")
     }
 }
 
