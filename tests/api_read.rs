@@ -324,7 +324,7 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
             "/search?intersects=%7B%22type%22%3A%22Polygon%22%2C%22coordinates%22%3A%5B%5B%5B0%2C0%5D%2C%5B1%2C0%5D%2C%5B1%2C1%5D%5D%5D%7D",
             "Polygon ring",
         ),
-        ("/search?filter=eo:cloud_cover<10", "filter"),
+        ("/search?filter=eo:cloud_cover%3C10", "filter"),
         ("/collections/s2/items?bbox=1", "bbox"),
     ];
     for (uri, needle) in cases {
