@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::model::{CollectionId, CollectionRecord, ItemRecord};
-use crate::store::items::OnConflict;
+use crate::store::items::{ItemBatch, OnConflict};
 use crate::{Result, Store};
 
 /// How a load went.
@@ -52,8 +52,20 @@ impl LoadReport {
 enum Doc {
     Collection(String, Value),
     Item(String, Value, Option<String>),
+    /// Raw NDJSON lines, parsed and validated on a worker thread.
+    Lines {
+        path: String,
+        first: usize,
+        lines: Vec<String>,
+        context: Option<String>,
+    },
     Failure(String, String),
 }
+
+/// NDJSON lines handed to one validation task.
+const LINES_PER_CHUNK: usize = 500;
+/// Validation tasks running ahead of the writer.
+const VALIDATION_AHEAD: usize = 4;
 
 struct Walker {
     tx: mpsc::Sender<Doc>,
@@ -124,24 +136,37 @@ impl Walker {
             Ok(f) => f,
             Err(e) => return self.fail(path, e.to_string()),
         };
+        let place = path.display().to_string();
+        let mut lines = Vec::with_capacity(LINES_PER_CHUNK);
+        let mut first = 1;
         for (n, line) in BufReader::with_capacity(1 << 20, file).lines().enumerate() {
-            let place = format!("{}:{}", path.display(), n + 1);
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => return self.send(Doc::Failure(place, e.to_string())),
-            };
-            if line.trim().is_empty() {
-                continue;
+            match line {
+                Ok(l) => lines.push(l),
+                Err(e) => {
+                    return self.send(Doc::Failure(format!("{place}:{}", n + 1), e.to_string()));
+                }
             }
-            let ok = match serde_json::from_str::<Value>(&line) {
-                Ok(v) => self.document_at(&place, path, v, parent_collection),
-                Err(e) => self.send(Doc::Failure(place, e.to_string())),
-            };
-            if !ok {
-                return false;
+            if lines.len() == LINES_PER_CHUNK {
+                let chunk = std::mem::replace(&mut lines, Vec::with_capacity(LINES_PER_CHUNK));
+                let doc = Doc::Lines {
+                    path: place.clone(),
+                    first,
+                    lines: chunk,
+                    context: parent_collection.map(str::to_owned),
+                };
+                if !self.send(doc) {
+                    return false;
+                }
+                first = n + 2;
             }
         }
-        true
+        lines.is_empty()
+            || self.send(Doc::Lines {
+                path: place,
+                first,
+                lines,
+                context: parent_collection.map(str::to_owned),
+            })
     }
 
     fn document(&mut self, path: &Path, value: Value, parent_collection: Option<&str>) -> bool {
@@ -238,6 +263,200 @@ impl Walker {
     }
 }
 
+/// What a validation task hands back: collections found on NDJSON lines (to
+/// write first), the prepared item batch, and the failures.
+struct Validated {
+    collections: Vec<(String, Value)>,
+    batch: ItemBatch,
+    places: Vec<String>,
+    failures: Vec<(String, String)>,
+}
+
+/// Validate items (parsed values or raw NDJSON lines) into a batch.
+fn validate(work: Vec<Doc>) -> Validated {
+    let mut out = Validated {
+        collections: Vec::new(),
+        batch: ItemBatch::new(),
+        places: Vec::new(),
+        failures: Vec::new(),
+    };
+    let accept = |place: String, value: Value, context: Option<&str>, out: &mut Validated| {
+        let context = context.and_then(|c| CollectionId::new(c).ok());
+        let record = if value.get("collection").is_some() || context.is_none() {
+            ItemRecord::from_value(value, None)
+        } else {
+            ItemRecord::from_value(value, context.as_ref())
+        };
+        match record {
+            Ok(r) => {
+                out.batch.push(&r);
+                out.places.push(place);
+            }
+            Err(e) => out.failures.push((place, e.to_string())),
+        }
+    };
+    for doc in work {
+        match doc {
+            Doc::Item(place, value, context) => accept(place, value, context.as_deref(), &mut out),
+            Doc::Lines {
+                path,
+                first,
+                lines,
+                context,
+            } => {
+                for (k, line) in lines.into_iter().enumerate() {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let place = format!("{path}:{}", first + k);
+                    match serde_json::from_str::<Value>(&line) {
+                        Ok(v) => match v.get("type").and_then(Value::as_str) {
+                            Some("Feature") => accept(place, v, context.as_deref(), &mut out),
+                            Some("Collection") => out.collections.push((place, v)),
+                            other => out.failures.push((
+                                place,
+                                format!("expected an Item or a Collection on this NDJSON line, got type {other:?}"),
+                            )),
+                        },
+                        Err(e) => out.failures.push((place, e.to_string())),
+                    }
+                }
+            }
+            Doc::Collection(..) | Doc::Failure(..) => {}
+        }
+    }
+    out
+}
+
+/// The loading pipeline: validation tasks ahead, one writer behind.
+struct Pipeline<'a> {
+    store: &'a Store,
+    batch_size: usize,
+    known: HashSet<String>,
+    pending: std::collections::VecDeque<tokio::task::JoinHandle<Validated>>,
+    work: Vec<Doc>,
+    work_items: usize,
+    batch: ItemBatch,
+    places: Vec<String>,
+    report: LoadReport,
+    last_log: Instant,
+    wrote_items: bool,
+}
+
+impl Pipeline<'_> {
+    fn queue(&mut self, doc: Doc) {
+        self.work_items += match &doc {
+            Doc::Lines { lines, .. } => lines.len(),
+            _ => 1,
+        };
+        self.work.push(doc);
+    }
+
+    /// Hand the queued work to a validation task once there is enough of it.
+    async fn dispatch(&mut self, force: bool) -> Result<()> {
+        if self.work.is_empty() || (!force && self.work_items < LINES_PER_CHUNK) {
+            return Ok(());
+        }
+        let work = std::mem::take(&mut self.work);
+        self.work_items = 0;
+        self.pending
+            .push_back(tokio::task::spawn_blocking(move || validate(work)));
+        while self.pending.len() > VALIDATION_AHEAD {
+            self.collect_one().await?;
+        }
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> Result<()> {
+        let Some(task) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        let mut v = task
+            .await
+            .map_err(|e| crate::Error::embedded(format!("validation task failed: {e}")))?;
+        self.report.failures.extend(v.failures);
+        if !v.collections.is_empty() {
+            self.flush().await?;
+            for (place, value) in v.collections {
+                self.collection(place, value).await?;
+            }
+        }
+        for (collection, id) in v.batch.retain_collections(&self.known) {
+            self.report.failures.push((
+                format!("item {id}"),
+                format!("collection {collection} not found; load it first"),
+            ));
+        }
+        self.batch.append(v.batch);
+        self.places.extend(v.places);
+        if self.batch.len() >= self.batch_size {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Validate everything queued and write it.
+    async fn drain(&mut self) -> Result<()> {
+        self.dispatch(true).await?;
+        while !self.pending.is_empty() {
+            self.collect_one().await?;
+        }
+        self.flush().await
+    }
+
+    async fn collection(&mut self, place: String, value: Value) -> Result<()> {
+        match CollectionRecord::from_value(value) {
+            Ok(record) => {
+                let mut conn = self.store.pool().acquire().await?;
+                Store::upsert_collection(&mut conn, &record).await?;
+                self.known.insert(record.id.as_str().to_owned());
+                self.report.collections += 1;
+            }
+            Err(e) => self.report.failures.push((place, e.to_string())),
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.pool().begin().await?;
+        // A crash loses at most the last batches of a re-runnable load; no
+        // need to wait for each commit's flush to disk.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        match Store::write_batch(&mut tx, &self.batch, OnConflict::Replace).await {
+            Ok(c) => {
+                tx.commit().await?;
+                self.report.items_inserted += c.inserted;
+                self.report.items_updated += c.updated;
+                self.wrote_items = true;
+                debug!(inserted = c.inserted, updated = c.updated, "batch written");
+            }
+            Err(crate::Error::Database(e)) => return Err(e.into()),
+            Err(e) => {
+                tx.rollback().await?;
+                let reason = e.to_string();
+                self.report
+                    .failures
+                    .extend(self.places.iter().map(|p| (p.clone(), reason.clone())));
+            }
+        }
+        self.batch.clear();
+        self.places.clear();
+        if self.last_log.elapsed() > Duration::from_secs(5) {
+            self.last_log = Instant::now();
+            info!(
+                items = self.report.items_inserted + self.report.items_updated,
+                "loading"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Load every path (files or directories) into the store.
 pub async fn load_paths(
     store: &Store,
@@ -245,7 +464,7 @@ pub async fn load_paths(
     batch_size: usize,
 ) -> Result<LoadReport> {
     let started = Instant::now();
-    let (tx, mut rx) = mpsc::channel::<Doc>(batch_size.max(1) * 2);
+    let (tx, mut rx) = mpsc::channel::<Doc>(64);
     let walker = tokio::task::spawn_blocking(move || {
         let mut w = Walker {
             tx,
@@ -257,106 +476,52 @@ pub async fn load_paths(
             }
         }
     });
-
-    let mut report = LoadReport::default();
-    let mut known: HashSet<String> = store
+    let known: HashSet<String> = store
         .list_collections()
         .await?
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let mut batch: Vec<ItemRecord> = Vec::with_capacity(batch_size);
-    let mut places: Vec<String> = Vec::with_capacity(batch_size);
-    let mut last_log = Instant::now();
-
-    // Validation happens here, on this task, while the database works on the
-    // previous batch would be better still; batches are large enough that
-    // the write dominates.
+    let mut p = Pipeline {
+        store,
+        batch_size: batch_size.max(1),
+        known,
+        pending: std::collections::VecDeque::new(),
+        work: Vec::new(),
+        work_items: 0,
+        batch: ItemBatch::new(),
+        places: Vec::new(),
+        report: LoadReport::default(),
+        last_log: Instant::now(),
+        wrote_items: false,
+    };
     while let Some(doc) = rx.recv().await {
         match doc {
             Doc::Failure(place, reason) => {
                 warn!(place, reason, "skipped");
-                report.failures.push((place, reason));
+                p.report.failures.push((place, reason));
             }
             Doc::Collection(place, value) => {
-                flush(store, &mut batch, &mut places, &mut report).await?;
-                match CollectionRecord::from_value(value) {
-                    Ok(record) => {
-                        let mut conn = store.pool().acquire().await?;
-                        Store::upsert_collection(&mut conn, &record).await?;
-                        known.insert(record.id.as_str().to_owned());
-                        report.collections += 1;
-                    }
-                    Err(e) => report.failures.push((place, e.to_string())),
-                }
+                // Keep document order: what came before is written first.
+                p.drain().await?;
+                p.collection(place, value).await?;
             }
-            Doc::Item(place, value, context) => {
-                let context = context.and_then(|c| CollectionId::new(c).ok());
-                let record = if value.get("collection").is_some() {
-                    ItemRecord::from_value(value, None)
-                } else {
-                    ItemRecord::from_value(value, context.as_ref())
-                };
-                match record {
-                    Ok(r) if known.contains(r.collection.as_str()) => {
-                        batch.push(r);
-                        places.push(place);
-                    }
-                    Ok(r) => report.failures.push((
-                        place,
-                        format!("collection {} not found; load it first", r.collection),
-                    )),
-                    Err(e) => report.failures.push((place, e.to_string())),
-                }
-                if batch.len() >= batch_size {
-                    flush(store, &mut batch, &mut places, &mut report).await?;
-                    if last_log.elapsed() > Duration::from_secs(5) {
-                        last_log = Instant::now();
-                        info!(
-                            items = report.items_inserted + report.items_updated,
-                            "loading"
-                        );
-                    }
-                }
+            item => {
+                p.queue(item);
+                p.dispatch(false).await?;
             }
         }
     }
-    flush(store, &mut batch, &mut places, &mut report).await?;
+    p.drain().await?;
     walker
         .await
         .map_err(|e| crate::Error::embedded(format!("reader task failed: {e}")))?;
+    if p.wrote_items {
+        // Fresh statistics, so that the planner picks the indexes at once
+        // instead of after autovacuum gets round to it.
+        sqlx::query("ANALYZE items").execute(store.pool()).await?;
+    }
+    let mut report = p.report;
     report.elapsed = started.elapsed();
     Ok(report)
-}
-
-async fn flush(
-    store: &Store,
-    batch: &mut Vec<ItemRecord>,
-    places: &mut Vec<String>,
-    report: &mut LoadReport,
-) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut tx = store.pool().begin().await?;
-    let counts = Store::write_items(&mut tx, batch, OnConflict::Replace).await;
-    match counts {
-        Ok(c) => {
-            tx.commit().await?;
-            report.items_inserted += c.inserted;
-            report.items_updated += c.updated;
-            debug!(inserted = c.inserted, updated = c.updated, "batch written");
-        }
-        Err(crate::Error::Database(e)) => return Err(e.into()),
-        Err(e) => {
-            tx.rollback().await?;
-            let reason = e.to_string();
-            report
-                .failures
-                .extend(places.iter().map(|p| (p.clone(), reason.clone())));
-        }
-    }
-    batch.clear();
-    places.clear();
-    Ok(())
 }

@@ -30,9 +30,11 @@ const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET
     content = EXCLUDED.content, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
     RETURNING (revision = 1)";
 
-/// Column arrays for one `unnest` insert.
-#[derive(Default)]
-struct Columns {
+/// Items prepared for one bulk write: column arrays for an `unnest` insert,
+/// serialised off the writer's thread. A later item with the same
+/// `(collection, id)` replaces an earlier one.
+#[derive(Debug, Default)]
+pub struct ItemBatch {
     collection: Vec<String>,
     id: Vec<String>,
     geometry: Vec<Option<String>>,
@@ -41,18 +43,155 @@ struct Columns {
     end: Vec<DateTime<Utc>>,
     content: Vec<String>,
     links: Vec<Option<String>>,
+    position: HashMap<(String, String), usize>,
+    duplicate: Option<(CollectionId, ItemId)>,
 }
 
-impl Columns {
-    fn push(&mut self, r: &ItemRecord) {
+impl ItemBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Items in the batch (after de-duplication).
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    /// `true` when the batch holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+
+    /// Distinct collections the batch writes to.
+    pub fn collections(&self) -> BTreeSet<&str> {
+        self.collection.iter().map(String::as_str).collect()
+    }
+
+    /// Add one validated item.
+    pub fn push(&mut self, r: &ItemRecord) {
+        let key = (r.collection.as_str().to_owned(), r.id.as_str().to_owned());
+        let content = r.content.to_string();
+        let links = r.links.as_ref().map(ToString::to_string);
+        if let Some(&at) = self.position.get(&key) {
+            self.duplicate
+                .get_or_insert_with(|| (r.collection.clone(), r.id.clone()));
+            self.geometry[at].clone_from(&r.geometry);
+            self.datetime[at] = r.datetime;
+            self.start[at] = r.start_datetime;
+            self.end[at] = r.end_datetime;
+            self.content[at] = content;
+            self.links[at] = links;
+            return;
+        }
+        self.position.insert(key, self.id.len());
         self.collection.push(r.collection.as_str().to_owned());
         self.id.push(r.id.as_str().to_owned());
         self.geometry.push(r.geometry.clone());
         self.datetime.push(r.datetime);
         self.start.push(r.start_datetime);
         self.end.push(r.end_datetime);
-        self.content.push(r.content.to_string());
-        self.links.push(r.links.as_ref().map(ToString::to_string));
+        self.content.push(content);
+        self.links.push(links);
+    }
+
+    /// Move every item of `other` into this batch, in order.
+    pub fn append(&mut self, other: ItemBatch) {
+        let ItemBatch {
+            collection,
+            id,
+            geometry,
+            datetime,
+            start,
+            end,
+            content,
+            links,
+            duplicate,
+            ..
+        } = other;
+        if self.duplicate.is_none() {
+            self.duplicate = duplicate;
+        }
+        let rows = collection
+            .into_iter()
+            .zip(id)
+            .zip(geometry)
+            .zip(datetime)
+            .zip(start)
+            .zip(end)
+            .zip(content)
+            .zip(links);
+        for (((((((c, i), g), d), s), e), j), l) in rows {
+            let key = (c, i);
+            if let Some(&at) = self.position.get(&key) {
+                if self.duplicate.is_none() {
+                    self.duplicate = CollectionId::new(key.0.clone())
+                        .ok()
+                        .zip(ItemId::new(key.1.clone()).ok());
+                }
+                (
+                    self.geometry[at],
+                    self.datetime[at],
+                    self.start[at],
+                    self.end[at],
+                ) = (g, d, s, e);
+                (self.content[at], self.links[at]) = (j, l);
+                continue;
+            }
+            self.position.insert(key.clone(), self.id.len());
+            self.collection.push(key.0);
+            self.id.push(key.1);
+            self.geometry.push(g);
+            self.datetime.push(d);
+            self.start.push(s);
+            self.end.push(e);
+            self.content.push(j);
+            self.links.push(l);
+        }
+    }
+
+    /// Drop the items of collections not in `known`; returns their keys.
+    pub fn retain_collections(
+        &mut self,
+        known: &std::collections::HashSet<String>,
+    ) -> Vec<(String, String)> {
+        if self.collection.iter().all(|c| known.contains(c)) {
+            return Vec::new();
+        }
+        let old = std::mem::take(self);
+        let mut removed = Vec::new();
+        let rows = old
+            .collection
+            .into_iter()
+            .zip(old.id)
+            .zip(old.geometry)
+            .zip(old.datetime)
+            .zip(old.start)
+            .zip(old.end)
+            .zip(old.content)
+            .zip(old.links);
+        for (((((((c, i), g), d), s), e), j), l) in rows {
+            if !known.contains(&c) {
+                removed.push((c, i));
+                continue;
+            }
+            self.position.insert((c.clone(), i.clone()), self.id.len());
+            self.collection.push(c);
+            self.id.push(i);
+            self.geometry.push(g);
+            self.datetime.push(d);
+            self.start.push(s);
+            self.end.push(e);
+            self.content.push(j);
+            self.links.push(l);
+        }
+        self.duplicate = old.duplicate;
+        removed
+    }
+
+    /// Empty the batch, keeping its allocations.
+    pub fn clear(&mut self) {
+        *self = Self::default();
     }
 }
 
@@ -160,18 +299,39 @@ impl Store {
     /// Write many items in one statement on `conn`.
     ///
     /// Run it inside a transaction for all-or-nothing semantics. Within one
-    /// call, a later record with the same `(collection, id)` wins. Every
-    /// target collection must exist (`CollectionNotFound` otherwise).
+    /// call, a later record with the same `(collection, id)` wins (or, with
+    /// [`OnConflict::Fail`], is an `ItemExists` error). Every target
+    /// collection must exist (`CollectionNotFound` otherwise).
     pub async fn write_items(
         conn: &mut PgConnection,
         records: &[ItemRecord],
         on_conflict: OnConflict,
     ) -> Result<WriteCounts> {
-        if records.is_empty() {
+        let mut batch = ItemBatch::new();
+        for r in records {
+            batch.push(r);
+        }
+        Self::write_batch(conn, &batch, on_conflict).await
+    }
+
+    /// Write a prepared [`ItemBatch`] in one statement on `conn`.
+    pub async fn write_batch(
+        conn: &mut PgConnection,
+        batch: &ItemBatch,
+        on_conflict: OnConflict,
+    ) -> Result<WriteCounts> {
+        if batch.is_empty() {
             return Ok(WriteCounts::default());
         }
-        let collections: BTreeSet<&str> = records.iter().map(|r| r.collection.as_str()).collect();
-        let names: Vec<&str> = collections.iter().copied().collect();
+        if on_conflict == OnConflict::Fail
+            && let Some((collection, item)) = &batch.duplicate
+        {
+            return Err(Error::ItemExists {
+                collection: collection.clone(),
+                item: item.clone(),
+            });
+        }
+        let names: Vec<&str> = batch.collections().into_iter().collect();
         let found: Vec<String> =
             sqlx::query_scalar("SELECT id FROM collections WHERE id = ANY($1)")
                 .bind(&names)
@@ -182,54 +342,38 @@ impl Store {
                 CollectionId::new(*missing).map_err(|e| Error::invalid_item("collection", e))?;
             return Err(Error::CollectionNotFound { id });
         }
-
-        // Last record per key wins, in first-seen order.
-        let mut position: HashMap<(&str, &str), usize> = HashMap::with_capacity(records.len());
-        let mut unique: Vec<&ItemRecord> = Vec::with_capacity(records.len());
-        for r in records {
-            match position.get(&(r.collection.as_str(), r.id.as_str())) {
-                Some(&at) => {
-                    if on_conflict == OnConflict::Fail {
-                        return Err(Error::ItemExists {
-                            collection: r.collection.clone(),
-                            item: r.id.clone(),
-                        });
-                    }
-                    unique[at] = r;
-                }
-                None => {
-                    position.insert((r.collection.as_str(), r.id.as_str()), unique.len());
-                    unique.push(r);
-                }
-            }
-        }
-        let mut cols = Columns::default();
-        for r in &unique {
-            cols.push(r);
-        }
         let sql = match on_conflict {
             OnConflict::Fail => format!("{INSERT_ITEMS} RETURNING true"),
             OnConflict::Replace => format!("{INSERT_ITEMS}{UPSERT_SUFFIX}"),
         };
+        let first = || {
+            let c = CollectionId::new(batch.collection[0].clone()).ok();
+            let i = ItemId::new(batch.id[0].clone()).ok();
+            c.zip(i)
+        };
         let created: Vec<bool> = sqlx::query_scalar(&sql)
-            .bind(&cols.collection)
-            .bind(&cols.id)
-            .bind(&cols.geometry)
-            .bind(&cols.datetime)
-            .bind(&cols.start)
-            .bind(&cols.end)
-            .bind(&cols.content)
-            .bind(&cols.links)
+            .bind(&batch.collection)
+            .bind(&batch.id)
+            .bind(&batch.geometry)
+            .bind(&batch.datetime)
+            .bind(&batch.start)
+            .bind(&batch.end)
+            .bind(&batch.content)
+            .bind(&batch.links)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| {
-                if is_code(&e, UNIQUE_VIOLATION) {
-                    let (collection, item) = duplicate_key(&e)
-                        .and_then(|(c, i)| Some((CollectionId::new(c).ok()?, ItemId::new(i).ok()?)))
-                        .unwrap_or_else(|| (unique[0].collection.clone(), unique[0].id.clone()));
+                if is_code(&e, UNIQUE_VIOLATION)
+                    && let Some((collection, item)) = duplicate_key(&e)
+                        .and_then(|(c, i)| CollectionId::new(c).ok().zip(ItemId::new(i).ok()))
+                        .or_else(first)
+                {
                     return Error::ItemExists { collection, item };
                 }
-                item_write_error(e, &unique[0].collection, None)
+                match first() {
+                    Some((collection, _)) => item_write_error(e, &collection, None),
+                    None => Error::Database(e),
+                }
             })?;
         let inserted = created.iter().filter(|c| **c).count() as u64;
         Ok(WriteCounts {

@@ -139,27 +139,26 @@ impl Store {
         });
         qb.push(" LIMIT ").push_bind(limit + 1);
 
-        let page_query = async {
-            let rows = qb.build().fetch_all(&self.pool).await?;
-            Ok::<_, Error>(
-                rows.iter()
-                    .map(|r| StoredItem {
-                        collection: r.get(0),
-                        id: r.get(1),
-                        datetime: r.get(2),
-                        content: r.get(3),
-                        links: r.get(4),
-                    })
-                    .collect::<Vec<_>>(),
-            )
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        let items: Vec<StoredItem> = rows
+            .iter()
+            .map(|r| StoredItem {
+                collection: r.get(0),
+                id: r.get(1),
+                datetime: r.get(2),
+                content: r.get(3),
+                links: r.get(4),
+            })
+            .collect();
+        // A first page that is not full holds every match: no count needed.
+        let matched = match &search.token {
+            Some(_) => None,
+            None if items.len() <= usize::try_from(limit).unwrap_or(usize::MAX) => Some(Count {
+                value: items.len() as u64,
+                exact: true,
+            }),
+            None => Some(self.count(search).await?),
         };
-        let (items, matched) = if search.token.is_none() {
-            let (items, matched) = tokio::join!(page_query, self.count(search));
-            (items?, Some(matched?))
-        } else {
-            (page_query.await?, None)
-        };
-
         let mut items = items;
         let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
