@@ -2,11 +2,11 @@
 --
 -- Real columns carry what every query touches; `content` holds the Item as
 -- posted, without `links` (built at the edge) and with `collection` set.
--- `datetime` is the item's sort instant: properties.datetime, or
--- start_datetime when the item only has a range. `revision` counts writes
--- (1 for a new item). `start_datetime` and
--- `end_datetime` always hold the item's time span (equal to `datetime` for an
--- instant), so temporal filters are one range test.
+-- `start_datetime` and `end_datetime` hold the item's time span (both equal
+-- to its datetime for an instant). `datetime` is the sort instant, the start
+-- of the span, so a temporal filter's upper bound (`datetime <= end`) is an
+-- index condition of the sorted scan and its lower bound (`end_datetime >=
+-- start`) a cheap filter. `revision` counts writes (1 for a new item).
 CREATE TABLE items (
     collection      text        NOT NULL,
     id              text        NOT NULL,
@@ -25,7 +25,6 @@ CREATE TABLE items (
 -- Created on the parent, so every partition gets its own copy.
 CREATE INDEX items_geometry_idx ON items USING gist (geometry);
 CREATE INDEX items_datetime_idx ON items (datetime, collection, id);
-CREATE INDEX items_end_datetime_idx ON items (end_datetime);
 
 -- The partition of a collection is created with it and dropped with it.
 -- Names are derived from a hash of the id; the id itself reaches the DDL only

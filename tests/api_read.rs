@@ -496,3 +496,45 @@ async fn collection_items_first_page_always_counts() {
     let _ = collection("unused");
     let _: Value = r2.body;
 }
+
+#[tokio::test]
+async fn a_long_span_written_later_is_still_found_mid_span() {
+    let app = TestApp::new().await;
+    app.collection("spans").await;
+    app.items(vec![item(
+        "spans",
+        "short",
+        5.0,
+        5.0,
+        "2020-06-15T00:00:00Z",
+    )])
+    .await;
+    let mut long = item("spans", "year", 5.0, 5.0, "2020-01-01T00:00:00Z");
+    long["properties"] = json!({"datetime": null, "start_datetime": "2019-01-01T00:00:00Z", "end_datetime": "2021-12-31T00:00:00Z"});
+    let r = app
+        .write(
+            "PUT",
+            "/collections/spans/items/short",
+            Some(&{
+                let mut s = long.clone();
+                s["id"] = json!("short");
+                s
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .get("/search?datetime=2020-06-01T00:00:00Z/2020-06-02T00:00:00Z&collections=spans")
+        .await;
+    assert_eq!(
+        ids(&r.body),
+        ["short"],
+        "an item replaced with a 3-year span matches mid-span"
+    );
+    let r = app
+        .write("POST", "/collections/spans/items", Some(&long))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app.get("/search?datetime=2021-06-01T00:00:00Z").await;
+    assert_eq!(ids(&r.body), ["year", "short"]);
+}

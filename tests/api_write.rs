@@ -31,6 +31,12 @@ async fn writes_need_the_admin_token() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["code"], "Unauthorized");
+    assert!(
+        r.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     let r = app
         .send(
             Request::post("/collections")

@@ -106,6 +106,12 @@ impl IntoResponse for ApiError {
             request_id: None,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"arcolake\""),
+            );
+        }
         if let Some(source) = self.source {
             response.extensions_mut().insert(LoggedError(source));
         }

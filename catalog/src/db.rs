@@ -44,7 +44,11 @@ impl Database {
                 (cluster.connect_options(), Some(cluster))
             }
         };
-        let options = options.application_name("arcolake");
+        // Requests are many and short: parallel workers for one query only
+        // steal the cores other requests need.
+        let options = options
+            .application_name("arcolake")
+            .options([("max_parallel_workers_per_gather", "0")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(1)

@@ -353,7 +353,8 @@ fn initialise(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
          random_page_cost = 1.1\n\
          effective_cache_size = '4GB'\n\
          max_connections = 200\n\
-         jit = off\n",
+         jit = off\n\
+         max_parallel_workers_per_gather = 0\n",
     );
     fs::write(&conf, text).map_err(|e| Error::io(&conf, e))?;
     Ok(())

@@ -18,7 +18,8 @@ pub struct ItemRecord {
     pub id: ItemId,
     /// The geometry as GeoJSON text, or `None` for a null geometry.
     pub geometry: Option<String>,
-    /// The sort instant: `datetime`, else `start_datetime`.
+    /// The sort instant: the start of the item's time span (its `datetime`
+    /// for an instant).
     pub datetime: DateTime<Utc>,
     /// Start of the item's time span (inclusive).
     pub start_datetime: DateTime<Utc>,
@@ -176,15 +177,9 @@ impl ItemRecord {
             "properties.end_datetime",
             props.get("end_datetime").unwrap_or(&Value::Null),
         )?;
-        let (sort, start, end) = match (datetime, start, end) {
-            (_, Some(s), Some(e)) if s > e => {
-                return Err(Error::invalid_item(
-                    "properties.start_datetime",
-                    "is after properties.end_datetime",
-                ));
-            }
-            (Some(d), s, e) => (d, s.unwrap_or(d), e.unwrap_or(d)),
-            (None, Some(s), Some(e)) => (s, s, e),
+        let (start, end) = match (datetime, start, end) {
+            (Some(d), s, e) => (s.unwrap_or(d), e.unwrap_or(d)),
+            (None, Some(s), Some(e)) => (s, e),
             (None, _, _) => {
                 return Err(Error::invalid_item(
                     "properties.datetime",
@@ -192,6 +187,16 @@ impl ItemRecord {
                 ));
             }
         };
+        if start > end {
+            return Err(Error::invalid_item(
+                "properties.start_datetime",
+                "the item's time span starts after it ends (check datetime, start_datetime and end_datetime)",
+            ));
+        }
+        // Items sort by the start of their span: for an instant that is its
+        // datetime. Keeping the sort key equal to start_datetime lets a
+        // temporal filter's upper bound use the sort index.
+        let sort = start;
         if !props.contains_key("datetime")
             && let Some(Value::Object(props)) = doc.get_mut("properties")
         {

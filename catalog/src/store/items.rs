@@ -280,6 +280,17 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(self.missing_item(&record.collection, &record.id).await);
         }
+        let secs = span_seconds(record.end_datetime - record.start_datetime);
+        if secs > 0.0 {
+            sqlx::query(
+                "UPDATE collections SET max_item_span = $2 * interval '1 second' \
+                 WHERE id = $1 AND max_item_span < $2 * interval '1 second'",
+            )
+            .bind(record.collection.as_str())
+            .bind(secs)
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 
@@ -375,12 +386,43 @@ impl Store {
                     None => Error::Database(e),
                 }
             })?;
+        // Widen each collection's longest item span when this batch has a
+        // longer one (the temporal filter's lower bound depends on it).
+        let mut spans: HashMap<&str, f64> = HashMap::new();
+        for (i, c) in batch.collection.iter().enumerate() {
+            let secs = span_seconds(batch.end[i] - batch.start[i]);
+            let e = spans.entry(c.as_str()).or_insert(0.0);
+            *e = e.max(secs);
+        }
+        let (ids, secs): (Vec<&str>, Vec<f64>) =
+            spans.into_iter().filter(|(_, s)| *s > 0.0).unzip();
+        if !ids.is_empty() {
+            sqlx::query(
+                "UPDATE collections SET max_item_span = v.span * interval '1 second' \
+                 FROM unnest($1::text[], $2::float8[]) AS v(id, span) \
+                 WHERE collections.id = v.id AND collections.max_item_span < v.span * interval '1 second'",
+            )
+            .bind(&ids)
+            .bind(&secs)
+            .execute(&mut *conn)
+            .await?;
+        }
         let inserted = created.iter().filter(|c| **c).count() as u64;
         Ok(WriteCounts {
             inserted,
             updated: created.len() as u64 - inserted,
         })
     }
+}
+
+/// A time span in seconds, for `max_item_span`.
+fn span_seconds(span: chrono::TimeDelta) -> f64 {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a span in seconds; sub-microsecond loss does not matter"
+    )]
+    span.num_microseconds()
+        .map_or(f64::MAX, |us| us as f64 / 1e6)
 }
 
 /// `(collection, id)` from "Key (collection, id)=(a, b) already exists."

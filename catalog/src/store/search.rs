@@ -72,11 +72,26 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
             .push("))");
     }
     if let Some(interval) = &search.datetime {
-        if let Some(start) = interval.start {
-            qb.push(" AND end_datetime >= ").push_bind(start);
-        }
+        // The item's span [datetime, end_datetime] overlaps the interval.
+        // `datetime` is the span's start and the leading sort key, so the
+        // upper bound is an index condition of the sorted scan.
         if let Some(end) = interval.end {
-            qb.push(" AND start_datetime <= ").push_bind(end);
+            qb.push(" AND datetime <= ").push_bind(end);
+        }
+        if let Some(start) = interval.start {
+            // No item spans longer than its collection's longest span, so
+            // its start lies at most that long before the interval: a lower
+            // bound on the sort key, and a bounded index range.
+            qb.push(" AND end_datetime >= ").push_bind(start);
+            qb.push(" AND datetime >= ")
+                .push_bind(start)
+                .push(" - (SELECT coalesce(max(max_item_span), interval '0') FROM collections");
+            if !search.collections.is_empty() {
+                qb.push(" WHERE id = ANY(")
+                    .push_bind(search.collections.clone())
+                    .push(")");
+            }
+            qb.push(")");
         }
     }
 }
