@@ -47,6 +47,18 @@ pub struct ItemBatch {
     duplicate: Option<(CollectionId, ItemId)>,
 }
 
+/// One item of a batch, as its columns.
+struct BatchRow {
+    collection: String,
+    id: String,
+    geometry: Option<String>,
+    datetime: DateTime<Utc>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    content: String,
+    links: Option<String>,
+}
+
 impl ItemBatch {
     /// An empty batch.
     pub fn new() -> Self {
@@ -70,83 +82,25 @@ impl ItemBatch {
 
     /// Add one validated item.
     pub fn push(&mut self, r: &ItemRecord) {
-        let key = (r.collection.as_str().to_owned(), r.id.as_str().to_owned());
-        let content = r.content.to_string();
-        let links = r.links.as_ref().map(ToString::to_string);
-        if let Some(&at) = self.position.get(&key) {
-            self.duplicate
-                .get_or_insert_with(|| (r.collection.clone(), r.id.clone()));
-            self.geometry[at].clone_from(&r.geometry);
-            self.datetime[at] = r.datetime;
-            self.start[at] = r.start_datetime;
-            self.end[at] = r.end_datetime;
-            self.content[at] = content;
-            self.links[at] = links;
-            return;
-        }
-        self.position.insert(key, self.id.len());
-        self.collection.push(r.collection.as_str().to_owned());
-        self.id.push(r.id.as_str().to_owned());
-        self.geometry.push(r.geometry.clone());
-        self.datetime.push(r.datetime);
-        self.start.push(r.start_datetime);
-        self.end.push(r.end_datetime);
-        self.content.push(content);
-        self.links.push(links);
+        self.push_row(BatchRow {
+            collection: r.collection.as_str().to_owned(),
+            id: r.id.as_str().to_owned(),
+            geometry: r.geometry.clone(),
+            datetime: r.datetime,
+            start: r.start_datetime,
+            end: r.end_datetime,
+            content: r.content.to_string(),
+            links: r.links.as_ref().map(ToString::to_string),
+        });
     }
 
     /// Move every item of `other` into this batch, in order.
     pub fn append(&mut self, other: ItemBatch) {
-        let ItemBatch {
-            collection,
-            id,
-            geometry,
-            datetime,
-            start,
-            end,
-            content,
-            links,
-            duplicate,
-            ..
-        } = other;
         if self.duplicate.is_none() {
-            self.duplicate = duplicate;
+            self.duplicate.clone_from(&other.duplicate);
         }
-        let rows = collection
-            .into_iter()
-            .zip(id)
-            .zip(geometry)
-            .zip(datetime)
-            .zip(start)
-            .zip(end)
-            .zip(content)
-            .zip(links);
-        for (((((((c, i), g), d), s), e), j), l) in rows {
-            let key = (c, i);
-            if let Some(&at) = self.position.get(&key) {
-                if self.duplicate.is_none() {
-                    self.duplicate = CollectionId::new(key.0.clone())
-                        .ok()
-                        .zip(ItemId::new(key.1.clone()).ok());
-                }
-                (
-                    self.geometry[at],
-                    self.datetime[at],
-                    self.start[at],
-                    self.end[at],
-                ) = (g, d, s, e);
-                (self.content[at], self.links[at]) = (j, l);
-                continue;
-            }
-            self.position.insert(key.clone(), self.id.len());
-            self.collection.push(key.0);
-            self.id.push(key.1);
-            self.geometry.push(g);
-            self.datetime.push(d);
-            self.start.push(s);
-            self.end.push(e);
-            self.content.push(j);
-            self.links.push(l);
+        for row in other.into_rows() {
+            self.push_row(row);
         }
     }
 
@@ -159,34 +113,81 @@ impl ItemBatch {
             return Vec::new();
         }
         let old = std::mem::take(self);
+        self.duplicate.clone_from(&old.duplicate);
         let mut removed = Vec::new();
-        let rows = old
-            .collection
-            .into_iter()
-            .zip(old.id)
-            .zip(old.geometry)
-            .zip(old.datetime)
-            .zip(old.start)
-            .zip(old.end)
-            .zip(old.content)
-            .zip(old.links);
-        for (((((((c, i), g), d), s), e), j), l) in rows {
-            if !known.contains(&c) {
-                removed.push((c, i));
-                continue;
+        for row in old.into_rows() {
+            if known.contains(&row.collection) {
+                self.push_row(row);
+            } else {
+                removed.push((row.collection, row.id));
             }
-            self.position.insert((c.clone(), i.clone()), self.id.len());
-            self.collection.push(c);
-            self.id.push(i);
-            self.geometry.push(g);
-            self.datetime.push(d);
-            self.start.push(s);
-            self.end.push(e);
-            self.content.push(j);
-            self.links.push(l);
         }
-        self.duplicate = old.duplicate;
         removed
+    }
+
+    fn push_row(&mut self, row: BatchRow) {
+        let key = (row.collection, row.id);
+        if let Some(&at) = self.position.get(&key) {
+            if self.duplicate.is_none() {
+                self.duplicate = CollectionId::new(key.0.clone())
+                    .ok()
+                    .zip(ItemId::new(key.1.clone()).ok());
+            }
+            (
+                self.geometry[at],
+                self.datetime[at],
+                self.start[at],
+                self.end[at],
+            ) = (row.geometry, row.datetime, row.start, row.end);
+            (self.content[at], self.links[at]) = (row.content, row.links);
+            return;
+        }
+        self.position.insert(key.clone(), self.id.len());
+        self.collection.push(key.0);
+        self.id.push(key.1);
+        self.geometry.push(row.geometry);
+        self.datetime.push(row.datetime);
+        self.start.push(row.start);
+        self.end.push(row.end);
+        self.content.push(row.content);
+        self.links.push(row.links);
+    }
+
+    fn into_rows(self) -> impl Iterator<Item = BatchRow> {
+        let ItemBatch {
+            collection,
+            id,
+            geometry,
+            datetime,
+            start,
+            end,
+            content,
+            links,
+            ..
+        } = self;
+        collection
+            .into_iter()
+            .zip(id)
+            .zip(geometry)
+            .zip(datetime)
+            .zip(start)
+            .zip(end)
+            .zip(content)
+            .zip(links)
+            .map(
+                |(((((((collection, id), geometry), datetime), start), end), content), links)| {
+                    BatchRow {
+                        collection,
+                        id,
+                        geometry,
+                        datetime,
+                        start,
+                        end,
+                        content,
+                        links,
+                    }
+                },
+            )
     }
 
     /// Empty the batch, keeping its allocations.
@@ -439,4 +440,38 @@ fn duplicate_key(e: &sqlx::Error) -> Option<(String, String)> {
         .0;
     let (c, i) = values.split_once(", ")?;
     Some((c.to_owned(), i.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(collection: &str, id: &str, datetime: &str) -> ItemRecord {
+        let doc = json!({
+            "type": "Feature", "stac_version": "1.0.0", "id": id, "collection": collection,
+            "geometry": null, "properties": {"datetime": datetime}, "assets": {}
+        });
+        ItemRecord::from_value(doc, None).unwrap()
+    }
+
+    #[test]
+    fn batches_keep_the_last_of_duplicate_keys_and_drop_unknown_collections() {
+        let mut a = ItemBatch::new();
+        a.push(&record("c", "x", "2020-01-01T00:00:00Z"));
+        a.push(&record("d", "x", "2020-01-01T00:00:00Z"));
+        let mut b = ItemBatch::new();
+        b.push(&record("c", "x", "2021-01-01T00:00:00Z"));
+        b.push(&record("c", "y", "2021-01-01T00:00:00Z"));
+        a.append(b);
+        assert_eq!(a.len(), 3);
+        assert!(a.content[0].contains("2021"), "the later duplicate wins");
+        assert!(a.duplicate.is_some());
+        let removed = a.retain_collections(&["c".to_owned()].into_iter().collect());
+        assert_eq!(removed, [("d".to_owned(), "x".to_owned())]);
+        assert_eq!(a.id, ["x", "y"]);
+        a.push(&record("c", "y", "2022-01-01T00:00:00Z"));
+        assert_eq!(a.len(), 2, "positions survive retain");
+    }
 }

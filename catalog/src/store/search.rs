@@ -203,8 +203,30 @@ impl Store {
         })
     }
 
-    /// Count matches: exactly up to the count limit, else the planner's estimate.
+    /// Count matches: exactly up to the count limit, else the planner's
+    /// estimate. When the planner already expects far more matches than the
+    /// limit, the exact (capped) count is skipped: it could only confirm
+    /// that there are more.
     pub async fn count(&self, search: &Search) -> Result<Count> {
+        let mut qb = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
+        push_filters(&mut qb, search);
+        let plan: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "row estimates are non-negative and far below 2^53"
+        )]
+        let estimate = plan[0]["Plan"]["Plan Rows"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .max(0.0)
+            .round() as u64;
+        if estimate > self.count_limit.saturating_mul(2) {
+            return Ok(Count {
+                value: estimate,
+                exact: false,
+            });
+        }
         let cap = i64::try_from(self.count_limit).unwrap_or(i64::MAX);
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (SELECT 1 FROM items");
         push_filters(&mut qb, search);
@@ -216,19 +238,9 @@ impl Store {
                 exact: true,
             });
         }
-        let mut qb = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
-        push_filters(&mut qb, search);
-        let plan: Value = qb.build().fetch_one(&self.pool).await?.get(0);
-        let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
-        // An estimate below what we already counted would be plainly wrong.
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "row estimates are non-negative and far below 2^53"
-        )]
-        let value = (estimate.round() as u64).max(self.count_limit + 1);
+        // An estimate below what was just counted would be plainly wrong.
         Ok(Count {
-            value,
+            value: estimate.max(self.count_limit + 1),
             exact: false,
         })
     }
