@@ -22,8 +22,11 @@ CREATE TABLE items (
     CONSTRAINT items_time_range CHECK (start_datetime <= end_datetime)
 ) PARTITION BY LIST (collection);
 
--- Created on the parent, so every partition gets its own copy.
-CREATE INDEX items_geometry_idx ON items USING gist (geometry);
+-- Created on the parent, so every partition gets its own copy. The spatial
+-- index carries the sort instant too (btree_gist), so a search in space and
+-- time is answered from one index scan instead of two bitmaps ANDed.
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+CREATE INDEX items_geometry_datetime_idx ON items USING gist (geometry, datetime);
 CREATE INDEX items_datetime_idx ON items (datetime, collection, id);
 
 -- The partition of a collection is created with it and dropped with it.
