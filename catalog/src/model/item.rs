@@ -46,6 +46,39 @@ fn parse_instant(field: &str, value: &Value) -> Result<Option<DateTime<Utc>>> {
     }
 }
 
+/// The item's time span `[start, end]` from its properties.
+fn time_span(props: &serde_json::Map<String, Value>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let datetime = parse_instant(
+        "properties.datetime",
+        props.get("datetime").unwrap_or(&Value::Null),
+    )?;
+    let start = parse_instant(
+        "properties.start_datetime",
+        props.get("start_datetime").unwrap_or(&Value::Null),
+    )?;
+    let end = parse_instant(
+        "properties.end_datetime",
+        props.get("end_datetime").unwrap_or(&Value::Null),
+    )?;
+    let (start, end) = match (datetime, start, end) {
+        (Some(d), s, e) => (s.unwrap_or(d), e.unwrap_or(d)),
+        (None, Some(s), Some(e)) => (s, e),
+        (None, _, _) => {
+            return Err(Error::invalid_item(
+                "properties.datetime",
+                "is null, so properties.start_datetime and properties.end_datetime are both required",
+            ));
+        }
+    };
+    if start > end {
+        return Err(Error::invalid_item(
+            "properties.start_datetime",
+            "the item's time span starts after it ends (check datetime, start_datetime and end_datetime)",
+        ));
+    }
+    Ok((start, end))
+}
+
 impl ItemRecord {
     /// Validate an Item for `collection`.
     ///
@@ -165,34 +198,7 @@ impl ItemRecord {
                 "is required and must be an object",
             ));
         };
-        let datetime = parse_instant(
-            "properties.datetime",
-            props.get("datetime").unwrap_or(&Value::Null),
-        )?;
-        let start = parse_instant(
-            "properties.start_datetime",
-            props.get("start_datetime").unwrap_or(&Value::Null),
-        )?;
-        let end = parse_instant(
-            "properties.end_datetime",
-            props.get("end_datetime").unwrap_or(&Value::Null),
-        )?;
-        let (start, end) = match (datetime, start, end) {
-            (Some(d), s, e) => (s.unwrap_or(d), e.unwrap_or(d)),
-            (None, Some(s), Some(e)) => (s, e),
-            (None, _, _) => {
-                return Err(Error::invalid_item(
-                    "properties.datetime",
-                    "is null, so properties.start_datetime and properties.end_datetime are both required",
-                ));
-            }
-        };
-        if start > end {
-            return Err(Error::invalid_item(
-                "properties.start_datetime",
-                "the item's time span starts after it ends (check datetime, start_datetime and end_datetime)",
-            ));
-        }
+        let (start, end) = time_span(props)?;
         // Items sort by the start of their span: for an instant that is its
         // datetime. Keeping the sort key equal to start_datetime lets a
         // temporal filter's upper bound use the sort index.
