@@ -326,6 +326,8 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
         ),
         ("/search?filter=eo:cloud_cover%3C10", "filter"),
         ("/collections/s2/items?bbox=1", "bbox"),
+        ("/search?ids=a%00b", "invalid input"),
+        ("/search?collections=s2%00", "invalid input"),
     ];
     for (uri, needle) in cases {
         let r = app.get(uri).await;

@@ -201,6 +201,14 @@ async fn invalid_documents_are_400s_that_name_the_field() {
             },
             "bbox",
         ),
+        (
+            {
+                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+                i["properties"]["note"] = json!("a\u{0}b");
+                i
+            },
+            "properties.note",
+        ),
     ];
     for (body, field) in cases {
         let r = app.write("POST", "/collections/c/items", Some(&body)).await;

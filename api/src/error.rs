@@ -83,7 +83,9 @@ impl From<catalog::Error> for ApiError {
         use catalog::Error as E;
         match &e {
             E::CollectionNotFound { .. } | E::ItemNotFound { .. } => Self::not_found(e.to_string()),
-            E::InvalidSearch { .. } | E::InvalidDocument { .. } => Self::bad_request(e.to_string()),
+            E::InvalidSearch { .. } | E::InvalidDocument { .. } | E::InvalidInput { .. } => {
+                Self::bad_request(e.to_string())
+            }
             E::CollectionExists { .. } | E::ItemExists { .. } => {
                 Self::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }

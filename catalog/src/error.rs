@@ -46,9 +46,26 @@ pub enum Error {
     /// A migration failed to apply.
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A value the database cannot take (a data exception, SQLSTATE class
+    /// 22: e.g. a NUL character in text); the client's input is at fault.
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
     /// Any other database failure.
     #[error("database error")]
-    Database(#[from] sqlx::Error),
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().is_some_and(|c| c.starts_with("22"))
+        {
+            return Self::InvalidInput {
+                reason: db.message().to_owned(),
+            };
+        }
+        Self::Database(e)
+    }
 }
 
 impl Error {

@@ -24,6 +24,12 @@ pub struct CollectionRecord {
 impl CollectionRecord {
     /// Validate a Collection document.
     pub fn from_value(value: Value) -> Result<Self> {
+        if let Some(path) = super::find_nul(&value, "") {
+            return Err(Error::invalid_collection(
+                path,
+                "contains a NUL character, which cannot be stored",
+            ));
+        }
         let Value::Object(mut doc) = value else {
             return Err(Error::invalid_collection(
                 "collection",

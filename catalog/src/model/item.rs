@@ -46,6 +46,31 @@ fn parse_instant(field: &str, value: &Value) -> Result<Option<DateTime<Utc>>> {
     }
 }
 
+/// The JSON path of the first string or key holding a NUL character, which
+/// PostgreSQL text and jsonb cannot store.
+pub(crate) fn find_nul(value: &Value, path: &str) -> Option<String> {
+    match value {
+        Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| find_nul(v, &format!("{path}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            if k.contains('\0') {
+                Some(here)
+            } else {
+                find_nul(v, &here)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// The item's time span `[start, end]` from its properties.
 fn time_span(props: &serde_json::Map<String, Value>) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let datetime = parse_instant(
@@ -85,6 +110,12 @@ impl ItemRecord {
     /// `collection` comes from the request path; when `None`, the item's own
     /// `collection` field is used. A mismatch between the two is an error.
     pub fn from_value(value: Value, collection: Option<&CollectionId>) -> Result<Self> {
+        if let Some(path) = find_nul(&value, "") {
+            return Err(Error::invalid_item(
+                path,
+                "contains a NUL character, which cannot be stored",
+            ));
+        }
         let Value::Object(mut doc) = value else {
             return Err(Error::invalid_item(
                 "item",

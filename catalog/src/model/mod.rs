@@ -7,5 +7,5 @@ mod item;
 
 pub use collection::CollectionRecord;
 pub use ids::{CollectionId, ItemId};
-pub(crate) use item::keep_foreign_links;
 pub use item::{ItemRecord, merge_patch};
+pub(crate) use item::{find_nul, keep_foreign_links};

@@ -384,7 +384,7 @@ impl Store {
                 }
                 match first() {
                     Some((collection, _)) => item_write_error(e, &collection, None),
-                    None => Error::Database(e),
+                    None => Error::from(e),
                 }
             })?;
         // Widen each collection's longest item span when this batch has a

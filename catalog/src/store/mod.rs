@@ -103,5 +103,5 @@ fn item_write_error(e: sqlx::Error, collection: &CollectionId, item: Option<&Ite
             id: collection.clone(),
         };
     }
-    Error::Database(e)
+    Error::from(e)
 }
