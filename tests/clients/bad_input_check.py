@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Send a few thousand malformed requests to a running arcolake; fail on any 5xx
+or any error answer that is not a JSON body.
+
+  bad_input_check.py http://127.0.0.1:18080 [ADMIN_TOKEN]
+
+Writes (with the token) may change or delete the demo data: run it last.
+"""
+import json
+import random
+import sys
+import urllib.parse
+import urllib.request
+
+random.seed(7)
+base = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "http://127.0.0.1:8080"
+token = sys.argv[2] if len(sys.argv) > 2 else "no-token"
+vals = ["", "0", "-1", "1e309", "NaN", "nan", "inf", "999999999999999999999", "1,2,3,4", "-181,-91,181,91", "180,-90,-180,90",
+        "../..", "..", "/", "2020-01-01", "2020-13-01T00:00:00Z", "9999-12-31T23:59:59Z/..", "0000-01-01T00:00:00Z",
+        "\u0000", "%", "'; drop table items; --", "{}", "[]", '{"type":"Point","coordinates":[1e308,1e308]}',
+        '{"type":"GeometryCollection","geometries":[]}', '{"type":"Polygon","coordinates":[]}', "a" * 5000, "ü", "🙂",
+        '{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]]]}', '{"type":"Point","coordinates":[0,0,0,0,0]}']
+params = ["bbox", "datetime", "limit", "token", "ids", "collections", "intersects", "filter", "sortby", "x"]
+paths = ["/search", "/collections/sentinel-2-l2a/items", "/collections", "/collections/sentinel-2-l2a", "/", "/api", "/conformance",
+         "/collections/%C3%BC/items/x", "/collections/sentinel-2-l2a/items/" + "x" * 3000, "/collections/..%2F..", "/search/"]
+bad = 0; n = 0
+def send(req):
+    global bad, n
+    n += 1
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        if e.code >= 500:
+            bad += 1; print("5xx", e.code, req.full_url[:150], (req.data or b"")[:150], body[:200])
+        else:
+            try: json.loads(body)
+            except Exception: print("non-JSON error body", e.code, req.full_url[:100], body[:100]); bad += 1
+        return e.code
+for _ in range(1500):
+    q = {random.choice(params): random.choice(vals) for _ in range(random.randint(0, 3))}
+    url = base + random.choice(paths) + "?" + urllib.parse.urlencode(q)
+    send(urllib.request.Request(url))
+for _ in range(800):
+    body = {random.choice(params): random.choice([json.loads(v) if v.startswith(("{", "[")) else v for v in vals] + [1, -5, 1e300, None, [1, 2, 3, 4], [None], {"a": 1}, ["a"] * 3]) for _ in range(random.randint(0, 4))}
+    send(urllib.request.Request(base + "/search", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}))
+for _ in range(400):
+    doc = {"type": random.choice(["Feature", "Collection", "FeatureCollection", 1]), "id": random.choice(["a", "", "x" * 2000, 5, "\u0000"]),
+           "stac_version": "1.0.0", "geometry": random.choice([None, {"type": "Point", "coordinates": [1, 2]}, {"type": "Point"}, "x", {"type": "Polygon", "coordinates": [[[0, 0], [1e308, 0], [1, 1], [0, 0]]]}]),
+           "properties": random.choice([{}, {"datetime": "2020-01-01T00:00:00Z"}, {"datetime": None, "start_datetime": "2020-01-01T00:00:00Z", "end_datetime": "2019-01-01T00:00:00Z"}, None, []]),
+           "assets": random.choice([{}, {"a": {}}, {"a": {"href": 1}}, []]), "links": random.choice([[], [{}], None, [{"rel": "x", "href": "y"}]]),
+           "description": "d", "license": "l", "extent": random.choice([{}, {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [[None, None]]}}])}
+    if doc["type"] == "FeatureCollection": doc["features"] = [doc.copy(), 5]
+    path = random.choice(["/collections", "/collections/sentinel-2-l2a/items", "/collections/sentinel-2-l2a/items/a", "/collections/sentinel-2-l2a"])
+    method = random.choice(["POST", "PUT", "PATCH", "DELETE"])
+    send(urllib.request.Request(base + path, data=json.dumps(doc).encode(), method=method, headers={"Content-Type": "application/json", "Authorization": "Bearer " + token}))
+print(f"bad input: {n} requests, {bad} answered with a 5xx or a non-JSON error")
+sys.exit(1 if bad else 0)
