@@ -73,10 +73,11 @@ pub async fn list_items(
     };
     let mut search = Search::from_params(&params)?;
     search.collections = vec![collection.as_str().to_owned()];
-    if !state.store.collection_exists(collection.as_str()).await? {
+    let page = state.store.search(&search).await?;
+    // An empty page may mean no such collection; a full one proves it exists.
+    if page.items.is_empty() && !state.store.collection_exists(collection.as_str()).await? {
         return Err(catalog::Error::CollectionNotFound { id: collection }.into());
     }
-    let page = state.store.search(&search).await?;
     let context = vec![
         link("parent", &links.collection(collection.as_str()), JSON),
         link("collection", &links.collection(collection.as_str()), JSON),
