@@ -7,10 +7,7 @@ use std::fmt::Write as _;
 
 use sha2::{Digest, Sha256};
 
-/// `application/geo+json`.
-pub const GEOJSON: &str = "application/geo+json";
-/// `application/json`.
-pub const JSON: &str = "application/json";
+pub use catalog::links::{GEOJSON, JSON};
 
 /// A response with a JSON text body of the given media type.
 pub fn json_text(status: StatusCode, media_type: &'static str, body: String) -> Response {
