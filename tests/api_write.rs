@@ -151,62 +151,33 @@ async fn invalid_documents_are_400s_that_name_the_field() {
         r.text
     );
 
+    // A valid item with one part made wrong, and the field the 400 must name.
+    let altered = |change: fn(&mut Value)| {
+        let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+        change(&mut i);
+        i
+    };
     let cases: Vec<(Value, &str)> = vec![
         (json!({"type": "Feature"}), "id"),
         (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["properties"]["datetime"] = json!("soon");
-                i
-            },
+            altered(|i| i["properties"]["datetime"] = json!("soon")),
             "properties.datetime",
         ),
         (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["properties"]["datetime"] = Value::Null;
-                i
-            },
+            altered(|i| i["properties"]["datetime"] = Value::Null),
             "start_datetime",
         ),
         (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
+            altered(|i| {
                 i["geometry"] = json!({"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]});
-                i
-            },
+            }),
             "geometry",
         ),
+        (altered(|i| i["collection"] = json!("other")), "collection"),
+        (altered(|i| i["assets"] = json!([])), "assets"),
+        (altered(|i| i["bbox"] = json!([1, 2])), "bbox"),
         (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["collection"] = json!("other");
-                i
-            },
-            "collection",
-        ),
-        (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["assets"] = json!([]);
-                i
-            },
-            "assets",
-        ),
-        (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["bbox"] = json!([1, 2]);
-                i
-            },
-            "bbox",
-        ),
-        (
-            {
-                let mut i = item("c", "x", 0.0, 0.0, "2024-01-01T00:00:00Z");
-                i["properties"]["note"] = json!("a\u{0}b");
-                i
-            },
+            altered(|i| i["properties"]["note"] = json!("a\u{0}b")),
             "properties.note",
         ),
     ];

@@ -36,11 +36,11 @@ pub fn cacheable(request: &HeaderMap, media_type: &'static str, body: String) ->
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(',').any(|t| {
-                t.trim() == tag
-                    || t.trim() == "*"
-                    || t.trim().trim_start_matches("W/") == tag.trim_start_matches("W/")
-            })
+            // Weak comparison (RFC 9110): the W/ prefix does not matter.
+            let ours = tag.trim_start_matches("W/");
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.trim_start_matches("W/") == ours)
         });
     let mut response = if matches {
         let mut r = Response::new(Body::empty());
