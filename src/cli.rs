@@ -101,14 +101,45 @@ struct ServeArgs {
 struct CrawlArgs {
     #[command(flatten)]
     db: DatabaseArgs,
-    /// Storage URL or path to crawl.
+    /// Storage to crawl: s3://bucket/prefix, http(s)://door/path, file:///path or a path.
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
     url: Option<String>,
-    /// Collection to register items in.
-    #[arg(long)]
+    /// Collection to register items in (created when missing).
+    #[arg(long, required_unless_present = "config")]
     collection: Option<String>,
-    /// Sources file.
+    /// Only paths matching this glob (repeatable).
+    #[arg(long)]
+    include: Vec<String>,
+    /// Leave out paths matching this glob (repeatable).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Concurrent header reads.
+    #[arg(long, env = "ARCOLAKE_CRAWL_CONCURRENCY", default_value_t = 16)]
+    concurrency: usize,
+    /// List and read, but write nothing to the catalog.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write the full JSON report (every error with href and reason) here.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Sources file (TOML) describing the platform's sources.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Crawl only this source of the sources file.
+    #[arg(long, requires = "config")]
+    source: Option<String>,
+    /// What happens to items whose files are gone: remove or mark.
+    #[arg(long, default_value = "remove")]
+    on_missing: ingest::config::OnMissing,
+    /// Exit with status 3 when any file failed.
+    #[arg(long)]
+    fail_on_error: bool,
+    /// Force an HTTP source behaviour: webdav, dcache or xrdhttp.
+    #[arg(long)]
+    kind: Option<String>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    no_progress: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -225,15 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Crawl(args) => {
-            let config = ingest::CrawlConfig {
-                url: args.url,
-                collection: args.collection,
-                config: args.config,
-            };
-            ingest::crawl(&config).context("crawl")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Crawl(args) => crate::crawl::run(&args.db.config(true), &args.to_request()).await,
     }
 }
 
@@ -302,6 +325,29 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
     database.close().await.context("closing the catalog")?;
     result.context("serving")?;
     Ok(ExitCode::SUCCESS)
+}
+
+impl CrawlArgs {
+    fn to_request(&self) -> crate::crawl::CrawlRequest {
+        crate::crawl::CrawlRequest {
+            url: self.url.clone(),
+            collection: self.collection.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+            config: self.config.clone(),
+            source: self.source.clone(),
+            kind: self.kind.clone(),
+            options: ingest::CrawlOptions {
+                concurrency: self.concurrency.max(1),
+                dry_run: self.dry_run,
+                report: self.report.clone(),
+                on_missing: self.on_missing,
+                progress: !self.no_progress,
+            },
+            fail_on_error: self.fail_on_error,
+            max_connections: self.db.max_connections,
+        }
+    }
 }
 
 async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,7 @@
 //! The `arcolake` binary: parses the command line and hands over to `cli`.
 
 mod cli;
+mod crawl;
 
 use clap::Parser;
 

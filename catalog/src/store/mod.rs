@@ -5,6 +5,7 @@
 //! transaction. sqlx errors are turned into domain kinds here and nowhere else.
 
 mod collections;
+pub mod crawl;
 pub mod items;
 mod search;
 

@@ -1,0 +1,539 @@
+//! The crawler: list, detect changes, read headers, register items, remove
+//! what is gone, report.
+//!
+//! Listing runs in its own task and hands entries over in chunks through a
+//! bounded channel, so memory stays bounded however many objects there are.
+//! Each chunk is one transaction: object rows and the items built from them
+//! are written together, so a crawl killed at any point and run again ends
+//! with the catalog one clean crawl leaves. Removal of vanished objects
+//! happens only after a listing that ran to its end.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catalog::store::crawl::{CrawlObject, ItemKey};
+use catalog::store::items::{ItemBatch, OnConflict};
+use catalog::{CollectionId, CollectionRecord, ItemRecord, Store};
+use chrono::Utc;
+use futures::StreamExt as _;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::build::{Namer, Part, assemble};
+use crate::config::{CollectionMetadata, CrawlOptions, OnMissing};
+use crate::read::{self, Format, ReadError};
+use crate::source::{Entry, EntryKind, Source, SourceError};
+
+/// Entries handed from the listing to the readers at a time.
+const CHUNK: usize = 500;
+/// Most error and warning entries kept in the report.
+const MAX_REPORTED: usize = 100_000;
+
+/// Why a crawl could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CrawlError {
+    #[error("storage: {0}")]
+    Source(#[from] SourceError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] catalog::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// One file's problem, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileProblem {
+    pub href: String,
+    pub reason: String,
+}
+
+/// Request counters, for the report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requests {
+    pub list: u64,
+    pub read: u64,
+    pub whole_object_read: u64,
+    pub head: u64,
+    pub bytes: u64,
+}
+
+/// What a crawl did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CrawlReport {
+    pub source: String,
+    pub collection: String,
+    pub dry_run: bool,
+    /// Whether the listing ran to its end (removals happen only then).
+    pub complete: bool,
+    pub listed: u64,
+    pub skipped: u64,
+    pub unchanged: u64,
+    pub read: u64,
+    pub failed: u64,
+    pub items_written: u64,
+    pub items_removed: u64,
+    pub objects_removed: u64,
+    pub objects_marked_missing: u64,
+    pub elapsed_seconds: f64,
+    pub files_per_second: f64,
+    pub requests: Requests,
+    pub requests_per_read_file: f64,
+    pub bytes_per_read_file: f64,
+    pub errors: Vec<FileProblem>,
+    pub warnings: Vec<FileProblem>,
+    /// Why the crawl stopped early, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// Everything one crawl needs.
+pub struct CrawlJob {
+    pub store: Store,
+    pub source: Arc<dyn Source>,
+    pub collection: CollectionId,
+    pub namer: Namer,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub options: CrawlOptions,
+    /// Secret values scrubbed from every message.
+    pub secrets: Vec<String>,
+}
+
+fn globs(patterns: &[String]) -> Result<Option<GlobSet>, CrawlError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| CrawlError::Config(format!("bad glob {p:?}: {e}")))?);
+    }
+    b.build().map(Some).map_err(|e| CrawlError::Config(e.to_string()))
+}
+
+/// Create the collection if missing; apply configured metadata when given.
+pub async fn ensure_collection(
+    store: &Store,
+    id: &CollectionId,
+    metadata: Option<&CollectionMetadata>,
+    source_url: &str,
+) -> Result<(), CrawlError> {
+    let existing = match store.collection_value(id).await {
+        Ok(v) => Some(v),
+        Err(catalog::Error::CollectionNotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if existing.is_some() && metadata.is_none() {
+        return Ok(());
+    }
+    let mut value = existing.clone().unwrap_or_else(|| {
+        json!({
+            "type": "Collection",
+            "stac_version": crate::build::STAC_VERSION,
+            "id": id.as_str(),
+            "description": format!("Files crawled from {source_url}"),
+            "license": "other",
+            "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]}, "temporal": {"interval": [[null, null]]}},
+            "links": [],
+        })
+    });
+    if let Some(m) = metadata {
+        let set = |v: &mut Value, k: &str, x: Value| {
+            v[k] = x;
+        };
+        if let Some(t) = &m.title {
+            set(&mut value, "title", t.clone().into());
+        }
+        if let Some(d) = &m.description {
+            set(&mut value, "description", d.clone().into());
+        }
+        if let Some(l) = &m.license {
+            set(&mut value, "license", l.clone().into());
+        }
+        if !m.providers.is_empty() {
+            set(&mut value, "providers", Value::Array(m.providers.clone()));
+        }
+        if !m.keywords.is_empty() {
+            set(&mut value, "keywords", json!(m.keywords));
+        }
+    }
+    if let Some(links) = value.get_mut("links").and_then(Value::as_array_mut) {
+        links.retain(|l| !matches!(l.get("rel").and_then(Value::as_str), Some("self" | "root" | "parent" | "items")));
+    }
+    let record = CollectionRecord::from_value(value)?;
+    if existing.is_some() {
+        store.replace_collection(&record).await?;
+    } else {
+        match store.create_collection(&record).await {
+            Ok(()) | Err(catalog::Error::CollectionExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+struct Run<'a> {
+    job: &'a CrawlJob,
+    key: String,
+    generation: i64,
+    report: CrawlReport,
+    started: Instant,
+    last_log: Instant,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Run<'_> {
+    fn scrub(&self, text: &str) -> String {
+        let mut t = text.to_owned();
+        for s in &self.job.secrets {
+            t = t.replace(s.as_str(), "<redacted>");
+        }
+        t
+    }
+
+    fn error(&mut self, href: String, reason: &str) {
+        self.report.failed += 1;
+        if self.report.errors.len() < MAX_REPORTED {
+            let reason = self.scrub(reason);
+            tracing::warn!(href = %self.scrub(&href), %reason, "file not registered");
+            self.report.errors.push(FileProblem { href: self.scrub(&href), reason });
+        }
+    }
+
+    fn warn(&mut self, href: &str, warning: &str) {
+        if self.report.warnings.len() < MAX_REPORTED {
+            self.report.warnings.push(FileProblem {
+                href: self.scrub(href),
+                reason: self.scrub(warning),
+            });
+        }
+    }
+
+    fn progress(&mut self) {
+        let r = &self.report;
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let msg = format!(
+            "listed {} · read {} ({:.0}/s) · unchanged {} · items {} · failed {} · skipped {}",
+            r.listed,
+            r.read,
+            r.read as f64 / secs,
+            r.unchanged,
+            r.items_written,
+            r.failed,
+            r.skipped
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_message(msg);
+        } else if self.last_log.elapsed() >= Duration::from_secs(5) {
+            self.last_log = Instant::now();
+            tracing::info!("{msg}");
+        }
+    }
+}
+
+/// Run one crawl.
+pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
+    let include = globs(&job.include)?;
+    let exclude = globs(&job.exclude)?;
+    let key = job.source.describe();
+    let generation = if job.options.dry_run { 0 } else { job.store.begin_crawl(&key).await? };
+    let bar = (job.options.progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let mut run = Run {
+        job,
+        key: key.clone(),
+        generation,
+        report: CrawlReport {
+            source: key,
+            collection: job.collection.as_str().to_owned(),
+            dry_run: job.options.dry_run,
+            ..CrawlReport::default()
+        },
+        started: Instant::now(),
+        last_log: Instant::now(),
+        bar,
+    };
+
+    // Listing in its own task, chunks through a bounded channel.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Entry>, SourceError>>(4);
+    let lister = {
+        let source = Arc::clone(&job.source);
+        tokio::spawn(async move {
+            let mut stream = source.list();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while let Some(next) = stream.next().await {
+                match next {
+                    Ok(e) => {
+                        chunk.push(e);
+                        if chunk.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(Ok(chunk)).await;
+            }
+        })
+    };
+    let mut listing_error = None;
+    while let Some(msg) = rx.recv().await {
+        let entries = match msg {
+            Ok(e) => e,
+            Err(e) => {
+                listing_error = Some(e);
+                break;
+            }
+        };
+        run.report.listed += entries.len() as u64;
+        let mut wanted = Vec::with_capacity(entries.len());
+        for e in entries {
+            let name_ok = include.as_ref().is_none_or(|g| g.is_match(&e.path))
+                && !exclude.as_ref().is_some_and(|g| g.is_match(&e.path));
+            match Format::detect(&e).filter(|_| name_ok) {
+                Some(f) => wanted.push((e, f)),
+                None => run.report.skipped += 1,
+            }
+        }
+        process_chunk(&mut run, wanted).await?;
+        run.progress();
+    }
+    drop(rx);
+    let _ = lister.await;
+
+    if let Some(e) = listing_error {
+        let msg = run.scrub(&e.to_string());
+        run.report.stopped = Some(format!("listing failed: {msg}"));
+        if !job.options.dry_run {
+            job.store.finish_crawl(&run.key, false).await?;
+        }
+        finish(&mut run);
+        if run.report.listed == 0 {
+            return Err(CrawlError::Source(SourceError::Config(msg)));
+        }
+        return Ok(run.report);
+    }
+    run.report.complete = true;
+    if !job.options.dry_run {
+        remove_missing(&mut run).await?;
+        job.store.refresh_collection_extent(job.collection.as_str()).await?;
+        job.store.finish_crawl(&run.key, true).await?;
+    }
+    finish(&mut run);
+    Ok(run.report)
+}
+
+fn finish(run: &mut Run<'_>) {
+    if let Some(bar) = run.bar.take() {
+        bar.finish_and_clear();
+    }
+    let stats = run.job.source.stats();
+    let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    let r = &mut run.report;
+    r.requests = Requests {
+        list: load(&stats.lists),
+        read: load(&stats.reads),
+        whole_object_read: load(&stats.whole_reads),
+        head: load(&stats.heads),
+        bytes: load(&stats.bytes),
+    };
+    r.elapsed_seconds = run.started.elapsed().as_secs_f64();
+    let files = (r.read + r.failed) as f64;
+    r.files_per_second = files / r.elapsed_seconds.max(1e-6);
+    if files > 0.0 {
+        r.requests_per_read_file = (r.requests.read + r.requests.head) as f64 / files;
+        r.bytes_per_read_file = r.requests.bytes as f64 / files;
+    }
+}
+
+/// The change token of a Zarr store: its root metadata document's.
+async fn zarr_token(source: &dyn Source, root: &str) -> Result<Option<String>, SourceError> {
+    for doc in ["zarr.json", ".zmetadata", ".zgroup", ".zarray"] {
+        if let Some(e) = source.head(&format!("{root}/{doc}")).await? {
+            return Ok(Some(format!("{doc}:{}", e.token())));
+        }
+    }
+    Ok(None)
+}
+
+async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> Result<(), CrawlError> {
+    let job = run.job;
+    let source = &job.source;
+    // Zarr stores: the token comes from the root metadata document.
+    let mut zarr_failed = HashSet::new();
+    for (e, _) in wanted.iter_mut().filter(|(e, _)| e.kind == EntryKind::ZarrStore) {
+        match zarr_token(source.as_ref(), &e.path).await {
+            Ok(Some(t)) => e.etag = Some(t),
+            Ok(None) => {
+                zarr_failed.insert(e.path.clone());
+                let href = source.href(&e.path);
+                run.error(href, "no zarr.json, .zmetadata, .zgroup or .zarray at the store root");
+            }
+            Err(err) => {
+                zarr_failed.insert(e.path.clone());
+                let href = source.href(&e.path);
+                run.error(href, &err.to_string());
+            }
+        }
+    }
+    wanted.retain(|(e, _)| !zarr_failed.contains(&e.path));
+    let paths: Vec<String> = wanted.iter().map(|(e, _)| e.path.clone()).collect();
+    let known = if job.options.dry_run {
+        HashMap::new()
+    } else {
+        job.store.crawl_tokens(&run.key, &paths).await?
+    };
+    let (unchanged, changed): (Vec<_>, Vec<_>) = wanted
+        .into_iter()
+        .partition(|(e, _)| known.get(&e.path).is_some_and(|t| *t == e.token()));
+    run.report.unchanged += unchanged.len() as u64;
+    if !job.options.dry_run {
+        let paths: Vec<String> = unchanged.iter().map(|(e, _)| e.path.clone()).collect();
+        job.store.touch_crawl_objects(&run.key, &paths, run.generation).await?;
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let concurrency = job.options.concurrency.max(1);
+    let results: Vec<(Entry, Result<(Part, Vec<String>), ReadError>)> = futures::stream::iter(changed)
+        .map(|(entry, format)| {
+            let source = Arc::clone(source);
+            let namer = &job.namer;
+            async move {
+                let res = read::read(&source, &entry, format).await.map(|mut info| {
+                    let warnings = std::mem::take(&mut info.warnings);
+                    let href = source.href(&entry.path);
+                    let alt = source.alternate_href(&entry.path);
+                    (Part::new(&entry, &namer.name(&entry), info, href, alt, now), warnings)
+                });
+                (entry, res)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut objects = Vec::new();
+    for (entry, res) in results {
+        match res {
+            Ok((part, warnings)) => {
+                run.report.read += 1;
+                for w in warnings {
+                    run.warn(&source.href(&entry.path), &w);
+                }
+                let naming = job.namer.name(&entry);
+                let part_value = serde_json::to_value(&part).unwrap_or(Value::Null);
+                objects.push(CrawlObject {
+                    token: entry.token(),
+                    path: entry.path,
+                    collection: job.collection.as_str().to_owned(),
+                    item_id: naming.item_id,
+                    part: part_value,
+                });
+            }
+            Err(ReadError::Unsupported(why)) => {
+                run.report.skipped += 1;
+                let href = source.href(&entry.path);
+                run.warn(&href, &format!("skipped: {why}"));
+            }
+            Err(e) => {
+                let href = source.href(&entry.path);
+                run.error(href, &e.to_string());
+            }
+        }
+    }
+    if job.options.dry_run || objects.is_empty() {
+        return Ok(());
+    }
+    let mut tx = job.store.pool().begin().await.map_err(catalog::Error::from)?;
+    let before = Store::put_crawl_objects(&mut tx, &run.key, run.generation, &objects).await?;
+    let mut keys: Vec<ItemKey> = objects
+        .iter()
+        .map(|o| (o.collection.clone(), o.item_id.clone()))
+        .chain(before)
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let written = rebuild_items(&mut tx, &keys).await?;
+    tx.commit().await.map_err(catalog::Error::from)?;
+    run.report.items_written += written.0;
+    run.report.items_removed += written.1;
+    Ok(())
+}
+
+/// Rebuild the given items from their parts; delete those with none left.
+/// Returns (written, removed).
+async fn rebuild_items(conn: &mut sqlx::PgConnection, keys: &[ItemKey]) -> Result<(u64, u64), CrawlError> {
+    let parts = Store::item_parts(conn, keys).await?;
+    let mut grouped: BTreeMap<ItemKey, Vec<Part>> = BTreeMap::new();
+    for (key, value) in parts {
+        if let Ok(p) = serde_json::from_value::<Part>(value) {
+            grouped.entry(key).or_default().push(p);
+        }
+    }
+    let gone: Vec<ItemKey> = keys.iter().filter(|k| !grouped.contains_key(*k)).cloned().collect();
+    let removed = Store::delete_items(conn, &gone).await?;
+    let mut batch = ItemBatch::new();
+    for ((collection, id), parts) in &grouped {
+        let value = assemble(collection, id, parts);
+        let cid = CollectionId::new(collection.clone()).map_err(CrawlError::Config)?;
+        match ItemRecord::from_value(value, Some(&cid)) {
+            Ok(record) => batch.push(&record),
+            Err(e) => tracing::warn!(item = %id, error = %e, "crawled item failed validation"),
+        }
+    }
+    let counts = Store::write_batch(conn, &batch, OnConflict::Replace).await?;
+    Ok((counts.inserted + counts.updated, removed))
+}
+
+/// After a complete listing: objects not seen are removed (or marked).
+async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
+    let job = run.job;
+    let mut marked_paths: HashSet<String> = HashSet::new();
+    loop {
+        let stale = job.store.stale_crawl_objects(&run.key, run.generation, 1000).await?;
+        let stale: Vec<CrawlObject> = stale.into_iter().filter(|o| !marked_paths.contains(&o.path)).collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let mut tx = job.store.pool().begin().await.map_err(catalog::Error::from)?;
+        let mut keys: Vec<ItemKey> = stale.iter().map(|o| (o.collection.clone(), o.item_id.clone())).collect();
+        keys.sort();
+        keys.dedup();
+        match job.options.on_missing {
+            OnMissing::Remove => {
+                let paths: Vec<String> = stale.iter().map(|o| o.path.clone()).collect();
+                Store::delete_crawl_objects(&mut tx, &run.key, &paths).await?;
+                run.report.objects_removed += paths.len() as u64;
+            }
+            OnMissing::Mark => {
+                let now = Utc::now();
+                let marked: Vec<CrawlObject> = stale
+                    .into_iter()
+                    .map(|mut o| {
+                        if o.part.get("missing_since").is_none_or(Value::is_null) {
+                            o.part["missing_since"] = json!(now);
+                        }
+                        marked_paths.insert(o.path.clone());
+                        o
+                    })
+                    .collect();
+                run.report.objects_marked_missing += marked.len() as u64;
+                Store::put_crawl_objects(&mut tx, &run.key, run.generation, &marked).await?;
+            }
+        }
+        let (written, removed) = rebuild_items(&mut tx, &keys).await?;
+        tx.commit().await.map_err(catalog::Error::from)?;
+        run.report.items_written += written;
+        run.report.items_removed += removed;
+    }
+}

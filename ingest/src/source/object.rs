@@ -1,0 +1,264 @@
+//! Sources on `object_store`: S3-compatible stores and local mounts.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::{Entry, EntryKind, IoStats, KeyClass, Source, SourceError, SourceSettings, bump, classify};
+
+/// A source backed by an [`ObjectStore`].
+#[derive(Debug)]
+pub struct ObjectSource {
+    store: Arc<dyn ObjectStore>,
+    /// Key prefix of the crawl root inside the store (no trailing slash).
+    prefix: String,
+    /// URL of the store root, for hrefs: `s3://bucket`, `file:///dir`.
+    base: String,
+    /// `https` URL of the store root, for alternate hrefs.
+    https_base: Option<String>,
+    /// Listings come sorted by key (S3): a Zarr store is skipped by
+    /// listing again after it, instead of walking its chunks.
+    sorted: bool,
+    stats: Arc<IoStats>,
+}
+
+impl ObjectSource {
+    /// An S3 source from `s3://bucket/prefix`.
+    pub fn s3(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
+        crate::init_tls();
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(SourceError::Config(format!("{url}: no bucket named")));
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
+        if let Some(e) = &settings.endpoint {
+            builder = builder
+                .with_endpoint(e)
+                .with_virtual_hosted_style_request(!settings.path_style.unwrap_or(true));
+        }
+        builder = builder.with_region(settings.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(k) = &settings.access_key_id {
+            builder = builder.with_access_key_id(k);
+        }
+        if let Some(k) = &settings.secret_access_key {
+            builder = builder.with_secret_access_key(k);
+        }
+        if settings.access_key_id.is_none() {
+            builder = builder.with_skip_signature(true);
+        }
+        if settings.allow_http == Some(true) {
+            builder = builder.with_allow_http(true);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+        let https_base = match &settings.endpoint {
+            Some(e) if e.starts_with("https://") => Some(format!("{}/{bucket}", e.trim_end_matches('/'))),
+            Some(_) => None,
+            None => Some(format!("https://{bucket}.s3.amazonaws.com")),
+        };
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: prefix.trim_matches('/').to_owned(),
+            base: format!("s3://{bucket}"),
+            https_base,
+            sorted: true,
+            stats: Arc::default(),
+        })
+    }
+
+    /// A local directory (or FUSE / NFS mount).
+    pub fn local(dir: &FsPath) -> Result<Self, SourceError> {
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
+        if !dir.is_dir() {
+            return Err(SourceError::Config(format!("{}: not a directory", dir.display())));
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
+        let base = url::Url::from_directory_path(&dir)
+            .map_err(|()| SourceError::Config(format!("{}: not an absolute path", dir.display())))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: String::new(),
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            https_base: None,
+            sorted: false,
+            stats: Arc::default(),
+        })
+    }
+
+    fn key(&self, path: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(path)
+        } else {
+            Path::from(format!("{}/{path}", self.prefix))
+        }
+    }
+
+    fn relative<'a>(&self, key: &'a str) -> &'a str {
+        if self.prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(&self.prefix)
+                .map_or(key, |k| k.trim_start_matches('/'))
+        }
+    }
+
+    fn error(&self, path: &str, e: &object_store::Error) -> SourceError {
+        match e {
+            object_store::Error::NotFound { .. } => SourceError::NotFound(self.href(path)),
+            other => SourceError::request(self.href(path), other),
+        }
+    }
+}
+
+struct ListState {
+    offset: Option<Path>,
+    inner: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>>,
+    zarr_seen: HashSet<String>,
+    done: bool,
+}
+
+#[async_trait]
+impl Source for ObjectSource {
+    fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>> {
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let state = ListState {
+            offset: None,
+            inner: None,
+            zarr_seen: HashSet::new(),
+            done: false,
+        };
+        futures::stream::unfold(state, move |mut st| {
+            let prefix = prefix.clone();
+            async move {
+                loop {
+                    if st.done {
+                        return None;
+                    }
+                    if st.inner.is_none() {
+                        bump(&self.stats.lists);
+                        st.inner = Some(match &st.offset {
+                            Some(o) => self.store.list_with_offset(prefix.as_ref(), o),
+                            None => self.store.list(prefix.as_ref()),
+                        });
+                    }
+                    let next = st.inner.as_mut()?.next().await;
+                    let meta = match next {
+                        None => return None,
+                        Some(Err(e)) => {
+                            st.done = true;
+                            return Some((Err(SourceError::request(self.describe(), e)), st));
+                        }
+                        Some(Ok(m)) => m,
+                    };
+                    let rel = self.relative(meta.location.as_ref()).to_owned();
+                    match classify(&rel) {
+                        KeyClass::Hidden => {}
+                        KeyClass::Plain => {
+                            let entry = Entry {
+                                path: rel,
+                                size: meta.size,
+                                modified: Some(meta.last_modified),
+                                etag: meta.e_tag.clone(),
+                                kind: EntryKind::File,
+                            };
+                            return Some((Ok(entry), st));
+                        }
+                        KeyClass::InZarr(root) => {
+                            let root = root.to_owned();
+                            if self.sorted {
+                                // Everything in `root/` sorts before `root0`.
+                                st.offset = Some(self.key(&format!("{root}0")));
+                                st.inner = None;
+                            } else if !st.zarr_seen.insert(root.clone()) {
+                                continue;
+                            }
+                            let entry = Entry {
+                                path: root,
+                                size: 0,
+                                modified: None,
+                                etag: None,
+                                kind: EntryKind::ZarrStore,
+                            };
+                            return Some((Ok(entry), st));
+                        }
+                    }
+                }
+            }
+        })
+        .boxed()
+    }
+
+    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, SourceError> {
+        let bytes = self
+            .store
+            .get_range(&self.key(path), range)
+            .await
+            .map_err(|e| self.error(path, &e))?;
+        self.stats.read(bytes.len(), false);
+        Ok(bytes)
+    }
+
+    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, SourceError> {
+        let got = match self.store.get(&self.key(path)).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => {
+                self.stats.read(0, true);
+                return Ok(None);
+            }
+            Err(e) => return Err(self.error(path, &e)),
+        };
+        let bytes = got.bytes().await.map_err(|e| self.error(path, &e))?;
+        self.stats.read(bytes.len(), true);
+        Ok(Some(bytes))
+    }
+
+    async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError> {
+        bump(&self.stats.heads);
+        match self.store.head(&self.key(path)).await {
+            Ok(meta) => Ok(Some(Entry {
+                path: path.to_owned(),
+                size: meta.size,
+                modified: Some(meta.last_modified),
+                etag: meta.e_tag,
+                kind: EntryKind::File,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(path, &e)),
+        }
+    }
+
+    fn href(&self, path: &str) -> String {
+        let key = self.key(path);
+        format!("{}/{}", self.base, key.as_ref())
+    }
+
+    fn alternate_href(&self, path: &str) -> Option<String> {
+        let base = self.https_base.as_ref()?;
+        Some(format!("{base}/{}", self.key(path).as_ref()))
+    }
+
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{}", self.base, self.prefix)
+        }
+    }
+
+    fn stats(&self) -> Arc<IoStats> {
+        Arc::clone(&self.stats)
+    }
+}
