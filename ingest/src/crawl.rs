@@ -410,7 +410,7 @@ async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> R
             let source = Arc::clone(source);
             let namer = &job.namer;
             async move {
-                let res = read::read(&source, &entry, format).await.map(|mut info| {
+                let res = read::read_guarded(&source, &entry, format).await.map(|mut info| {
                     let warnings = std::mem::take(&mut info.warnings);
                     let href = source.href(&entry.path);
                     let alt = source.alternate_href(&entry.path);

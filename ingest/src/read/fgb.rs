@@ -22,8 +22,9 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     if len == 0 || len > MAX_HEADER || 12 + len > r.size() {
         return Err(ReadError::invalid(format!("bad FlatGeobuf header length {len}")));
     }
-    let buf = r.read(12..12 + len).await?;
-    let header = flatgeobuf::root_as_header(&buf)
+    // With its size prefix, so that offsets keep the alignment the writer gave them.
+    let buf = r.read(8..12 + len).await?;
+    let header = flatgeobuf::size_prefixed_root_as_header(&buf)
         .map_err(|e| ReadError::invalid(format!("unreadable FlatGeobuf header: {e}")))?;
     let mut info = AssetInfo {
         media_type: MEDIA_TYPE.into(),

@@ -104,6 +104,18 @@ pub struct AssetInfo {
     pub warnings: Vec<String>,
 }
 
+/// Read one listed entry, in its own task: a reader that panics on a
+/// malformed file (third-party parsers sometimes do) costs that file, with
+/// an error entry, and never the crawl.
+pub async fn read_guarded(source: &Arc<dyn Source>, entry: &Entry, format: Format) -> Result<AssetInfo, ReadError> {
+    let (source, owned) = (Arc::clone(source), entry.clone());
+    match tokio::spawn(async move { read(&source, &owned, format).await }).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(ReadError::invalid("malformed file: the format reader gave up on it")),
+        Err(e) => Err(ReadError::invalid(format!("read cancelled: {e}"))),
+    }
+}
+
 /// Read one listed entry.
 pub async fn read(source: &Arc<dyn Source>, entry: &Entry, format: Format) -> Result<AssetInfo, ReadError> {
     if entry.kind == EntryKind::File && entry.size == 0 {
