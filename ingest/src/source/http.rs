@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -53,6 +54,9 @@ pub struct HttpSource {
     authz: Option<String>,
     basic: Option<(String, Option<String>)>,
     digests: Mutex<HashMap<String, Digests>>,
+    /// The server refused a request only because it carried `Want-Digest`
+    /// (XrdHttp without checksums configured answers 405): stop asking.
+    no_digests: AtomicBool,
     stats: Arc<IoStats>,
 }
 
@@ -94,6 +98,7 @@ impl HttpSource {
             authz,
             basic,
             digests: Mutex::default(),
+            no_digests: AtomicBool::new(settings.kind.as_deref() == Some("xrdhttp")),
             stats: Arc::default(),
         })
     }
@@ -131,6 +136,31 @@ impl HttpSource {
         req.send()
             .await
             .map_err(|e| SourceError::request(self.href(path), scrub(&e.without_url().to_string())))
+    }
+
+    /// Send a request built by `build`, asking for digests unless the server
+    /// has refused that; on a refusal, ask again without and remember.
+    async fn send_wanting_digests(
+        &self,
+        path: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, SourceError> {
+        if self.no_digests.load(Ordering::Relaxed) {
+            return self.send(build(), path).await;
+        }
+        let resp = self.send(build().header("Want-Digest", "adler32, md5"), path).await?;
+        if matches!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED | StatusCode::BAD_REQUEST
+        ) {
+            let retry = self.send(build(), path).await?;
+            if retry.status().is_success() {
+                self.no_digests.store(true, Ordering::Relaxed);
+                tracing::debug!(source = %self.root, "server refuses Want-Digest; not asking again");
+            }
+            return Ok(retry);
+        }
+        Ok(resp)
     }
 
     fn status_error(&self, path: &str, status: StatusCode) -> SourceError {
@@ -266,11 +296,10 @@ impl Source for HttpSource {
         }
         let want = usize::try_from(range.end - range.start)
             .map_err(|_| SourceError::request(self.href(path), "range too large"))?;
-        let req = self
-            .request(Method::GET, path)
-            .header("Range", format!("bytes={}-{}", range.start, range.end - 1))
-            .header("Want-Digest", "adler32, md5");
-        let resp = self.send(req, path).await?;
+        let range_header = format!("bytes={}-{}", range.start, range.end - 1);
+        let resp = self
+            .send_wanting_digests(path, || self.request(Method::GET, path).header("Range", range_header.as_str()))
+            .await?;
         let status = resp.status();
         self.remember_digests(path, &resp);
         let skip = match status {
@@ -312,8 +341,7 @@ impl Source for HttpSource {
 
     async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError> {
         bump(&self.stats.heads);
-        let req = self.request(Method::HEAD, path).header("Want-Digest", "adler32, md5");
-        let resp = self.send(req, path).await?;
+        let resp = self.send_wanting_digests(path, || self.request(Method::HEAD, path)).await?;
         match resp.status() {
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),
             s if !s.is_success() => return Err(self.status_error(path, s)),
