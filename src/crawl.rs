@@ -36,11 +36,18 @@ fn sources(req: &CrawlRequest) -> anyhow::Result<(Vec<SourceConfig>, bool)> {
             .filter(|s| req.source.as_ref().is_none_or(|n| *n == s.name))
             .collect();
         if chosen.is_empty() {
-            bail!("{}: no source named {:?}", path.display(), req.source.as_deref().unwrap_or(""));
+            bail!(
+                "{}: no source named {:?}",
+                path.display(),
+                req.source.as_deref().unwrap_or("")
+            );
         }
         return Ok((chosen, true));
     }
-    let url = req.url.clone().context("a storage URL or --config is needed")?;
+    let url = req
+        .url
+        .clone()
+        .context("a storage URL or --config is needed")?;
     let collection = req.collection.clone().context("--collection is needed")?;
     let cfg = SourceConfig {
         name: "command-line".into(),
@@ -75,7 +82,9 @@ fn sources(req: &CrawlRequest) -> anyhow::Result<(Vec<SourceConfig>, bool)> {
 /// Run the crawl command.
 pub async fn run(db: &DbConfig, req: &CrawlRequest) -> anyhow::Result<ExitCode> {
     let (sources, configured) = sources(req)?;
-    let database = Database::open(db).await.context("could not open the catalog")?;
+    let database = Database::open(db)
+        .await
+        .context("could not open the catalog")?;
     let store = Store::new(database.pool.clone(), 0);
     let mut reports = Vec::new();
     let mut result = Ok(());
@@ -95,7 +104,8 @@ pub async fn run(db: &DbConfig, req: &CrawlRequest) -> anyhow::Result<ExitCode> 
         } else {
             serde_json::to_string_pretty(&serde_json::json!({ "sources": reports }))?
         };
-        std::fs::write(path, body).with_context(|| format!("writing the report to {}", path.display()))?;
+        std::fs::write(path, body)
+            .with_context(|| format!("writing the report to {}", path.display()))?;
     }
     for r in &reports {
         let mut summary = serde_json::to_value(r)?;
@@ -159,7 +169,9 @@ async fn crawl_one(
         secrets: settings.secrets(),
     };
     let _ = req.max_connections;
-    let report = ingest::crawl(&job).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = ingest::crawl(&job)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     info!(
         source = %report.source,
         listed = report.listed,

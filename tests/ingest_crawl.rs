@@ -28,10 +28,18 @@ fn fixtures() -> std::path::PathBuf {
 }
 
 fn manifest() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("manifest.json")).unwrap())
+        .unwrap()
 }
 
-async fn crawl(db: &TestDb, url: &str, collection: &str, settings: &SourceSettings, groups: &[GroupTemplate], on_missing: OnMissing) -> CrawlReport {
+async fn crawl(
+    db: &TestDb,
+    url: &str,
+    collection: &str,
+    settings: &SourceSettings,
+    groups: &[GroupTemplate],
+    on_missing: OnMissing,
+) -> CrawlReport {
     let store = db.store();
     let src = source::open(url, settings).unwrap();
     let cid = CollectionId::new(collection).unwrap();
@@ -43,18 +51,23 @@ async fn crawl(db: &TestDb, url: &str, collection: &str, settings: &SourceSettin
         namer: Namer::new(groups).unwrap(),
         include: Vec::new(),
         exclude: Vec::new(),
-        options: CrawlOptions { progress: false, on_missing, ..CrawlOptions::default() },
+        options: CrawlOptions {
+            progress: false,
+            on_missing,
+            ..CrawlOptions::default()
+        },
         secrets: settings.secrets(),
     };
     ingest::crawl(&job).await.unwrap()
 }
 
 async fn items(db: &TestDb, collection: &str) -> BTreeMap<String, Value> {
-    let rows: Vec<(String, Value)> = sqlx::query_as("SELECT id, content FROM items WHERE collection = $1")
-        .bind(collection)
-        .fetch_all(&db.pool)
-        .await
-        .unwrap();
+    let rows: Vec<(String, Value)> =
+        sqlx::query_as("SELECT id, content FROM items WHERE collection = $1")
+            .bind(collection)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     rows.into_iter().collect()
 }
 
@@ -66,76 +79,171 @@ fn close(a: f64, b: f64, tol: f64) -> bool {
 async fn local_crawl_matches_the_manifest() {
     let db = TestDb::new().await;
     let url = fixtures().to_str().unwrap().to_owned();
-    let report = crawl(&db, &url, "fx", &SourceSettings::default(), &[], OnMissing::Remove).await;
+    let report = crawl(
+        &db,
+        &url,
+        "fx",
+        &SourceSettings::default(),
+        &[],
+        OnMissing::Remove,
+    )
+    .await;
     let m = manifest();
     assert!(report.complete);
     assert_eq!(report.read, 15, "{report:?}");
     // Corrupt inputs are error entries with the href and a reason; the text file and the hidden file are skipped.
-    let errs: Vec<&str> = report.errors.iter().map(|e| e.href.rsplit('/').next().unwrap()).collect();
+    let errs: Vec<&str> = report
+        .errors
+        .iter()
+        .map(|e| e.href.rsplit('/').next().unwrap())
+        .collect();
     for bad in m["corrupt/"]["errors"].as_array().unwrap() {
-        assert!(errs.contains(&bad.as_str().unwrap()), "{bad} missing from {errs:?}");
+        assert!(
+            errs.contains(&bad.as_str().unwrap()),
+            "{bad} missing from {errs:?}"
+        );
     }
     assert_eq!(report.failed, 6);
-    assert!(report.errors.iter().all(|e| !e.reason.is_empty() && e.href.starts_with("file:///")));
+    assert!(
+        report
+            .errors
+            .iter()
+            .all(|e| !e.reason.is_empty() && e.href.starts_with("file:///"))
+    );
     let items = items(&db, "fx").await;
     assert!(!items.contains_key("hidden"), "hidden files are skipped");
 
     // COGs and GeoTIFFs.
-    for (file, id) in [("utm_uint16_cog.tif", "utm_uint16_cog"), ("laea_float32_nan_cog.tif", "laea_float32_nan_cog"), ("wgs84_striped.tif", "wgs84_striped")] {
+    for (file, id) in [
+        ("utm_uint16_cog.tif", "utm_uint16_cog"),
+        ("laea_float32_nan_cog.tif", "laea_float32_nan_cog"),
+        ("wgs84_striped.tif", "wgs84_striped"),
+    ] {
         let want = &m[file];
         let item = &items[id];
         let asset = &item["assets"]["data"];
         assert_eq!(asset["proj:epsg"], want["epsg"], "{file}");
-        assert_eq!(item["properties"]["proj:code"], format!("EPSG:{}", want["epsg"]), "{file}");
+        assert_eq!(
+            item["properties"]["proj:code"],
+            format!("EPSG:{}", want["epsg"]),
+            "{file}"
+        );
         assert_eq!(asset["proj:shape"], want["shape"], "{file}");
         let bands = asset["raster:bands"].as_array().unwrap();
-        assert_eq!(bands.len() as u64, want["bands"].as_u64().unwrap(), "{file}");
+        assert_eq!(
+            bands.len() as u64,
+            want["bands"].as_u64().unwrap(),
+            "{file}"
+        );
         assert_eq!(bands[0]["data_type"], want["data_type"], "{file}");
         let media = asset["type"].as_str().unwrap();
-        assert_eq!(media.contains("cloud-optimized"), want["cog"].as_bool().unwrap(), "{file}: {media}");
-        assert_eq!(asset["arcolake:tiff"]["overviews"], want["overviews"], "{file}");
+        assert_eq!(
+            media.contains("cloud-optimized"),
+            want["cog"].as_bool().unwrap(),
+            "{file}: {media}"
+        );
+        assert_eq!(
+            asset["arcolake:tiff"]["overviews"], want["overviews"],
+            "{file}"
+        );
         for (i, v) in want["bbox"].as_array().unwrap().iter().enumerate() {
-            assert!(close(item["bbox"][i].as_f64().unwrap(), v.as_f64().unwrap(), 2e-3), "{file} bbox {} vs {v}", item["bbox"]);
+            assert!(
+                close(item["bbox"][i].as_f64().unwrap(), v.as_f64().unwrap(), 2e-3),
+                "{file} bbox {} vs {v}",
+                item["bbox"]
+            );
         }
     }
     let cog = &items["utm_uint16_cog"];
-    assert_eq!(cog["properties"]["datetime"], "2023-06-15T10:46:21Z", "TIFFTAG_DATETIME");
+    assert_eq!(
+        cog["properties"]["datetime"], "2023-06-15T10:46:21Z",
+        "TIFFTAG_DATETIME"
+    );
     assert_eq!(cog["assets"]["data"]["raster:bands"][0]["nodata"], 0);
     assert_eq!(cog["assets"]["data"]["raster:bands"][0]["scale"], 0.0001);
-    assert_eq!(items["laea_float32_nan_cog"]["assets"]["data"]["raster:bands"][0]["nodata"], "nan");
+    assert_eq!(
+        items["laea_float32_nan_cog"]["assets"]["data"]["raster:bands"][0]["nodata"],
+        "nan"
+    );
 
     // Zarr v2 and v3, geographic and projected.
-    for (store, id) in [("era_v2.zarr", "era_v2"), ("era_v3.zarr", "era_v3"), ("utm_v3.zarr", "utm_v3")] {
+    for (store, id) in [
+        ("era_v2.zarr", "era_v2"),
+        ("era_v3.zarr", "era_v3"),
+        ("utm_v3.zarr", "utm_v3"),
+    ] {
         let want = &m[store];
         let item = &items[id];
-        assert_eq!(item["assets"]["data"]["type"], "application/vnd+zarr", "{store}");
-        assert_eq!(item["properties"]["start_datetime"], want["start"], "{store}");
+        assert_eq!(
+            item["assets"]["data"]["type"], "application/vnd+zarr",
+            "{store}"
+        );
+        assert_eq!(
+            item["properties"]["start_datetime"], want["start"],
+            "{store}"
+        );
         assert_eq!(item["properties"]["end_datetime"], want["end"], "{store}");
         assert_eq!(item["properties"]["proj:epsg"], want["epsg"], "{store}");
-        let vars: Vec<&String> = item["properties"]["cube:variables"].as_object().unwrap().iter().filter(|(_, v)| v["type"] == "data").map(|(k, _)| k).collect();
+        let vars: Vec<&String> = item["properties"]["cube:variables"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v["type"] == "data")
+            .map(|(k, _)| k)
+            .collect();
         let want_vars: Vec<String> = serde_json::from_value(want["variables"].clone()).unwrap();
         assert_eq!(vars, want_vars.iter().collect::<Vec<_>>(), "{store}");
-        assert_eq!(item["assets"]["data"]["arcolake:zarr"]["zarr_format"], want["zarr_format"], "{store}");
+        assert_eq!(
+            item["assets"]["data"]["arcolake:zarr"]["zarr_format"], want["zarr_format"],
+            "{store}"
+        );
     }
     let era = &items["era_v2"];
     let native = m["era_v2.zarr"]["native_bbox"].as_array().unwrap();
     for i in 0..4 {
-        assert!(close(era["bbox"][i].as_f64().unwrap(), native[i].as_f64().unwrap(), 1e-6), "cell edges: {}", era["bbox"]);
+        assert!(
+            close(
+                era["bbox"][i].as_f64().unwrap(),
+                native[i].as_f64().unwrap(),
+                1e-6
+            ),
+            "cell edges: {}",
+            era["bbox"]
+        );
     }
     let x = &items["utm_v3"]["properties"]["cube:dimensions"]["x"];
     assert_eq!(x["extent"], serde_json::json!([600000.0, 602000.0]));
 
     // GeoParquet, with and without a covering column, native encoding, projected.
-    for (file, id) in [("points_covering.parquet", "points_covering"), ("points_plain.parquet", "points_plain"), ("points_native.parquet", "points_native"), ("points_utm.parquet", "points_utm")] {
+    for (file, id) in [
+        ("points_covering.parquet", "points_covering"),
+        ("points_plain.parquet", "points_plain"),
+        ("points_native.parquet", "points_native"),
+        ("points_utm.parquet", "points_utm"),
+    ] {
         let want = &m[file];
         let item = &items[id];
-        assert_eq!(item["properties"]["table:row_count"], want["rows"], "{file}");
+        assert_eq!(
+            item["properties"]["table:row_count"], want["rows"],
+            "{file}"
+        );
         assert_eq!(item["properties"]["proj:epsg"], want["epsg"], "{file}");
-        assert_eq!(item["assets"]["data"]["arcolake:geoparquet"]["encoding"], want["encoding"], "{file}");
+        assert_eq!(
+            item["assets"]["data"]["arcolake:geoparquet"]["encoding"], want["encoding"],
+            "{file}"
+        );
         let b = want["bbox_lonlat"].as_array().unwrap();
         let tol = if id == "points_utm" { 0.05 } else { 1e-6 };
         for i in 0..4 {
-            assert!(close(item["bbox"][i].as_f64().unwrap(), b[i].as_f64().unwrap(), tol), "{file} bbox {}", item["bbox"]);
+            assert!(
+                close(
+                    item["bbox"][i].as_f64().unwrap(),
+                    b[i].as_f64().unwrap(),
+                    tol
+                ),
+                "{file} bbox {}",
+                item["bbox"]
+            );
         }
     }
     // FlatGeobuf and PMTiles.
@@ -154,22 +262,50 @@ async fn local_crawl_matches_the_manifest() {
         let exts = item["stac_extensions"].as_array().unwrap();
         let zarr = item["assets"]["data"]["type"] == "application/vnd+zarr";
         let wanted = if zarr { "/datacube/" } else { "/file/" };
-        assert!(exts.iter().any(|e| e.as_str().unwrap().contains(wanted)), "{id}: {exts:?}");
+        assert!(
+            exts.iter().any(|e| e.as_str().unwrap().contains(wanted)),
+            "{id}: {exts:?}"
+        );
     }
     // Extents were recomputed.
-    let c: Value = sqlx::query_scalar("SELECT content FROM collections WHERE id = 'fx'").fetch_one(&db.pool).await.unwrap();
-    assert!(c["extent"]["spatial"]["bbox"][0][0].as_f64().unwrap() < 0.5, "{}", c["extent"]);
-    assert_eq!(c["extent"]["temporal"]["interval"][0][0].as_str().unwrap().get(..10), Some("2023-01-01"));
+    let c: Value = sqlx::query_scalar("SELECT content FROM collections WHERE id = 'fx'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(
+        c["extent"]["spatial"]["bbox"][0][0].as_f64().unwrap() < 0.5,
+        "{}",
+        c["extent"]
+    );
+    assert_eq!(
+        c["extent"]["temporal"]["interval"][0][0]
+            .as_str()
+            .unwrap()
+            .get(..10),
+        Some("2023-01-01")
+    );
 }
 
 #[tokio::test]
 async fn header_reads_stay_within_the_io_budget() {
-    let src: Arc<dyn Source> = source::open(fixtures().to_str().unwrap(), &SourceSettings::default()).unwrap();
-    for (file, budget) in [("utm_uint16_cog.tif", 2), ("laea_float32_nan_cog.tif", 2), ("points_covering.parquet", 2), ("points_utm.parquet", 2), ("points.pmtiles", 2), ("raster.pmtiles", 2), ("boxes.fgb", 2)] {
+    let src: Arc<dyn Source> =
+        source::open(fixtures().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    for (file, budget) in [
+        ("utm_uint16_cog.tif", 2),
+        ("laea_float32_nan_cog.tif", 2),
+        ("points_covering.parquet", 2),
+        ("points_utm.parquet", 2),
+        ("points.pmtiles", 2),
+        ("raster.pmtiles", 2),
+        ("boxes.fgb", 2),
+    ] {
         let entry = src.head(file).await.unwrap().unwrap();
         let format = Format::detect(&entry).unwrap();
         let stats = src.stats();
-        let before = (stats.reads.load(Ordering::Relaxed), stats.whole_reads.load(Ordering::Relaxed));
+        let before = (
+            stats.reads.load(Ordering::Relaxed),
+            stats.whole_reads.load(Ordering::Relaxed),
+        );
         read::read(&src, &entry, format).await.unwrap();
         let reads = stats.reads.load(Ordering::Relaxed) - before.0;
         let whole = stats.whole_reads.load(Ordering::Relaxed) - before.1;
@@ -184,7 +320,12 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir(root.join("s2")).unwrap();
-    for f in ["s2/T31UFU_20230615T104621_B02.tif", "s2/T31UFU_20230615T104621_B03.tif", "boxes.fgb", "points.pmtiles"] {
+    for f in [
+        "s2/T31UFU_20230615T104621_B02.tif",
+        "s2/T31UFU_20230615T104621_B03.tif",
+        "boxes.fgb",
+        "points.pmtiles",
+    ] {
         std::fs::copy(fixtures().join(f), root.join(f)).unwrap();
     }
     let group = GroupTemplate {
@@ -197,36 +338,95 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     };
     let url = root.to_str().unwrap().to_owned();
     let groups = [group];
-    let first = crawl(&db, &url, "re", &SourceSettings::default(), &groups, OnMissing::Remove).await;
+    let first = crawl(
+        &db,
+        &url,
+        "re",
+        &SourceSettings::default(),
+        &groups,
+        OnMissing::Remove,
+    )
+    .await;
     assert_eq!((first.read, first.unchanged), (4, 0));
     let got = items(&db, "re").await;
-    assert_eq!(got.keys().collect::<Vec<_>>(), ["T31UFU_20230615T104621", "boxes", "points"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["T31UFU_20230615T104621", "boxes", "points"]
+    );
     let s2 = &got["T31UFU_20230615T104621"];
-    assert_eq!(s2["assets"].as_object().unwrap().keys().collect::<Vec<_>>(), ["B02", "B03"]);
+    assert_eq!(
+        s2["assets"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["B02", "B03"]
+    );
     assert_eq!(s2["properties"]["s2:mgrs_tile"], "T31UFU");
 
     // Nothing changed: nothing read.
-    let again = crawl(&db, &url, "re", &SourceSettings::default(), &groups, OnMissing::Remove).await;
-    assert_eq!((again.read, again.unchanged, again.items_written), (0, 4, 0));
+    let again = crawl(
+        &db,
+        &url,
+        "re",
+        &SourceSettings::default(),
+        &groups,
+        OnMissing::Remove,
+    )
+    .await;
+    assert_eq!(
+        (again.read, again.unchanged, again.items_written),
+        (0, 4, 0)
+    );
 
     // Add one, change one (different size), delete one band and one file.
-    std::fs::copy(fixtures().join("raster.pmtiles"), root.join("raster.pmtiles")).unwrap();
-    std::fs::copy(fixtures().join("points_plain.parquet"), root.join("points.pmtiles")).unwrap();
+    std::fs::copy(
+        fixtures().join("raster.pmtiles"),
+        root.join("raster.pmtiles"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("points_plain.parquet"),
+        root.join("points.pmtiles"),
+    )
+    .unwrap();
     std::fs::remove_file(root.join("s2/T31UFU_20230615T104621_B03.tif")).unwrap();
     std::fs::remove_file(root.join("boxes.fgb")).unwrap();
-    let third = crawl(&db, &url, "re", &SourceSettings::default(), &groups, OnMissing::Remove).await;
+    let third = crawl(
+        &db,
+        &url,
+        "re",
+        &SourceSettings::default(),
+        &groups,
+        OnMissing::Remove,
+    )
+    .await;
     assert_eq!(third.read, 1, "only the new file is read: {third:?}");
     // The changed file is no longer a PMTiles archive: an error entry, and
     // its item goes with the two deleted files (it no longer describes it).
     assert_eq!(third.failed, 1);
     assert_eq!(third.objects_removed, 3);
     let got = items(&db, "re").await;
-    assert_eq!(got.keys().collect::<Vec<_>>(), ["T31UFU_20230615T104621", "raster"]);
-    assert_eq!(got["T31UFU_20230615T104621"]["assets"].as_object().unwrap().keys().collect::<Vec<_>>(), ["B02"]);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        ["T31UFU_20230615T104621", "raster"]
+    );
+    assert_eq!(
+        got["T31UFU_20230615T104621"]["assets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["B02"]
+    );
 
     // Marking instead of removing keeps the item, flagged.
     std::fs::remove_file(root.join("raster.pmtiles")).unwrap();
-    let fourth = crawl(&db, &url, "re", &SourceSettings::default(), &groups, OnMissing::Mark).await;
+    let fourth = crawl(
+        &db,
+        &url,
+        "re",
+        &SourceSettings::default(),
+        &groups,
+        OnMissing::Mark,
+    )
+    .await;
     assert_eq!(fourth.objects_marked_missing, 1);
     let got = items(&db, "re").await;
     assert!(got["raster"]["properties"]["arcolake:missing_since"].is_string());
@@ -241,24 +441,46 @@ async fn every_backend_registers_the_same_items() {
         ("ARCOLAKE_TEST_XRDHTTP_URL", "xrdhttp"),
     ]
     .into_iter()
-    .filter_map(|(var, name)| std::env::var(var).ok().map(|u| (name.to_owned(), u, SourceSettings::default().with_env())))
+    .filter_map(|(var, name)| {
+        std::env::var(var)
+            .ok()
+            .map(|u| (name.to_owned(), u, SourceSettings::default().with_env()))
+    })
     .collect();
     if backends.is_empty() && std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_err() {
-        eprintln!("no test servers configured (scripts/test starts them); only the local source is checked");
+        eprintln!(
+            "no test servers configured (scripts/test starts them); only the local source is checked"
+        );
     }
     if std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_ok() {
-        assert_eq!(backends.len(), 3, "scripts/test must start S3, WebDAV and XrdHttp servers");
+        assert_eq!(
+            backends.len(),
+            3,
+            "scripts/test must start S3, WebDAV and XrdHttp servers"
+        );
     }
     let db = TestDb::new().await;
     let local = fixtures().to_str().unwrap().to_owned();
-    crawl(&db, &local, "local", &SourceSettings::default(), &[], OnMissing::Remove).await;
+    crawl(
+        &db,
+        &local,
+        "local",
+        &SourceSettings::default(),
+        &[],
+        OnMissing::Remove,
+    )
+    .await;
     let reference = items(&db, "local").await;
     for (name, url, settings) in backends {
         let report = crawl(&db, &url, &name, &settings, &[], OnMissing::Remove).await;
         assert!(report.complete, "{name}: {report:?}");
         assert_eq!(report.failed, 6, "{name}: {:?}", report.errors);
         let got = items(&db, &name).await;
-        assert_eq!(got.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            reference.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
         for (id, item) in &got {
             let want = &reference[id];
             assert_eq!(item["bbox"], want["bbox"], "{name} {id}");
@@ -273,7 +495,10 @@ async fn every_backend_registers_the_same_items() {
             assert_eq!(strip(item), strip(want), "{name} {id}");
             let href = item["assets"]["data"]["href"].as_str().unwrap();
             assert!(!href.starts_with("file:"), "{name} {id}: {href}");
-            assert!(!href.contains("authz=") && !href.contains('@'), "no credentials in hrefs: {href}");
+            assert!(
+                !href.contains("authz=") && !href.contains('@'),
+                "no credentials in hrefs: {href}"
+            );
         }
         // Re-crawl: nothing read again.
         let again = crawl(&db, &url, &name, &settings, &[], OnMissing::Remove).await;

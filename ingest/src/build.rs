@@ -20,7 +20,8 @@ use crate::source::{Entry, EntryKind};
 
 /// STAC version of the items written.
 pub const STAC_VERSION: &str = "1.1.0";
-const ALTERNATE_ASSETS: &str = "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json";
+const ALTERNATE_ASSETS: &str =
+    "https://stac-extensions.github.io/alternate-assets/v1.2.0/schema.json";
 
 /// Where an item's id, asset key, datetime and extra properties come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +38,8 @@ pub struct Namer {
     templates: Vec<(Regex, GroupTemplate)>,
 }
 
-static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
+static PLACEHOLDER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\{([A-Za-z_][A-Za-z0-9_]*)\}").expect("valid regex"));
 static PATH_DATE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[^0-9])((?:19|20)\d{2})-?([01]\d)-?([0-3]\d)(?:T([0-2]\d)([0-5]\d)([0-5]\d))?(?:[^0-9]|$)")
         .expect("valid regex")
@@ -60,7 +62,9 @@ impl Namer {
     /// Name one listed object.
     pub fn name(&self, entry: &Entry) -> Naming {
         for (re, t) in &self.templates {
-            let Some(caps) = re.captures(&entry.path) else { continue };
+            let Some(caps) = re.captures(&entry.path) else {
+                continue;
+            };
             let fill = |template: &str| -> String {
                 PLACEHOLDER
                     .replace_all(template, |c: &regex::Captures<'_>| {
@@ -72,7 +76,10 @@ impl Namer {
             if item_id.is_empty() {
                 continue;
             }
-            let datetime = t.datetime.as_deref().and_then(|d| parse_datetime(&fill(d), t.datetime_format.as_deref()));
+            let datetime = t
+                .datetime
+                .as_deref()
+                .and_then(|d| parse_datetime(&fill(d), t.datetime_format.as_deref()));
             let properties = t
                 .properties
                 .iter()
@@ -80,7 +87,10 @@ impl Namer {
                 .collect();
             return Naming {
                 item_id,
-                asset_key: t.asset.as_deref().map_or_else(|| "data".to_owned(), |a| sanitize_id(&fill(a))),
+                asset_key: t
+                    .asset
+                    .as_deref()
+                    .map_or_else(|| "data".to_owned(), |a| sanitize_id(&fill(a))),
                 datetime,
                 properties,
             };
@@ -106,7 +116,13 @@ fn default_id(path: &str, kind: &EntryKind) -> String {
 
 fn sanitize_id(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .trim_matches('_')
         .to_owned()
@@ -130,7 +146,10 @@ pub fn parse_datetime(s: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
         }
     }
     for f in ["%Y%m%d", "%Y-%m-%d"] {
-        if let Some(n) = NaiveDate::parse_from_str(s, f).ok().and_then(|d| d.and_hms_opt(0, 0, 0)) {
+        if let Some(n) = NaiveDate::parse_from_str(s, f)
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+        {
             return Some(Utc.from_utc_datetime(&n));
         }
     }
@@ -142,7 +161,11 @@ pub fn date_in_path(path: &str) -> Option<DateTime<Utc>> {
     let c = PATH_DATE.captures(path)?;
     let num = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok());
     let date = NaiveDate::from_ymd_opt(i32::try_from(num(1)?).ok()?, num(2)?, num(3)?)?;
-    let time = date.and_hms_opt(num(4).unwrap_or(0), num(5).unwrap_or(0), num(6).unwrap_or(0))?;
+    let time = date.and_hms_opt(
+        num(4).unwrap_or(0),
+        num(5).unwrap_or(0),
+        num(6).unwrap_or(0),
+    )?;
     Some(Utc.from_utc_datetime(&time))
 }
 
@@ -228,7 +251,10 @@ pub fn assemble(collection: &str, id: &str, parts: &[Part]) -> Value {
     let mut footprint: Option<Footprint> = None;
     for p in &parts {
         let fp = match (&p.ring, p.bbox) {
-            (Some(ring), Some(bbox)) => Footprint { bbox, ring: ring.clone() },
+            (Some(ring), Some(bbox)) => Footprint {
+                bbox,
+                ring: ring.clone(),
+            },
             _ => continue,
         };
         footprint = Some(match footprint {
@@ -263,11 +289,19 @@ pub fn assemble(collection: &str, id: &str, parts: &[Part]) -> Value {
     // Projection on the item when every asset that has one agrees.
     let codes: BTreeSet<String> = parts
         .iter()
-        .filter_map(|p| p.asset.get("proj:code").and_then(Value::as_str).map(str::to_owned))
+        .filter_map(|p| {
+            p.asset
+                .get("proj:code")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect();
     if codes.len() == 1 {
         let code = codes.into_iter().next().unwrap_or_default();
-        if let Some(epsg) = code.strip_prefix("EPSG:").and_then(|c| c.parse::<u32>().ok()) {
+        if let Some(epsg) = code
+            .strip_prefix("EPSG:")
+            .and_then(|c| c.parse::<u32>().ok())
+        {
             properties.insert("proj:epsg".into(), epsg.into());
         }
         properties.insert("proj:code".into(), code.into());
@@ -317,7 +351,8 @@ mod tests {
     #[test]
     fn sentinel2_band_files_group_into_one_item() {
         let t = GroupTemplate {
-            pattern: r"(?P<tile>T\d{2}[A-Z]{3})_(?P<date>\d{8}T\d{6})_(?P<band>B\d{2})\.tif$".into(),
+            pattern: r"(?P<tile>T\d{2}[A-Z]{3})_(?P<date>\d{8}T\d{6})_(?P<band>B\d{2})\.tif$"
+                .into(),
             id: "{tile}_{date}".into(),
             asset: Some("{band}".into()),
             datetime: Some("{date}".into()),
@@ -330,7 +365,10 @@ mod tests {
         assert_eq!(a.item_id, "T31UFU_20230615T104621");
         assert_eq!(a.item_id, b.item_id);
         assert_eq!((a.asset_key.as_str(), b.asset_key.as_str()), ("B02", "B03"));
-        assert_eq!(a.datetime.unwrap().to_rfc3339(), "2023-06-15T10:46:21+00:00");
+        assert_eq!(
+            a.datetime.unwrap().to_rfc3339(),
+            "2023-06-15T10:46:21+00:00"
+        );
         assert_eq!(a.properties["s2:mgrs_tile"], "T31UFU");
         let other = namer.name(&entry("misc/readme.tif"));
         assert_eq!(other.item_id, "misc_readme");
@@ -339,8 +377,16 @@ mod tests {
 
     #[test]
     fn dates_in_paths() {
-        assert_eq!(date_in_path("a/S2_20230615T104621_x.tif").unwrap().to_rfc3339(), "2023-06-15T10:46:21+00:00");
-        assert_eq!(date_in_path("a/2021-03-04/b.tif").unwrap().to_rfc3339(), "2021-03-04T00:00:00+00:00");
+        assert_eq!(
+            date_in_path("a/S2_20230615T104621_x.tif")
+                .unwrap()
+                .to_rfc3339(),
+            "2023-06-15T10:46:21+00:00"
+        );
+        assert_eq!(
+            date_in_path("a/2021-03-04/b.tif").unwrap().to_rfc3339(),
+            "2021-03-04T00:00:00+00:00"
+        );
         assert!(date_in_path("a/b123456789.tif").is_none());
     }
 }

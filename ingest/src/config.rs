@@ -144,8 +144,13 @@ impl SourcesFile {
         }
         for s in &file.source {
             for g in &s.group {
-                regex::Regex::new(&g.pattern)
-                    .map_err(|e| format!("{}: source {}: bad group pattern: {e}", path.display(), s.name))?;
+                regex::Regex::new(&g.pattern).map_err(|e| {
+                    format!(
+                        "{}: source {}: bad group pattern: {e}",
+                        path.display(),
+                        s.name
+                    )
+                })?;
             }
         }
         Ok(file)
@@ -158,9 +163,9 @@ impl SourceConfig {
     pub fn settings(&self) -> Result<SourceSettings, String> {
         let env = |name: &Option<String>| -> Result<Option<String>, String> {
             match name {
-                Some(n) => std::env::var(n)
-                    .map(Some)
-                    .map_err(|_| format!("source {}: environment variable {n} is not set", self.name)),
+                Some(n) => std::env::var(n).map(Some).map_err(|_| {
+                    format!("source {}: environment variable {n} is not set", self.name)
+                }),
                 None => Ok(None),
             }
         };
@@ -168,7 +173,10 @@ impl SourceConfig {
             endpoint: self.endpoint.clone(),
             region: self.region.clone(),
             access_key_id: self.access_key_id.clone().or(env(&self.access_key_id_env)?),
-            secret_access_key: self.secret_access_key.clone().or(env(&self.secret_access_key_env)?),
+            secret_access_key: self
+                .secret_access_key
+                .clone()
+                .or(env(&self.secret_access_key_env)?),
             path_style: self.path_style,
             allow_http: self.allow_http,
             bearer_token: self.bearer_token.clone().or(env(&self.bearer_token_env)?),
@@ -238,7 +246,11 @@ asset = "{band}"
         assert_eq!(file.source[0].group.len(), 1);
         let err = file.source[0].settings().unwrap_err();
         assert!(err.contains("ARCOLAKE_TEST_SECRET_FOR_CONFIG"), "{err}");
-        std::fs::write(&path, "[[source]]\nname='x'\nurl='/'\ncollection='c'\nbogus=1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[[source]]\nname='x'\nurl='/'\ncollection='c'\nbogus=1\n",
+        )
+        .unwrap();
         assert!(SourcesFile::load(&path).unwrap_err().contains("bogus"));
         let _ = std::fs::remove_dir_all(dir);
     }

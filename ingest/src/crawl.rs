@@ -27,6 +27,9 @@ use crate::config::{CollectionMetadata, CrawlOptions, OnMissing};
 use crate::read::{self, Format, ReadError};
 use crate::source::{Entry, EntryKind, Source, SourceError};
 
+/// A read file's part and warnings, or why it was not read.
+type ReadOutcome = Result<(Part, Vec<String>), ReadError>;
+
 /// Entries handed from the listing to the readers at a time.
 const CHUNK: usize = 500;
 /// Most error and warning entries kept in the report.
@@ -110,7 +113,9 @@ fn globs(patterns: &[String]) -> Result<Option<GlobSet>, CrawlError> {
     for p in patterns {
         b.add(Glob::new(p).map_err(|e| CrawlError::Config(format!("bad glob {p:?}: {e}")))?);
     }
-    b.build().map(Some).map_err(|e| CrawlError::Config(e.to_string()))
+    b.build()
+        .map(Some)
+        .map_err(|e| CrawlError::Config(e.to_string()))
 }
 
 /// Create the collection if missing; apply configured metadata when given.
@@ -160,7 +165,12 @@ pub async fn ensure_collection(
         }
     }
     if let Some(links) = value.get_mut("links").and_then(Value::as_array_mut) {
-        links.retain(|l| !matches!(l.get("rel").and_then(Value::as_str), Some("self" | "root" | "parent" | "items")));
+        links.retain(|l| {
+            !matches!(
+                l.get("rel").and_then(Value::as_str),
+                Some("self" | "root" | "parent" | "items")
+            )
+        });
     }
     let record = CollectionRecord::from_value(value)?;
     if existing.is_some() {
@@ -193,12 +203,15 @@ impl Run<'_> {
         t
     }
 
-    fn error(&mut self, href: String, reason: &str) {
+    fn error(&mut self, href: &str, reason: &str) {
         self.report.failed += 1;
         if self.report.errors.len() < MAX_REPORTED {
             let reason = self.scrub(reason);
-            tracing::warn!(href = %self.scrub(&href), %reason, "file not registered");
-            self.report.errors.push(FileProblem { href: self.scrub(&href), reason });
+            tracing::warn!(href = %self.scrub(href), %reason, "file not registered");
+            self.report.errors.push(FileProblem {
+                href: self.scrub(&href),
+                reason,
+            });
         }
     }
 
@@ -238,7 +251,11 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let include = globs(&job.include)?;
     let exclude = globs(&job.exclude)?;
     let key = job.source.describe();
-    let generation = if job.options.dry_run { 0 } else { job.store.begin_crawl(&key).await? };
+    let generation = if job.options.dry_run {
+        0
+    } else {
+        job.store.begin_crawl(&key).await?
+    };
     let bar = (job.options.progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));
@@ -270,7 +287,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
                 match next {
                     Ok(e) => {
                         chunk.push(e);
-                        if chunk.len() >= CHUNK && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err() {
+                        if chunk.len() >= CHUNK
+                            && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
+                        {
                             return;
                         }
                     }
@@ -325,7 +344,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     run.report.complete = true;
     if !job.options.dry_run {
         remove_missing(&mut run).await?;
-        job.store.refresh_collection_extent(job.collection.as_str()).await?;
+        job.store
+            .refresh_collection_extent(job.collection.as_str())
+            .await?;
         job.store.finish_crawl(&run.key, true).await?;
     }
     finish(&mut run);
@@ -365,23 +386,32 @@ async fn zarr_token(source: &dyn Source, root: &str) -> Result<Option<String>, S
     Ok(None)
 }
 
-async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> Result<(), CrawlError> {
+async fn process_chunk(
+    run: &mut Run<'_>,
+    mut wanted: Vec<(Entry, Format)>,
+) -> Result<(), CrawlError> {
     let job = run.job;
     let source = &job.source;
     // Zarr stores: the token comes from the root metadata document.
     let mut zarr_failed = HashSet::new();
-    for (e, _) in wanted.iter_mut().filter(|(e, _)| e.kind == EntryKind::ZarrStore) {
+    for (e, _) in wanted
+        .iter_mut()
+        .filter(|(e, _)| e.kind == EntryKind::ZarrStore)
+    {
         match zarr_token(source.as_ref(), &e.path).await {
             Ok(Some(t)) => e.etag = Some(t),
             Ok(None) => {
                 zarr_failed.insert(e.path.clone());
                 let href = source.href(&e.path);
-                run.error(href, "no zarr.json, .zmetadata, .zgroup or .zarray at the store root");
+                run.error(
+                    &href,
+                    "no zarr.json, .zmetadata, .zgroup or .zarray at the store root",
+                );
             }
             Err(err) => {
                 zarr_failed.insert(e.path.clone());
                 let href = source.href(&e.path);
-                run.error(href, &err.to_string());
+                run.error(&href, &err.to_string());
             }
         }
     }
@@ -398,24 +428,31 @@ async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> R
     run.report.unchanged += unchanged.len() as u64;
     if !job.options.dry_run {
         let paths: Vec<String> = unchanged.iter().map(|(e, _)| e.path.clone()).collect();
-        job.store.touch_crawl_objects(&run.key, &paths, run.generation).await?;
+        job.store
+            .touch_crawl_objects(&run.key, &paths, run.generation)
+            .await?;
     }
     if changed.is_empty() {
         return Ok(());
     }
     let now = Utc::now();
     let concurrency = job.options.concurrency.max(1);
-    let results: Vec<(Entry, Result<(Part, Vec<String>), ReadError>)> = futures::stream::iter(changed)
+    let results: Vec<(Entry, ReadOutcome)> = futures::stream::iter(changed)
         .map(|(entry, format)| {
             let source = Arc::clone(source);
             let namer = &job.namer;
             async move {
-                let res = read::read_guarded(&source, &entry, format).await.map(|mut info| {
-                    let warnings = std::mem::take(&mut info.warnings);
-                    let href = source.href(&entry.path);
-                    let alt = source.alternate_href(&entry.path);
-                    (Part::new(&entry, &namer.name(&entry), info, href, alt, now), warnings)
-                });
+                let res = read::read_guarded(&source, &entry, format)
+                    .await
+                    .map(|mut info| {
+                        let warnings = std::mem::take(&mut info.warnings);
+                        let href = source.href(&entry.path);
+                        let alt = source.alternate_href(&entry.path);
+                        (
+                            Part::new(&entry, &namer.name(&entry), info, href, alt, now),
+                            warnings,
+                        )
+                    });
                 (entry, res)
             }
         })
@@ -447,14 +484,19 @@ async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> R
             }
             Err(e) => {
                 let href = source.href(&entry.path);
-                run.error(href, &e.to_string());
+                run.error(&href, &e.to_string());
             }
         }
     }
     if job.options.dry_run || objects.is_empty() {
         return Ok(());
     }
-    let mut tx = job.store.pool().begin().await.map_err(catalog::Error::from)?;
+    let mut tx = job
+        .store
+        .pool()
+        .begin()
+        .await
+        .map_err(catalog::Error::from)?;
     let before = Store::put_crawl_objects(&mut tx, &run.key, run.generation, &objects).await?;
     let mut keys: Vec<ItemKey> = objects
         .iter()
@@ -472,7 +514,10 @@ async fn process_chunk(run: &mut Run<'_>, mut wanted: Vec<(Entry, Format)>) -> R
 
 /// Rebuild the given items from their parts; delete those with none left.
 /// Returns (written, removed).
-async fn rebuild_items(conn: &mut sqlx::PgConnection, keys: &[ItemKey]) -> Result<(u64, u64), CrawlError> {
+async fn rebuild_items(
+    conn: &mut sqlx::PgConnection,
+    keys: &[ItemKey],
+) -> Result<(u64, u64), CrawlError> {
     let parts = Store::item_parts(conn, keys).await?;
     let mut grouped: BTreeMap<ItemKey, Vec<Part>> = BTreeMap::new();
     for (key, value) in parts {
@@ -480,7 +525,11 @@ async fn rebuild_items(conn: &mut sqlx::PgConnection, keys: &[ItemKey]) -> Resul
             grouped.entry(key).or_default().push(p);
         }
     }
-    let gone: Vec<ItemKey> = keys.iter().filter(|k| !grouped.contains_key(*k)).cloned().collect();
+    let gone: Vec<ItemKey> = keys
+        .iter()
+        .filter(|k| !grouped.contains_key(*k))
+        .cloned()
+        .collect();
     let removed = Store::delete_items(conn, &gone).await?;
     let mut batch = ItemBatch::new();
     for ((collection, id), parts) in &grouped {
@@ -500,13 +549,27 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
     let job = run.job;
     let mut marked_paths: HashSet<String> = HashSet::new();
     loop {
-        let stale = job.store.stale_crawl_objects(&run.key, run.generation, 1000).await?;
-        let stale: Vec<CrawlObject> = stale.into_iter().filter(|o| !marked_paths.contains(&o.path)).collect();
+        let stale = job
+            .store
+            .stale_crawl_objects(&run.key, run.generation, 1000)
+            .await?;
+        let stale: Vec<CrawlObject> = stale
+            .into_iter()
+            .filter(|o| !marked_paths.contains(&o.path))
+            .collect();
         if stale.is_empty() {
             return Ok(());
         }
-        let mut tx = job.store.pool().begin().await.map_err(catalog::Error::from)?;
-        let mut keys: Vec<ItemKey> = stale.iter().map(|o| (o.collection.clone(), o.item_id.clone())).collect();
+        let mut tx = job
+            .store
+            .pool()
+            .begin()
+            .await
+            .map_err(catalog::Error::from)?;
+        let mut keys: Vec<ItemKey> = stale
+            .iter()
+            .map(|o| (o.collection.clone(), o.item_id.clone()))
+            .collect();
         keys.sort();
         keys.dedup();
         match job.options.on_missing {

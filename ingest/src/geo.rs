@@ -67,17 +67,28 @@ impl Footprint {
     }
 
     fn from_ring(ring: Vec<[f64; 2]>) -> Result<Self, String> {
-        let mut bbox = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        let mut bbox = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
         for [x, y] in &ring {
             if !x.is_finite() || !y.is_finite() {
                 return Err("the footprint does not reproject to WGS 84".into());
             }
-            bbox = [bbox[0].min(*x), bbox[1].min(*y), bbox[2].max(*x), bbox[3].max(*y)];
+            bbox = [
+                bbox[0].min(*x),
+                bbox[1].min(*y),
+                bbox[2].max(*x),
+                bbox[3].max(*y),
+            ];
         }
         Ok(Self { bbox, ring })
     }
 
     /// The smallest rectangle covering both.
+    #[must_use]
     pub fn union(&self, other: &Self) -> Self {
         let b = [
             self.bbox[0].min(other.bbox[0]),
@@ -96,7 +107,11 @@ impl Footprint {
 
     /// GeoJSON Polygon.
     pub fn geometry(&self) -> Value {
-        let ring: Vec<Value> = self.ring.iter().map(|[x, y]| json!([round(*x), round(*y)])).collect();
+        let ring: Vec<Value> = self
+            .ring
+            .iter()
+            .map(|[x, y]| json!([round(*x), round(*y)]))
+            .collect();
         json!({"type": "Polygon", "coordinates": [ring]})
     }
 
@@ -125,7 +140,8 @@ pub fn projection(epsg: u32) -> Result<Proj, String> {
 /// Reproject points from `epsg` to WGS 84 longitude/latitude degrees.
 pub fn to_lonlat(epsg: u32, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>, String> {
     let src = projection(epsg)?;
-    let dst = Proj::from_proj_string("+proj=longlat +datum=WGS84 +no_defs").map_err(|e| e.to_string())?;
+    let dst =
+        Proj::from_proj_string("+proj=longlat +datum=WGS84 +no_defs").map_err(|e| e.to_string())?;
     let src_geographic = src.is_latlong();
     let mut out = Vec::with_capacity(points.len());
     for [x, y] in points {
@@ -164,7 +180,10 @@ pub fn crs_string_epsg(s: &str) -> Option<u32> {
         .rsplit(|c: char| !c.is_ascii_digit())
         .find(|p| !p.is_empty())?
         .to_owned();
-    upper.contains("EPSG").then(|| digits.parse().ok()).flatten()
+    upper
+        .contains("EPSG")
+        .then(|| digits.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -174,7 +193,9 @@ mod tests {
     #[test]
     fn utm_footprint_lands_where_expected() {
         // EPSG:32631, around 3°E on the equator's north side.
-        let f = Footprint::from_projected_bbox(32631, [500_000.0, 5_000_000.0, 510_000.0, 5_010_000.0]).unwrap();
+        let f =
+            Footprint::from_projected_bbox(32631, [500_000.0, 5_000_000.0, 510_000.0, 5_010_000.0])
+                .unwrap();
         assert!((f.bbox[0] - 3.0).abs() < 0.01, "{:?}", f.bbox);
         assert!((f.bbox[1] - 45.1).abs() < 0.1, "{:?}", f.bbox);
         assert_eq!(f.ring.first(), f.ring.last());
@@ -184,7 +205,11 @@ mod tests {
     #[test]
     fn laea_europe_reprojects() {
         // EPSG:3035 false origin is 10°E 52°N at (4321000, 3210000).
-        let f = Footprint::from_projected_bbox(3035, [4_321_000.0, 3_210_000.0, 4_322_000.0, 3_211_000.0]).unwrap();
+        let f = Footprint::from_projected_bbox(
+            3035,
+            [4_321_000.0, 3_210_000.0, 4_322_000.0, 3_211_000.0],
+        )
+        .unwrap();
         assert!((f.bbox[0] - 10.0).abs() < 0.001, "{:?}", f.bbox);
         assert!((f.bbox[1] - 52.0).abs() < 0.001, "{:?}", f.bbox);
     }
@@ -195,6 +220,9 @@ mod tests {
         assert_eq!(crs_string_epsg("urn:ogc:def:crs:EPSG::3035"), Some(3035));
         assert_eq!(crs_string_epsg("OGC:CRS84"), Some(4326));
         assert_eq!(crs_string_epsg("something"), None);
-        assert_eq!(projjson_epsg(&json!({"id": {"authority": "EPSG", "code": 3035}})), Some(3035));
+        assert_eq!(
+            projjson_epsg(&json!({"id": {"authority": "EPSG", "code": 3035}})),
+            Some(3035)
+        );
     }
 }

@@ -11,6 +11,23 @@
 //! - [`crawl`]: listing, change detection, batching into the catalog,
 //!   progress and the report.
 
+#![allow(
+    clippy::cast_precision_loss,
+    reason = "counts, coordinates and rates are reported as f64; exactness beyond 2^52 is not needed"
+)]
+#![allow(
+    clippy::many_single_char_names,
+    reason = "affine transforms and bboxes read best with their usual one-letter names"
+)]
+#![allow(
+    clippy::float_cmp,
+    reason = "bbox identity checks compare values copied, not computed"
+)]
+#![allow(
+    clippy::case_sensitive_file_extension_comparisons,
+    reason = "names are lower-cased before extension checks"
+)]
+
 pub mod build;
 pub mod config;
 pub mod crawl;

@@ -55,7 +55,11 @@ impl Store {
 
     /// Known tokens of `paths`. An object marked missing has the empty token,
     /// so that it is read again when it comes back.
-    pub async fn crawl_tokens(&self, source: &str, paths: &[String]) -> Result<HashMap<String, String>> {
+    pub async fn crawl_tokens(
+        &self,
+        source: &str,
+        paths: &[String],
+    ) -> Result<HashMap<String, String>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT path, CASE WHEN part ? 'missing_since' AND part->>'missing_since' IS NOT NULL \
              THEN '' ELSE token END FROM crawl_objects WHERE source = $1 AND path = ANY($2)",
@@ -68,16 +72,23 @@ impl Store {
     }
 
     /// Mark unchanged objects as seen by crawl `generation`.
-    pub async fn touch_crawl_objects(&self, source: &str, paths: &[String], generation: i64) -> Result<()> {
+    pub async fn touch_crawl_objects(
+        &self,
+        source: &str,
+        paths: &[String],
+        generation: i64,
+    ) -> Result<()> {
         if paths.is_empty() {
             return Ok(());
         }
-        sqlx::query("UPDATE crawl_objects SET generation = $3 WHERE source = $1 AND path = ANY($2)")
-            .bind(source)
-            .bind(paths)
-            .bind(generation)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE crawl_objects SET generation = $3 WHERE source = $1 AND path = ANY($2)",
+        )
+        .bind(source)
+        .bind(paths)
+        .bind(generation)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -123,7 +134,12 @@ impl Store {
     }
 
     /// Objects of `source` not seen by crawl `generation` (at most `limit`).
-    pub async fn stale_crawl_objects(&self, source: &str, generation: i64, limit: i64) -> Result<Vec<CrawlObject>> {
+    pub async fn stale_crawl_objects(
+        &self,
+        source: &str,
+        generation: i64,
+        limit: i64,
+    ) -> Result<Vec<CrawlObject>> {
         let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(
             "SELECT path, token, collection, item_id, part FROM crawl_objects \
              WHERE source = $1 AND generation < $2 ORDER BY path LIMIT $3",
@@ -146,7 +162,11 @@ impl Store {
     }
 
     /// Forget objects.
-    pub async fn delete_crawl_objects(conn: &mut PgConnection, source: &str, paths: &[String]) -> Result<()> {
+    pub async fn delete_crawl_objects(
+        conn: &mut PgConnection,
+        source: &str,
+        paths: &[String],
+    ) -> Result<()> {
         sqlx::query("DELETE FROM crawl_objects WHERE source = $1 AND path = ANY($2)")
             .bind(source)
             .bind(paths)
@@ -156,8 +176,12 @@ impl Store {
     }
 
     /// Every part of the given items, from every source.
-    pub async fn item_parts(conn: &mut PgConnection, keys: &[ItemKey]) -> Result<Vec<(ItemKey, Value)>> {
-        let (c, i): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, i)| (c.as_str(), i.as_str())).unzip();
+    pub async fn item_parts(
+        conn: &mut PgConnection,
+        keys: &[ItemKey],
+    ) -> Result<Vec<(ItemKey, Value)>> {
+        let (c, i): (Vec<&str>, Vec<&str>) =
+            keys.iter().map(|(c, i)| (c.as_str(), i.as_str())).unzip();
         let rows: Vec<(String, String, Value)> = sqlx::query_as(
             "SELECT o.collection, o.item_id, o.part FROM crawl_objects o \
              JOIN unnest($1::text[], $2::text[]) AS k(collection, item_id) \
@@ -175,7 +199,8 @@ impl Store {
         if keys.is_empty() {
             return Ok(0);
         }
-        let (c, i): (Vec<&str>, Vec<&str>) = keys.iter().map(|(c, i)| (c.as_str(), i.as_str())).unzip();
+        let (c, i): (Vec<&str>, Vec<&str>) =
+            keys.iter().map(|(c, i)| (c.as_str(), i.as_str())).unzip();
         let done = sqlx::query(
             "DELETE FROM items USING unnest($1::text[], $2::text[]) AS k(collection, item_id) \
              WHERE items.collection = k.collection AND items.id = k.item_id",

@@ -12,7 +12,9 @@ const MAX_HEADER: u64 = 10 << 20;
 /// Read a FlatGeobuf header.
 pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     if r.size() < 12 {
-        return Err(ReadError::invalid("truncated: shorter than a FlatGeobuf header"));
+        return Err(ReadError::invalid(
+            "truncated: shorter than a FlatGeobuf header",
+        ));
     }
     let head = r.read(0..12).await?;
     if &head[0..3] != b"fgb" || &head[4..7] != b"fgb" {
@@ -20,7 +22,9 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     }
     let len = u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]));
     if len == 0 || len > MAX_HEADER || 12 + len > r.size() {
-        return Err(ReadError::invalid(format!("bad FlatGeobuf header length {len}")));
+        return Err(ReadError::invalid(format!(
+            "bad FlatGeobuf header length {len}"
+        )));
     }
     // With its size prefix, so that offsets keep the alignment the writer gave them.
     let buf = r.read(8..12 + len).await?;
@@ -32,14 +36,22 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
         ..AssetInfo::default()
     };
     if head[3] != 3 {
-        info.warnings.push(format!("FlatGeobuf version {}: read as v3", head[3]));
+        info.warnings
+            .push(format!("FlatGeobuf version {}: read as v3", head[3]));
     }
     let epsg = header.crs().and_then(|c| {
         let code = c.code();
         let org = c.org().unwrap_or("EPSG");
-        (code > 0 && org.eq_ignore_ascii_case("EPSG")).then(|| u32::try_from(code).ok()).flatten()
+        (code > 0 && org.eq_ignore_ascii_case("EPSG"))
+            .then(|| u32::try_from(code).ok())
+            .flatten()
     });
-    let epsg = epsg.or_else(|| header.crs().and_then(|c| c.code_string()).and_then(crate::geo::crs_string_epsg));
+    let epsg = epsg.or_else(|| {
+        header
+            .crs()
+            .and_then(|c| c.code_string())
+            .and_then(crate::geo::crs_string_epsg)
+    });
     if let Some(env) = header.envelope().filter(|e| e.len() >= 4) {
         let b = [env.get(0), env.get(1), env.get(2), env.get(3)];
         match epsg {
@@ -47,13 +59,17 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
                 Ok(fp) => info.footprint = Some(fp),
                 Err(e) => info.warnings.push(format!("no footprint: {e}")),
             },
-            None => info.warnings.push("no CRS in the header: no footprint".into()),
+            None => info
+                .warnings
+                .push("no CRS in the header: no footprint".into()),
         }
     } else {
-        info.warnings.push("no envelope in the header (written without an index?)".into());
+        info.warnings
+            .push("no envelope in the header (written without an index?)".into());
     }
     if let Some(code) = epsg {
-        info.fields.insert("proj:code".into(), format!("EPSG:{code}").into());
+        info.fields
+            .insert("proj:code".into(), format!("EPSG:{code}").into());
         info.fields.insert("proj:epsg".into(), code.into());
         info.extensions.insert(ext::PROJECTION.into());
     }
@@ -68,9 +84,12 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
             columns.push(col);
         }
     }
-    info.properties.insert("table:columns".into(), Value::Array(columns));
-    info.properties.insert("table:row_count".into(), header.features_count().into());
-    info.properties.insert("table:primary_geometry".into(), "geometry".into());
+    info.properties
+        .insert("table:columns".into(), Value::Array(columns));
+    info.properties
+        .insert("table:row_count".into(), header.features_count().into());
+    info.properties
+        .insert("table:primary_geometry".into(), "geometry".into());
     info.extensions.insert(ext::TABLE.into());
     info.fields.insert(
         "arcolake:flatgeobuf".into(),

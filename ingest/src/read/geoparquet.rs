@@ -24,11 +24,20 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     let tail = r.read_tail(TAIL).await?;
     let n = tail.len();
     if &tail[n - 4..] != b"PAR1" {
-        return Err(ReadError::invalid("not a Parquet file: no PAR1 magic at the end"));
+        return Err(ReadError::invalid(
+            "not a Parquet file: no PAR1 magic at the end",
+        ));
     }
-    let len = u64::from(u32::from_le_bytes([tail[n - 8], tail[n - 7], tail[n - 6], tail[n - 5]]));
+    let len = u64::from(u32::from_le_bytes([
+        tail[n - 8],
+        tail[n - 7],
+        tail[n - 6],
+        tail[n - 5],
+    ]));
     if len + 8 > size - 4 || len > MAX_FOOTER {
-        return Err(ReadError::invalid(format!("bad Parquet footer length {len} in a {size}-byte file")));
+        return Err(ReadError::invalid(format!(
+            "bad Parquet footer length {len} in a {size}-byte file"
+        )));
     }
     let footer = r.read(size - 8 - len..size - 8).await?;
     let meta = ParquetMetaDataReader::decode_metadata(&footer)
@@ -42,7 +51,9 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
         .key_value_metadata()
         .and_then(|kv| kv.iter().find(|k| k.key == "geo"))
         .and_then(|k| k.value.as_deref())
-        .ok_or_else(|| ReadError::Unsupported("Parquet without GeoParquet `geo` metadata".into()))?;
+        .ok_or_else(|| {
+            ReadError::Unsupported("Parquet without GeoParquet `geo` metadata".into())
+        })?;
     let geo: Value = serde_json::from_str(geo)
         .map_err(|e| ReadError::invalid(format!("GeoParquet `geo` metadata is not JSON: {e}")))?;
     let mut info = AssetInfo {
@@ -62,10 +73,16 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
         .ok_or_else(|| ReadError::invalid("GeoParquet metadata without primary_column"))?
         .to_owned();
     let column = geo
-        .pointer(&format!("/columns/{}", primary.replace('~', "~0").replace('/', "~1")))
+        .pointer(&format!(
+            "/columns/{}",
+            primary.replace('~', "~0").replace('/', "~1")
+        ))
         .cloned()
         .unwrap_or(Value::Null);
-    let encoding = column.get("encoding").and_then(Value::as_str).unwrap_or("WKB");
+    let encoding = column
+        .get("encoding")
+        .and_then(Value::as_str)
+        .unwrap_or("WKB");
     let epsg = match column.get("crs") {
         None => Some(4326),
         Some(Value::Null) => None,
@@ -82,11 +99,16 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
             Ok(fp) => info.footprint = Some(fp),
             Err(e) => info.warnings.push(format!("no footprint: {e}")),
         },
-        (Some(_), None) => info.warnings.push("geometry CRS unknown: no footprint".into()),
-        (None, _) => info.warnings.push("no bbox in metadata, covering column or statistics".into()),
+        (Some(_), None) => info
+            .warnings
+            .push("geometry CRS unknown: no footprint".into()),
+        (None, _) => info
+            .warnings
+            .push("no bbox in metadata, covering column or statistics".into()),
     }
     if let Some(code) = epsg {
-        info.fields.insert("proj:code".into(), format!("EPSG:{code}").into());
+        info.fields
+            .insert("proj:code".into(), format!("EPSG:{code}").into());
         info.fields.insert("proj:epsg".into(), code.into());
         info.extensions.insert(ext::PROJECTION.into());
     }
@@ -103,9 +125,12 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
             json!({"name": f.name(), "type": ty})
         })
         .collect();
-    info.properties.insert("table:columns".into(), Value::Array(columns));
-    info.properties.insert("table:row_count".into(), file.num_rows().into());
-    info.properties.insert("table:primary_geometry".into(), primary.clone().into());
+    info.properties
+        .insert("table:columns".into(), Value::Array(columns));
+    info.properties
+        .insert("table:row_count".into(), file.num_rows().into());
+    info.properties
+        .insert("table:primary_geometry".into(), primary.clone().into());
     info.extensions.insert(ext::TABLE.into());
     let mut gp = Map::new();
     gp.insert("version".into(), version.into());
@@ -114,7 +139,8 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
         gp.insert("geometry_types".into(), t.clone());
     }
     gp.insert("row_groups".into(), meta.num_row_groups().into());
-    info.fields.insert("arcolake:geoparquet".into(), Value::Object(gp));
+    info.fields
+        .insert("arcolake:geoparquet".into(), Value::Object(gp));
     Ok(info)
 }
 
@@ -153,7 +179,11 @@ fn column_range(meta: &ParquetMetaData, path: &[&str]) -> Option<(f64, f64)> {
 fn covering_bbox(meta: &ParquetMetaData, column: &Value) -> Option<[f64; 4]> {
     let cov = column.pointer("/covering/bbox")?;
     let path = |k: &str| -> Option<Vec<String>> {
-        cov.get(k)?.as_array()?.iter().map(|p| p.as_str().map(str::to_owned)).collect()
+        cov.get(k)?
+            .as_array()?
+            .iter()
+            .map(|p| p.as_str().map(str::to_owned))
+            .collect()
     };
     let get = |k: &str| -> Option<(f64, f64)> {
         let p = path(k)?;

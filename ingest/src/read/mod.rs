@@ -67,7 +67,12 @@ impl Format {
         if entry.kind == EntryKind::ZarrStore {
             return Some(Self::Zarr);
         }
-        let name = entry.path.rsplit('/').next().unwrap_or(&entry.path).to_ascii_lowercase();
+        let name = entry
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&entry.path)
+            .to_ascii_lowercase();
         let ext = name.rsplit_once('.').map(|(_, e)| e)?;
         match ext {
             "tif" | "tiff" | "gtiff" | "cog" => Some(Self::GeoTiff),
@@ -107,17 +112,27 @@ pub struct AssetInfo {
 /// Read one listed entry, in its own task: a reader that panics on a
 /// malformed file (third-party parsers sometimes do) costs that file, with
 /// an error entry, and never the crawl.
-pub async fn read_guarded(source: &Arc<dyn Source>, entry: &Entry, format: Format) -> Result<AssetInfo, ReadError> {
+pub async fn read_guarded(
+    source: &Arc<dyn Source>,
+    entry: &Entry,
+    format: Format,
+) -> Result<AssetInfo, ReadError> {
     let (source, owned) = (Arc::clone(source), entry.clone());
     match tokio::spawn(async move { read(&source, &owned, format).await }).await {
         Ok(r) => r,
-        Err(e) if e.is_panic() => Err(ReadError::invalid("malformed file: the format reader gave up on it")),
+        Err(e) if e.is_panic() => Err(ReadError::invalid(
+            "malformed file: the format reader gave up on it",
+        )),
         Err(e) => Err(ReadError::invalid(format!("read cancelled: {e}"))),
     }
 }
 
 /// Read one listed entry.
-pub async fn read(source: &Arc<dyn Source>, entry: &Entry, format: Format) -> Result<AssetInfo, ReadError> {
+pub async fn read(
+    source: &Arc<dyn Source>,
+    entry: &Entry,
+    format: Format,
+) -> Result<AssetInfo, ReadError> {
     if entry.kind == EntryKind::File && entry.size == 0 {
         return Err(ReadError::invalid("zero-length file"));
     }
@@ -140,7 +155,8 @@ pub async fn read(source: &Arc<dyn Source>, entry: &Entry, format: Format) -> Re
             && let Some(md5) = d.md5
         {
             // Multihash: 0xd5 (md5), 0x10 (16 bytes), digest.
-            info.fields.insert("file:checksum".into(), format!("d510{md5}").into());
+            info.fields
+                .insert("file:checksum".into(), format!("d510{md5}").into());
         }
         info.extensions.insert(ext::FILE.into());
     }
@@ -159,7 +175,10 @@ pub struct RangeReader {
 
 impl std::fmt::Debug for RangeReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RangeReader").field("path", &self.path).field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("RangeReader")
+            .field("path", &self.path)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -217,9 +236,15 @@ impl RangeReader {
         if let Some(b) = self.cached(&range) {
             return Ok(b);
         }
-        let fetch_end = range.end.max(range.start.saturating_add(self.read_ahead)).min(self.size);
+        let fetch_end = range
+            .end
+            .max(range.start.saturating_add(self.read_ahead))
+            .min(self.size);
         // Extend a block that ends exactly where this read starts.
-        let bytes = self.source.read_range(&self.path, range.start..fetch_end).await?;
+        let bytes = self
+            .source
+            .read_range(&self.path, range.start..fetch_end)
+            .await?;
         self.grow_read_ahead();
         if (bytes.len() as u64) < range.end - range.start {
             return Err(ReadError::invalid("short read from storage"));

@@ -54,12 +54,16 @@ fn tile_type_name(t: u8) -> &'static str {
 /// Read a PMTiles header and metadata.
 pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     if r.size() < 7 {
-        return Err(ReadError::invalid("truncated: shorter than a PMTiles header"));
+        return Err(ReadError::invalid(
+            "truncated: shorter than a PMTiles header",
+        ));
     }
     let head = r.read(0..HEADER_LEN.min(r.size())).await?;
     if &head[..7] != b"PMTiles" {
         if head.starts_with(b"PM") {
-            return Err(ReadError::Unsupported("PMTiles v1/v2 archive: only v3 is read".into()));
+            return Err(ReadError::Unsupported(
+                "PMTiles v1/v2 archive: only v3 is read".into(),
+            ));
         }
         return Err(ReadError::invalid("not a PMTiles archive: wrong magic"));
     }
@@ -73,26 +77,41 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     };
     let version = head[7];
     if version != 3 {
-        info.warnings.push(format!("PMTiles spec version {version}: read as v3"));
+        info.warnings
+            .push(format!("PMTiles spec version {version}: read as v3"));
     }
     let (meta_offset, meta_len) = (u64_at(&head, 24), u64_at(&head, 32));
     let (internal, tile_comp, tile_type) = (head[97], head[98], head[99]);
     let (min_zoom, max_zoom) = (head[100], head[101]);
-    let bounds = [coord_at(&head, 102), coord_at(&head, 106), coord_at(&head, 110), coord_at(&head, 114)];
+    let bounds = [
+        coord_at(&head, 102),
+        coord_at(&head, 106),
+        coord_at(&head, 110),
+        coord_at(&head, 114),
+    ];
     if tile_type_name(tile_type) == "unknown" {
-        info.warnings.push(format!("unknown PMTiles tile type {tile_type}"));
+        info.warnings
+            .push(format!("unknown PMTiles tile type {tile_type}"));
     }
     if min_zoom > max_zoom {
-        return Err(ReadError::invalid(format!("PMTiles min zoom {min_zoom} above max zoom {max_zoom}")));
+        return Err(ReadError::invalid(format!(
+            "PMTiles min zoom {min_zoom} above max zoom {max_zoom}"
+        )));
     }
     match Footprint::from_lonlat_bbox(bounds) {
         Ok(fp) => info.footprint = Some(fp),
         Err(e) => info.warnings.push(format!("no footprint: {e}")),
     }
-    info.fields.insert("pmtiles:tile_type".into(), tile_type_name(tile_type).into());
-    info.fields.insert("pmtiles:tile_compression".into(), compression_name(tile_comp).into());
-    info.fields.insert("pmtiles:min_zoom".into(), min_zoom.into());
-    info.fields.insert("pmtiles:max_zoom".into(), max_zoom.into());
+    info.fields
+        .insert("pmtiles:tile_type".into(), tile_type_name(tile_type).into());
+    info.fields.insert(
+        "pmtiles:tile_compression".into(),
+        compression_name(tile_comp).into(),
+    );
+    info.fields
+        .insert("pmtiles:min_zoom".into(), min_zoom.into());
+    info.fields
+        .insert("pmtiles:max_zoom".into(), max_zoom.into());
     info.fields.insert(
         "pmtiles:center".into(),
         json!([coord_at(&head, 119), coord_at(&head, 123), head[118]]),
@@ -109,7 +128,9 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
             serde_json::from_slice::<Value>(&b).map_err(|e| format!("metadata is not JSON: {e}"))
         }) {
             Ok(meta) => apply_metadata(&mut info, &meta),
-            Err(e) => info.warnings.push(format!("PMTiles metadata unreadable: {e}")),
+            Err(e) => info
+                .warnings
+                .push(format!("PMTiles metadata unreadable: {e}")),
         }
     }
     Ok(info)
@@ -129,13 +150,22 @@ fn decompress(raw: &[u8], compression: u8) -> Result<Vec<u8>, String> {
             .take(limit)
             .read_to_end(&mut out)
             .map_err(|e| format!("zstd: {e}"))?,
-        other => return Err(format!("{} internal compression is not read", compression_name(other))),
+        other => {
+            return Err(format!(
+                "{} internal compression is not read",
+                compression_name(other)
+            ));
+        }
     };
     Ok(out)
 }
 
 fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
-    if let Some(name) = meta.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+    if let Some(name) = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
         info.title = Some(name.to_owned());
     }
     if let Some(layers) = meta.get("vector_layers").and_then(Value::as_array) {
@@ -152,7 +182,8 @@ fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
                 Some(Value::Object(out))
             })
             .collect();
-        info.fields.insert("pmtiles:vector_layers".into(), Value::Array(layers));
+        info.fields
+            .insert("pmtiles:vector_layers".into(), Value::Array(layers));
     }
     if let Some(a) = meta.get("attribution").and_then(Value::as_str) {
         info.fields.insert("pmtiles:attribution".into(), a.into());

@@ -51,7 +51,9 @@ pub async fn read(reader: RangeReader) -> Result<AssetInfo, ReadError> {
             break;
         }
         if offset >= size || ifd_offsets.contains(&offset) {
-            return Err(ReadError::invalid(format!("IFD offset {offset} is outside the file or loops")));
+            return Err(ReadError::invalid(format!(
+                "IFD offset {offset} is outside the file or loops"
+            )));
         }
         ifd_offsets.push(offset);
         match meta.read_next_ifd(&fetch).await {
@@ -82,7 +84,9 @@ fn describe(
     };
     let overviews = ifds[1..]
         .iter()
-        .filter(|i| i.new_subfile_type().unwrap_or(0) & 1 == 1 && i.new_subfile_type().unwrap_or(0) & 4 == 0)
+        .filter(|i| {
+            i.new_subfile_type().unwrap_or(0) & 1 == 1 && i.new_subfile_type().unwrap_or(0) & 4 == 0
+        })
         .count();
     let tiled = first.tile_width().is_some();
     let data_start = ifds
@@ -118,25 +122,31 @@ fn describe(
             xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         ];
-        info.fields.insert("proj:transform".into(), json!([a, b, c, d, e, f]));
+        info.fields
+            .insert("proj:transform".into(), json!([a, b, c, d, e, f]));
         info.fields.insert("proj:bbox".into(), json!(bbox));
         match epsg {
             Some(code) => match Footprint::from_projected_bbox(u32::from(code), bbox) {
                 Ok(fp) => info.footprint = Some(fp),
                 Err(e) => info.warnings.push(format!("no footprint: {e}")),
             },
-            None => info.warnings.push("no EPSG code in the GeoKeys: no footprint".into()),
+            None => info
+                .warnings
+                .push("no EPSG code in the GeoKeys: no footprint".into()),
         }
     } else {
-        info.warnings.push("no geotransform: not georeferenced".into());
+        info.warnings
+            .push("no geotransform: not georeferenced".into());
     }
     if let Some(code) = epsg {
-        info.fields.insert("proj:code".into(), format!("EPSG:{code}").into());
+        info.fields
+            .insert("proj:code".into(), format!("EPSG:{code}").into());
         info.fields.insert("proj:epsg".into(), code.into());
     } else {
         info.fields.insert("proj:code".into(), Value::Null);
     }
-    info.fields.insert("proj:shape".into(), json!([height, width]));
+    info.fields
+        .insert("proj:shape".into(), json!([height, width]));
     info.extensions.insert(ext::PROJECTION.into());
 
     // Bands.
@@ -148,7 +158,10 @@ fn describe(
     let format = first.sample_format().first().copied();
     let data_type = data_type(format, bits);
     let nodata = first.gdal_nodata().and_then(nodata_value);
-    let gdal = first.gdal_metadata().map(parse_gdal_metadata).unwrap_or_default();
+    let gdal = first
+        .gdal_metadata()
+        .map(parse_gdal_metadata)
+        .unwrap_or_default();
     let resolution = transform.map(|t| t[0].abs());
     let bands: Vec<Value> = (0..samples)
         .map(|i| {
@@ -172,23 +185,31 @@ fn describe(
             Value::Object(band)
         })
         .collect();
-    info.fields.insert("raster:bands".into(), Value::Array(bands));
+    info.fields
+        .insert("raster:bands".into(), Value::Array(bands));
     info.extensions.insert(ext::RASTER.into());
 
     // Layout, for users deciding how to read it.
     let mut layout = Map::new();
-    layout.insert("compression".into(), compression_name(first.compression()).into());
+    layout.insert(
+        "compression".into(),
+        compression_name(first.compression()).into(),
+    );
     layout.insert("tiled".into(), tiled.into());
     if let (Some(tw), Some(th)) = (first.tile_width(), first.tile_height()) {
         layout.insert("tile_shape".into(), json!([th, tw]));
     }
     layout.insert("overviews".into(), overviews.into());
-    info.fields.insert("arcolake:tiff".into(), Value::Object(layout));
+    info.fields
+        .insert("arcolake:tiff".into(), Value::Object(layout));
 
     if let Some(dt) = first.date_time().and_then(parse_tiff_datetime) {
         info.start = Some(dt);
     }
-    if let Some(desc) = first.image_description().filter(|d| !d.trim().is_empty() && d.len() < 200) {
+    if let Some(desc) = first
+        .image_description()
+        .filter(|d| !d.trim().is_empty() && d.len() < 200)
+    {
         info.title = Some(desc.trim().to_owned());
     }
     Ok(info)
@@ -202,14 +223,28 @@ fn geotransform(ifd: &async_tiff::ImageFileDirectory, pixel_is_point: bool) -> O
         let scale = ifd.model_pixel_scale().filter(|s| s.len() >= 2)?;
         let tie = ifd.model_tiepoint().filter(|t| t.len() >= 6)?;
         let (sx, sy) = (scale[0], scale[1]);
-        [sx, 0.0, tie[3] - tie[0] * sx, 0.0, -sy, tie[4] + tie[1] * sy]
+        [
+            sx,
+            0.0,
+            tie[3] - tie[0] * sx,
+            0.0,
+            -sy,
+            tie[4] + tie[1] * sy,
+        ]
     };
     if !t.iter().all(|v| v.is_finite()) || (t[0] == 0.0 && t[1] == 0.0) {
         return None;
     }
     if pixel_is_point {
         // The tie point names a pixel centre: move to its corner.
-        return Some([t[0], t[1], t[2] - 0.5 * t[0] - 0.5 * t[1], t[3], t[4], t[5] - 0.5 * t[3] - 0.5 * t[4]]);
+        return Some([
+            t[0],
+            t[1],
+            t[2] - 0.5 * t[0] - 0.5 * t[1],
+            t[3],
+            t[4],
+            t[5] - 0.5 * t[3] - 0.5 * t[4],
+        ]);
     }
     Some(t)
 }
@@ -249,7 +284,7 @@ fn compression_name(c: async_tiff::tags::Compression) -> String {
     }
 }
 
-/// GDAL_NODATA: a number, `nan`, `inf`, `-inf`.
+/// `GDAL_NODATA`: a number, `nan`, `inf`, `-inf`.
 fn nodata_value(s: &str) -> Option<Value> {
     let t = s.trim().trim_end_matches('\0').trim();
     match t.to_ascii_lowercase().as_str() {

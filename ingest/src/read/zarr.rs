@@ -49,7 +49,8 @@ struct StoreMeta {
 }
 
 fn json_doc(bytes: &[u8], what: &str) -> Result<Value, ReadError> {
-    serde_json::from_slice(bytes).map_err(|e| ReadError::invalid(format!("{what} is not JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ReadError::invalid(format!("{what} is not JSON: {e}")))
 }
 
 async fn get(source: &dyn Source, root: &str, key: &str) -> Result<Option<Bytes>, ReadError> {
@@ -65,7 +66,8 @@ pub async fn read(source: &Arc<dyn Source>, root: &str) -> Result<AssetInfo, Rea
         ..AssetInfo::default()
     };
     if meta.arrays.is_empty() {
-        info.warnings.push("no arrays found in the store's metadata".into());
+        info.warnings
+            .push("no arrays found in the store's metadata".into());
     }
     let coords = decode_coords(source, root, &meta).await;
     describe(&meta, &coords, &mut info);
@@ -81,17 +83,25 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
         if v.get("zarr_format").and_then(Value::as_u64) != Some(3) {
             return Err(ReadError::invalid("zarr.json without zarr_format 3"));
         }
-        meta.attrs = v.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default();
+        meta.attrs = v
+            .get("attributes")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         if v.get("node_type").and_then(Value::as_str) == Some("array") {
             meta.arrays.insert(String::new(), v3_array(&v));
             return Ok(meta);
         }
-        if let Some(nodes) = v.pointer("/consolidated_metadata/metadata").and_then(Value::as_object) {
+        if let Some(nodes) = v
+            .pointer("/consolidated_metadata/metadata")
+            .and_then(Value::as_object)
+        {
             meta.consolidated = true;
             for (name, node) in nodes {
                 if node.get("node_type").and_then(Value::as_str) == Some("array") {
                     meta.arrays.insert(name.clone(), v3_array(node));
-                    meta.docs.insert(format!("{name}/zarr.json"), Bytes::from(node.to_string()));
+                    meta.docs
+                        .insert(format!("{name}/zarr.json"), Bytes::from(node.to_string()));
                 }
             }
         } else {
@@ -113,7 +123,11 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
             .get("metadata")
             .and_then(Value::as_object)
             .ok_or_else(|| ReadError::invalid(".zmetadata without `metadata`"))?;
-        meta.attrs = docs.get(".zattrs").and_then(Value::as_object).cloned().unwrap_or_default();
+        meta.attrs = docs
+            .get(".zattrs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (key, doc) in docs {
             meta.docs.insert(key.clone(), Bytes::from(doc.to_string()));
             if let Some(name) = key.strip_suffix("/.zarray") {
@@ -133,21 +147,32 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
             meta.arrays.insert(String::new(), v2_array(&v, Map::new()));
             return Ok(meta);
         }
-        return Err(ReadError::invalid("no zarr.json, .zmetadata, .zgroup or .zarray at the store root"));
+        return Err(ReadError::invalid(
+            "no zarr.json, .zmetadata, .zgroup or .zarray at the store root",
+        ));
     };
     json_doc(&group, ".zgroup")?;
     if let Some(attrs) = get(source, root, ".zattrs").await? {
-        meta.attrs = json_doc(&attrs, ".zattrs")?.as_object().cloned().unwrap_or_default();
+        meta.attrs = json_doc(&attrs, ".zattrs")?
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
     }
     for name in GUESSED_COORDS {
         if let Some(doc) = get(source, root, &format!("{name}/.zarray")).await? {
             let v = json_doc(&doc, ".zarray")?;
             let attrs = match get(source, root, &format!("{name}/.zattrs")).await? {
-                Some(a) => json_doc(&a, ".zattrs")?.as_object().cloned().unwrap_or_default(),
+                Some(a) => json_doc(&a, ".zattrs")?
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
                 None => Map::new(),
             };
             meta.docs.insert(format!("{name}/.zarray"), doc);
-            meta.docs.insert(format!("{name}/.zattrs"), Bytes::from(Value::Object(attrs.clone()).to_string()));
+            meta.docs.insert(
+                format!("{name}/.zattrs"),
+                Bytes::from(Value::Object(attrs.clone()).to_string()),
+            );
             meta.arrays.insert(name.into(), v2_array(&v, attrs));
         }
     }
@@ -162,7 +187,11 @@ fn u64s(v: Option<&Value>) -> Vec<u64> {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or("").to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -170,9 +199,17 @@ fn v3_array(v: &Value) -> ArrayMeta {
     ArrayMeta {
         shape: u64s(v.get("shape")),
         chunks: u64s(v.pointer("/chunk_grid/configuration/chunk_shape")),
-        dtype: v.get("data_type").and_then(Value::as_str).unwrap_or("unknown").to_owned(),
+        dtype: v
+            .get("data_type")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_owned(),
         dims: strings(v.get("dimension_names")),
-        attrs: v.get("attributes").and_then(Value::as_object).cloned().unwrap_or_default(),
+        attrs: v
+            .get("attributes")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
@@ -244,7 +281,10 @@ impl ReadableStorageTraits for Bridge {
                 let start = usize::try_from(r.start(len)).unwrap_or(usize::MAX);
                 let end = usize::try_from(r.end(len)).unwrap_or(usize::MAX);
                 if start > end || end > bytes.len() {
-                    return Err(StorageError::Other(format!("byte range beyond {}", key.as_str())));
+                    return Err(StorageError::Other(format!(
+                        "byte range beyond {}",
+                        key.as_str()
+                    )));
                 }
                 Ok(bytes.slice(start..end))
             })
@@ -289,7 +329,9 @@ async fn decode_coords(source: &Arc<dyn Source>, root: &str, meta: &StoreMeta) -
         let mut out = Coords::new();
         for (name, dtype) in wanted {
             let store: Arc<dyn ReadableStorageTraits> = bridge.clone();
-            let Ok(array) = Array::open(store, &format!("/{name}")) else { continue };
+            let Ok(array) = Array::open(store, &format!("/{name}")) else {
+                continue;
+            };
             let subset = array.subset_all();
             let values: Option<Vec<f64>> = match dtype.as_str() {
                 "float64" => array.retrieve_array_subset::<Vec<f64>>(&subset).ok(),
@@ -330,20 +372,30 @@ enum Role {
 }
 
 fn role(name: &str, a: &ArrayMeta) -> Option<Role> {
-    let attr = |k: &str| a.attrs.get(k).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let attr = |k: &str| {
+        a.attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
     let (std, axis) = (attr("standard_name"), attr("axis"));
     let n = name.to_ascii_lowercase();
     if std == "time" || axis == "t" || n == "time" || n == "t" {
         return Some(Role::Time);
     }
-    if matches!(std.as_str(), "longitude" | "projection_x_coordinate" | "grid_longitude")
-        || axis == "x"
+    if matches!(
+        std.as_str(),
+        "longitude" | "projection_x_coordinate" | "grid_longitude"
+    ) || axis == "x"
         || matches!(n.as_str(), "lon" | "longitude" | "x")
     {
         return Some(Role::X);
     }
-    if matches!(std.as_str(), "latitude" | "projection_y_coordinate" | "grid_latitude")
-        || axis == "y"
+    if matches!(
+        std.as_str(),
+        "latitude" | "projection_y_coordinate" | "grid_latitude"
+    ) || axis == "y"
         || matches!(n.as_str(), "lat" | "latitude" | "y")
     {
         return Some(Role::Y);
@@ -381,12 +433,16 @@ fn cf_time(value: f64, units: &str) -> Option<DateTime<Utc>> {
     let since = since.trim();
     let base = NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S")
         .or_else(|_| NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
-        .or_else(|_| NaiveDateTime::parse_from_str(since.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S"))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(since.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S")
+        })
         .or_else(|_| NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S%.f"))
         .ok()
         .or_else(|| {
             let date = since.split([' ', 'T']).next()?;
-            NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)
+            NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .ok()?
+                .and_hms_opt(0, 0, 0)
         })?;
     let secs = match unit.trim().to_ascii_lowercase().as_str() {
         "days" | "day" | "d" => value * 86_400.0,
@@ -409,7 +465,11 @@ fn cf_time(value: f64, units: &str) -> Option<DateTime<Utc>> {
 /// The EPSG code of a grid mapping variable's attributes.
 fn grid_mapping_epsg(attrs: &Map<String, Value>) -> Option<u32> {
     for key in ["proj:code", "epsg_code", "crs"] {
-        if let Some(code) = attrs.get(key).and_then(Value::as_str).and_then(crs_string_epsg) {
+        if let Some(code) = attrs
+            .get(key)
+            .and_then(Value::as_str)
+            .and_then(crs_string_epsg)
+        {
             return Some(code);
         }
     }
@@ -420,14 +480,25 @@ fn grid_mapping_epsg(attrs: &Map<String, Value>) -> Option<u32> {
         if let Some(wkt) = attrs.get(key).and_then(Value::as_str) {
             // The last AUTHORITY / ID in a WKT names the whole CRS.
             let upper = wkt.to_ascii_uppercase();
-            let at = upper.rfind("AUTHORITY[\"EPSG\",").map(|i| i + 17).or_else(|| upper.rfind("ID[\"EPSG\",").map(|i| i + 10))?;
-            let digits: String = upper[at..].chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+            let at = upper
+                .rfind("AUTHORITY[\"EPSG\",")
+                .map(|i| i + 17)
+                .or_else(|| upper.rfind("ID[\"EPSG\",").map(|i| i + 10))?;
+            let digits: String = upper[at..]
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
             return digits.parse().ok();
         }
     }
     None
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the store's arrays: CRS, footprint, time, datacube"
+)]
 fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
     let coord_names: Vec<&String> = meta
         .arrays
@@ -439,7 +510,9 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
     let mut y: Option<(&str, f64, f64, Option<f64>)> = None;
     let mut time: Option<(&str, DateTime<Utc>, DateTime<Utc>)> = None;
     for (name, a) in &meta.arrays {
-        let Some(values) = coords.get(name) else { continue };
+        let Some(values) = coords.get(name) else {
+            continue;
+        };
         match role(name, a) {
             Some(Role::X) if x.is_none() => {
                 if let Some((lo, hi, step)) = extent(values) {
@@ -458,7 +531,9 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
                 if let (Some(s), Some(e)) = (cf_time(first, units), cf_time(last, units)) {
                     time = Some((name, s, e));
                 } else {
-                    info.warnings.push(format!("time coordinate `{name}` has units {units:?} that are not read"));
+                    info.warnings.push(format!(
+                        "time coordinate `{name}` has units {units:?} that are not read"
+                    ));
                 }
             }
             _ => {}
@@ -473,11 +548,21 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
             .values()
             .filter_map(|a| a.attrs.get("grid_mapping").and_then(Value::as_str))
             .find_map(|gm| {
-                let gm = gm.split_whitespace().next().unwrap_or(gm).trim_end_matches(':');
-                meta.arrays.get(gm).and_then(|a| grid_mapping_epsg(&a.attrs))
+                let gm = gm
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or(gm)
+                    .trim_end_matches(':');
+                meta.arrays
+                    .get(gm)
+                    .and_then(|a| grid_mapping_epsg(&a.attrs))
             })
             .or_else(|| grid_mapping_epsg(&meta.attrs))
-            .or_else(|| meta.arrays.values().find_map(|a| grid_mapping_epsg(&a.attrs)))
+            .or_else(|| {
+                meta.arrays
+                    .values()
+                    .find_map(|a| grid_mapping_epsg(&a.attrs))
+            })
     };
     if let (Some((_, x0, x1, _)), Some((_, y0, y1, _))) = (x, y) {
         match epsg {
@@ -485,13 +570,17 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
                 Ok(fp) => info.footprint = Some(fp),
                 Err(e) => info.warnings.push(format!("no footprint: {e}")),
             },
-            None => info.warnings.push("x/y coordinates without a grid mapping CRS: no footprint".into()),
+            None => info
+                .warnings
+                .push("x/y coordinates without a grid mapping CRS: no footprint".into()),
         }
     } else {
-        info.warnings.push("no x/y or lon/lat coordinate arrays: no footprint".into());
+        info.warnings
+            .push("no x/y or lon/lat coordinate arrays: no footprint".into());
     }
     if let Some(code) = epsg {
-        info.fields.insert("proj:code".into(), format!("EPSG:{code}").into());
+        info.fields
+            .insert("proj:code".into(), format!("EPSG:{code}").into());
         info.fields.insert("proj:epsg".into(), code.into());
         info.extensions.insert(ext::PROJECTION.into());
     }
@@ -545,8 +634,12 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
         }
         let mut v = Map::new();
         v.insert("dimensions".into(), json!(a.dims));
-        let is_aux = a.shape.len() <= 1 && a.dims.iter().all(|d| !dims.contains_key(d)) || a.attrs.contains_key("grid_mapping_name");
-        v.insert("type".into(), if is_aux { "auxiliary" } else { "data" }.into());
+        let is_aux = a.shape.len() <= 1 && a.dims.iter().all(|d| !dims.contains_key(d))
+            || a.attrs.contains_key("grid_mapping_name");
+        v.insert(
+            "type".into(),
+            if is_aux { "auxiliary" } else { "data" }.into(),
+        );
         if let Some(u) = a.attrs.get("units").and_then(Value::as_str) {
             v.insert("unit".into(), u.into());
         }
@@ -559,8 +652,10 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
         vars.insert(name.clone(), Value::Object(v));
     }
     if !dims.is_empty() {
-        info.properties.insert("cube:dimensions".into(), Value::Object(dims));
-        info.properties.insert("cube:variables".into(), Value::Object(vars));
+        info.properties
+            .insert("cube:dimensions".into(), Value::Object(dims));
+        info.properties
+            .insert("cube:variables".into(), Value::Object(vars));
         info.extensions.insert(ext::DATACUBE.into());
     }
     let mut z = Map::new();

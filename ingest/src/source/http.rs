@@ -25,7 +25,10 @@ use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_enco
 use quick_xml::events::Event;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use super::{Digests, Entry, EntryKind, IoStats, Source, SourceError, SourceSettings, bump, is_hidden, is_zarr_name};
+use super::{
+    Digests, Entry, EntryKind, IoStats, Source, SourceError, SourceSettings, bump, is_hidden,
+    is_zarr_name,
+};
 
 /// Characters escaped in a path segment.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -64,11 +67,19 @@ impl HttpSource {
     /// A source rooted at `url`.
     pub fn new(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
         crate::init_tls();
-        let mut root = url::Url::parse(url).map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
-        let mut basic = settings.username.clone().map(|u| (u, settings.password.clone()));
+        let mut root =
+            url::Url::parse(url).map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+        let mut basic = settings
+            .username
+            .clone()
+            .map(|u| (u, settings.password.clone()));
         if !root.username().is_empty() {
-            let user = percent_decode_str(root.username()).decode_utf8_lossy().into_owned();
-            let pass = root.password().map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned());
+            let user = percent_decode_str(root.username())
+                .decode_utf8_lossy()
+                .into_owned();
+            let pass = root
+                .password()
+                .map(|p| percent_decode_str(p).decode_utf8_lossy().into_owned());
             basic = Some((user, pass));
             let _ = root.set_username("");
             let _ = root.set_password(None);
@@ -148,7 +159,9 @@ impl HttpSource {
         if self.no_digests.load(Ordering::Relaxed) {
             return self.send(build(), path).await;
         }
-        let resp = self.send(build().header("Want-Digest", "adler32, md5"), path).await?;
+        let resp = self
+            .send(build().header("Want-Digest", "adler32, md5"), path)
+            .await?;
         if matches!(
             resp.status(),
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED | StatusCode::BAD_REQUEST
@@ -199,23 +212,32 @@ impl HttpSource {
             .bytes()
             .await
             .map_err(|e| SourceError::request(self.href(dir), e.without_url()))?;
-        let responses = parse_multistatus(&body)
-            .map_err(|e| SourceError::request(self.href(dir), format!("unreadable PROPFIND answer: {e}")))?;
+        let responses = parse_multistatus(&body).map_err(|e| {
+            SourceError::request(self.href(dir), format!("unreadable PROPFIND answer: {e}"))
+        })?;
         let dir_path = self.url_of(dir).path().trim_end_matches('/').to_owned();
         let mut out = Vec::with_capacity(responses.len());
         for r in responses {
-            let Some(abs) = href_path(&r.href) else { continue };
+            let Some(abs) = href_path(&r.href) else {
+                continue;
+            };
             let abs_trimmed = abs.trim_end_matches('/');
             if abs_trimmed == dir_path || !abs_trimmed.starts_with(&dir_path) {
                 continue;
             }
-            let Some(name) = abs_trimmed[dir_path.len()..].strip_prefix('/') else { continue };
+            let Some(name) = abs_trimmed[dir_path.len()..].strip_prefix('/') else {
+                continue;
+            };
             if name.is_empty() || name.contains('/') {
                 continue;
             }
             let name = percent_decode_str(name).decode_utf8_lossy().into_owned();
             let is_dir = r.collection || abs.ends_with('/');
-            let rel = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+            let rel = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
             let listed = if is_dir {
                 Listed::Dir
             } else {
@@ -269,7 +291,11 @@ impl Source for HttpSource {
                     if is_hidden(&name) {
                         continue;
                     }
-                    let rel = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                    let rel = if dir.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{dir}/{name}")
+                    };
                     match listed {
                         Listed::Dir if is_zarr_name(&name) => w.ready.push_back(Entry {
                             path: rel,
@@ -298,7 +324,10 @@ impl Source for HttpSource {
             .map_err(|_| SourceError::request(self.href(path), "range too large"))?;
         let range_header = format!("bytes={}-{}", range.start, range.end - 1);
         let resp = self
-            .send_wanting_digests(path, || self.request(Method::GET, path).header("Range", range_header.as_str()))
+            .send_wanting_digests(path, || {
+                self.request(Method::GET, path)
+                    .header("Range", range_header.as_str())
+            })
             .await?;
         let status = resp.status();
         self.remember_digests(path, &resp);
@@ -310,7 +339,10 @@ impl Source for HttpSource {
             }
             StatusCode::OK => range.start,
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(SourceError::request(self.href(path), "range beyond the end of the file"));
+                return Err(SourceError::request(
+                    self.href(path),
+                    "range beyond the end of the file",
+                ));
             }
             s => return Err(self.status_error(path, s)),
         };
@@ -341,7 +373,9 @@ impl Source for HttpSource {
 
     async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError> {
         bump(&self.stats.heads);
-        let resp = self.send_wanting_digests(path, || self.request(Method::HEAD, path)).await?;
+        let resp = self
+            .send_wanting_digests(path, || self.request(Method::HEAD, path))
+            .await?;
         match resp.status() {
             StatusCode::NOT_FOUND | StatusCode::GONE => return Ok(None),
             s if !s.is_success() => return Err(self.status_error(path, s)),
@@ -352,7 +386,9 @@ impl Source for HttpSource {
         let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
         Ok(Some(Entry {
             path: path.to_owned(),
-            size: text("content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
+            size: text("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             modified: text("last-modified").and_then(|v| parse_http_date(&v)),
             etag: text("etag"),
             kind: EntryKind::File,
@@ -382,7 +418,9 @@ async fn take_range(resp: Response, skip: u64, want: usize) -> Result<Bytes, Str
     let mut skip = skip;
     let mut body = resp.bytes_stream();
     while out.len() < want {
-        let Some(chunk) = body.next().await else { break };
+        let Some(chunk) = body.next().await else {
+            break;
+        };
         let mut chunk = chunk.map_err(|e| e.without_url().to_string())?;
         if skip > 0 {
             let n = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
@@ -412,7 +450,9 @@ fn parse_digest_headers(h: &reqwest::header::HeaderMap) -> Option<Digests> {
     for v in h.get_all("digest") {
         let Ok(v) = v.to_str() else { continue };
         for part in v.split(',') {
-            let Some((alg, val)) = part.trim().split_once('=') else { continue };
+            let Some((alg, val)) = part.trim().split_once('=') else {
+                continue;
+            };
             match alg.to_ascii_lowercase().as_str() {
                 "adler32" => d.adler32 = Some(val.trim().to_ascii_lowercase()),
                 "md5" => d.md5 = md5_hex(val.trim()),
@@ -429,7 +469,13 @@ fn md5_hex(v: &str) -> Option<String> {
         return Some(v.to_ascii_lowercase());
     }
     let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
-    (raw.len() == 16).then(|| raw.iter().map(|b| format!("{b:02x}")).collect())
+    (raw.len() == 16).then(|| {
+        raw.iter().fold(String::with_capacity(32), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    })
 }
 
 fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {
@@ -488,11 +534,11 @@ fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, quick_xml::Error> 
                 if let (Some(c), Some(f)) = (current.as_mut(), field) {
                     let text = t.xml10_content().into_owned();
                     let text = quick_xml::escape::unescape(&text)
-                        .map(|s| s.into_owned())
+                        .map(std::borrow::Cow::into_owned)
                         .unwrap_or(text);
                     let text = text.trim();
                     match f {
-                        "href" if c.href.is_empty() => c.href = text.to_owned(),
+                        "href" if c.href.is_empty() => text.clone_into(&mut c.href),
                         "length" => c.length = text.parse().ok(),
                         "modified" => c.modified = parse_http_date(text),
                         "etag" if !text.is_empty() => c.etag = Some(text.to_owned()),
@@ -549,7 +595,12 @@ mod tests {
     #[test]
     fn digests_parse_base64_and_hex() {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert("digest", "adler32=03da0195, md5=XUFAKrxLKna5cZ2REBfFkg==".parse().unwrap());
+        h.insert(
+            "digest",
+            "adler32=03da0195, md5=XUFAKrxLKna5cZ2REBfFkg=="
+                .parse()
+                .unwrap(),
+        );
         let d = parse_digest_headers(&h).unwrap();
         assert_eq!(d.adler32.as_deref(), Some("03da0195"));
         assert_eq!(d.md5.as_deref(), Some("5d41402abc4b2a76b9719d911017c592"));
@@ -568,6 +619,9 @@ mod tests {
 
     #[test]
     fn tokens_are_scrubbed() {
-        assert_eq!(scrub("GET /x?authz=secret failed"), "GET /x?authz=<redacted>");
+        assert_eq!(
+            scrub("GET /x?authz=secret failed"),
+            "GET /x?authz=<redacted>"
+        );
     }
 }

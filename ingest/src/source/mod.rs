@@ -207,7 +207,8 @@ pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Sou
     }
     let path = match url.strip_prefix("file://") {
         Some(p) => std::path::PathBuf::from(
-            percent_decode(p).map_err(|e| SourceError::Config(format!("bad file URL {url}: {e}")))?,
+            percent_decode(p)
+                .map_err(|e| SourceError::Config(format!("bad file URL {url}: {e}")))?,
         ),
         None if url.contains("://") => {
             return Err(SourceError::Config(format!(
@@ -277,13 +278,22 @@ impl std::fmt::Debug for SourceSettings {
 
 impl SourceSettings {
     /// Fill unset fields from the standard environment variables.
+    #[must_use]
     pub fn with_env(mut self) -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let flag = |k: &str| var(k).map(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"));
-        self.endpoint = self.endpoint.or_else(|| var("AWS_ENDPOINT_URL")).or_else(|| var("AWS_ENDPOINT"));
-        self.region = self.region.or_else(|| var("AWS_REGION")).or_else(|| var("AWS_DEFAULT_REGION"));
+        self.endpoint = self
+            .endpoint
+            .or_else(|| var("AWS_ENDPOINT_URL"))
+            .or_else(|| var("AWS_ENDPOINT"));
+        self.region = self
+            .region
+            .or_else(|| var("AWS_REGION"))
+            .or_else(|| var("AWS_DEFAULT_REGION"));
         self.access_key_id = self.access_key_id.or_else(|| var("AWS_ACCESS_KEY_ID"));
-        self.secret_access_key = self.secret_access_key.or_else(|| var("AWS_SECRET_ACCESS_KEY"));
+        self.secret_access_key = self
+            .secret_access_key
+            .or_else(|| var("AWS_SECRET_ACCESS_KEY"));
         self.allow_http = self.allow_http.or_else(|| flag("AWS_ALLOW_HTTP"));
         self.path_style = self.path_style.or_else(|| flag("AWS_S3_PATH_STYLE"));
         self.bearer_token = self.bearer_token.or_else(|| var("ARCOLAKE_BEARER_TOKEN"));
@@ -295,12 +305,17 @@ impl SourceSettings {
 
     /// Every secret value, for scrubbing text before it is logged or reported.
     pub fn secrets(&self) -> Vec<String> {
-        [&self.secret_access_key, &self.bearer_token, &self.authz_token, &self.password]
-            .into_iter()
-            .flatten()
-            .filter(|s| s.len() >= 4)
-            .cloned()
-            .collect()
+        [
+            &self.secret_access_key,
+            &self.bearer_token,
+            &self.authz_token,
+            &self.password,
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.len() >= 4)
+        .cloned()
+        .collect()
     }
 }
 
@@ -318,7 +333,10 @@ mod tests {
         assert_eq!(classify("a/b.tif"), KeyClass::Plain);
         assert_eq!(classify("a/.hidden/b.tif"), KeyClass::Hidden);
         assert_eq!(classify("a/b.tif.part"), KeyClass::Hidden);
-        assert_eq!(classify("a/c.zarr/.zmetadata"), KeyClass::InZarr("a/c.zarr"));
+        assert_eq!(
+            classify("a/c.zarr/.zmetadata"),
+            KeyClass::InZarr("a/c.zarr")
+        );
         assert_eq!(classify("c.zarr/lat/0"), KeyClass::InZarr("c.zarr"));
         assert_eq!(classify("a/c.zarr"), KeyClass::Plain);
     }
@@ -345,7 +363,10 @@ mod tests {
             ..SourceSettings::default()
         };
         let shown = format!("{s:?}");
-        assert!(!shown.contains("topsecret") && !shown.contains("macaroon"), "{shown}");
+        assert!(
+            !shown.contains("topsecret") && !shown.contains("macaroon"),
+            "{shown}"
+        );
         assert_eq!(s.secrets().len(), 2);
     }
 }

@@ -12,7 +12,9 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::{Entry, EntryKind, IoStats, KeyClass, Source, SourceError, SourceSettings, bump, classify};
+use super::{
+    Entry, EntryKind, IoStats, KeyClass, Source, SourceError, SourceSettings, bump, classify,
+};
 
 /// A source backed by an [`ObjectStore`].
 #[derive(Debug)]
@@ -62,7 +64,9 @@ impl ObjectSource {
             .build()
             .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
         let https_base = match &settings.endpoint {
-            Some(e) if e.starts_with("https://") => Some(format!("{}/{bucket}", e.trim_end_matches('/'))),
+            Some(e) if e.starts_with("https://") => {
+                Some(format!("{}/{bucket}", e.trim_end_matches('/')))
+            }
             Some(_) => None,
             None => Some(format!("https://{bucket}.s3.amazonaws.com")),
         };
@@ -82,12 +86,16 @@ impl ObjectSource {
             .canonicalize()
             .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
         if !dir.is_dir() {
-            return Err(SourceError::Config(format!("{}: not a directory", dir.display())));
+            return Err(SourceError::Config(format!(
+                "{}: not a directory",
+                dir.display()
+            )));
         }
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
-        let base = url::Url::from_directory_path(&dir)
-            .map_err(|()| SourceError::Config(format!("{}: not an absolute path", dir.display())))?;
+        let base = url::Url::from_directory_path(&dir).map_err(|()| {
+            SourceError::Config(format!("{}: not an absolute path", dir.display()))
+        })?;
         Ok(Self {
             store: Arc::new(store),
             prefix: String::new(),
