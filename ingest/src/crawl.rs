@@ -209,7 +209,7 @@ impl Run<'_> {
             let reason = self.scrub(reason);
             tracing::warn!(href = %self.scrub(href), %reason, "file not registered");
             self.report.errors.push(FileProblem {
-                href: self.scrub(&href),
+                href: self.scrub(href),
                 reason,
             });
         }
