@@ -101,7 +101,7 @@ struct ServeArgs {
 struct CrawlArgs {
     #[command(flatten)]
     db: DatabaseArgs,
-    /// Storage to crawl: s3://bucket/prefix, http(s)://door/path, file:///path or a path.
+    /// Storage to crawl: `s3://bucket/prefix`, `http(s)://door/path`, `file:///path` or a path.
     #[arg(required_unless_present = "config", conflicts_with = "config")]
     url: Option<String>,
     /// Collection to register items in (created when missing).
