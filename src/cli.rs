@@ -28,7 +28,7 @@ pub struct Cli {
 enum Command {
     /// Serve the STAC API.
     Serve(ServeArgs),
-    /// Crawl storage and register what it holds (not available yet).
+    /// Crawl storage (S3, dCache/EOS/WebDAV over HTTP, local) and register its files as STAC Items.
     Crawl(CrawlArgs),
     /// Bulk-load Collections and Items from JSON, NDJSON, ItemCollections or static catalogs.
     Load(LoadArgs),

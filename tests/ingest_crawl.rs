@@ -510,3 +510,102 @@ async fn every_backend_registers_the_same_items() {
         assert_eq!(again.unchanged, 15, "{name}");
     }
 }
+
+/// A crawl killed with SIGKILL part-way and run again leaves exactly what
+/// one clean crawl leaves: nothing duplicated, nothing lost.
+#[tokio::test]
+async fn a_killed_crawl_run_again_equals_a_clean_crawl() {
+    const FILES: i64 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    for i in 0..FILES / 2 {
+        std::fs::copy(
+            fixtures().join("s2/T31UFU_20230615T104621_B02.tif"),
+            dir.path().join(format!("a/cog_{i:04}.tif")),
+        )
+        .unwrap();
+        std::fs::copy(
+            fixtures().join("boxes.fgb"),
+            dir.path().join(format!("b/box_{i:04}.fgb")),
+        )
+        .unwrap();
+    }
+    let root = dir.path().to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_arcolake");
+    let crawl_cmd = |db: &TestDb| {
+        let mut c = std::process::Command::new(bin);
+        c.args([
+            "crawl",
+            root,
+            "--collection",
+            "k",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ])
+        .env("DATABASE_URL", db.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        c
+    };
+    let count = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE collection = 'k'")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+        }
+    };
+
+    let killed = TestDb::new().await;
+    let mut child = crawl_cmd(&killed).spawn().unwrap();
+    let partial = loop {
+        let n = count(&killed).await;
+        if n > 0 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break count(&killed).await;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the crawl ended before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    assert!(
+        partial > 0 && partial < FILES,
+        "killed with {partial} of {FILES} items in"
+    );
+    assert!(crawl_cmd(&killed).status().unwrap().success());
+
+    let clean = TestDb::new().await;
+    assert!(crawl_cmd(&clean).status().unwrap().success());
+
+    let contents = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            let rows: Vec<(String, Value)> =
+                sqlx::query_as("SELECT id, content FROM items WHERE collection = 'k' ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            rows
+        }
+    };
+    let (a, b) = (contents(&killed).await, contents(&clean).await);
+    assert_eq!(i64::try_from(a.len()).unwrap(), FILES);
+    assert_eq!(a, b, "the resumed catalog differs from a clean one");
+    let objects = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM crawl_objects")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(objects(&killed).await, FILES);
+}

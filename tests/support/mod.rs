@@ -145,6 +145,27 @@ impl TestDb {
         }
     }
 
+    /// A URL of this database, for the binary under test.
+    #[allow(dead_code, reason = "used by some test crates only")]
+    pub fn url(&self) -> String {
+        if let Some(base) = std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            let mut u = url::Url::parse(&base).unwrap();
+            u.set_path(&self.name);
+            return u.to_string();
+        }
+        let host = self.options.get_socket().map_or_else(
+            || self.options.get_host().to_owned(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        let host = host.replace('/', "%2F");
+        format!(
+            "postgresql://{}@{host}:{}/{}",
+            self.options.get_username(),
+            self.options.get_port(),
+            self.name
+        )
+    }
+
     pub fn store(&self) -> catalog::Store {
         catalog::Store::new(self.pool.clone(), 10_000)
     }
