@@ -140,6 +140,9 @@ struct CrawlArgs {
     /// No progress bar, even on a terminal.
     #[arg(long)]
     no_progress: bool,
+    /// Read every file again, changed or not (after upgrading arcolake).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -343,6 +346,7 @@ impl CrawlArgs {
                 report: self.report.clone(),
                 on_missing: self.on_missing,
                 progress: !self.no_progress,
+                force: self.force,
             },
             fail_on_error: self.fail_on_error,
             max_connections: self.db.max_connections,

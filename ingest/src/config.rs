@@ -203,6 +203,8 @@ pub struct CrawlOptions {
     pub on_missing: OnMissing,
     /// Show a progress bar (when stderr is a terminal).
     pub progress: bool,
+    /// Read every file again, changed or not (after an upgrade of arcolake).
+    pub force: bool,
 }
 
 impl Default for CrawlOptions {
@@ -213,6 +215,7 @@ impl Default for CrawlOptions {
             report: None,
             on_missing: OnMissing::Remove,
             progress: true,
+            force: false,
         }
     }
 }

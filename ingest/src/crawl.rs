@@ -424,7 +424,7 @@ async fn process_chunk(
     };
     let (unchanged, changed): (Vec<_>, Vec<_>) = wanted
         .into_iter()
-        .partition(|(e, _)| known.get(&e.path).is_some_and(|t| *t == e.token()));
+        .partition(|(e, _)| !job.options.force && known.get(&e.path).is_some_and(|t| *t == e.token()));
     run.report.unchanged += unchanged.len() as u64;
     if !job.options.dry_run {
         let paths: Vec<String> = unchanged.iter().map(|(e, _)| e.path.clone()).collect();

@@ -26,7 +26,7 @@ pub mod ext {
     pub const PROJECTION: &str = "https://stac-extensions.github.io/projection/v2.0.0/schema.json";
     pub const RASTER: &str = "https://stac-extensions.github.io/raster/v1.1.0/schema.json";
     pub const FILE: &str = "https://stac-extensions.github.io/file/v2.1.0/schema.json";
-    pub const DATACUBE: &str = "https://stac-extensions.github.io/datacube/v2.2.0/schema.json";
+    pub const DATACUBE: &str = "https://stac-extensions.github.io/datacube/v2.3.0/schema.json";
     pub const TABLE: &str = "https://stac-extensions.github.io/table/v1.2.0/schema.json";
 }
 
