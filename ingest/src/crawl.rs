@@ -422,9 +422,9 @@ async fn process_chunk(
     } else {
         job.store.crawl_tokens(&run.key, &paths).await?
     };
-    let (unchanged, changed): (Vec<_>, Vec<_>) = wanted
-        .into_iter()
-        .partition(|(e, _)| !job.options.force && known.get(&e.path).is_some_and(|t| *t == e.token()));
+    let (unchanged, changed): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|(e, _)| {
+        !job.options.force && known.get(&e.path).is_some_and(|t| *t == e.token())
+    });
     run.report.unchanged += unchanged.len() as u64;
     if !job.options.dry_run {
         let paths: Vec<String> = unchanged.iter().map(|(e, _)| e.path.clone()).collect();
