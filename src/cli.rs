@@ -98,6 +98,7 @@ struct ServeArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "command-line switches")]
 struct CrawlArgs {
     #[command(flatten)]
     db: DatabaseArgs,
