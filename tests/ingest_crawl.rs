@@ -609,3 +609,51 @@ async fn a_killed_crawl_run_again_equals_a_clean_crawl() {
     };
     assert_eq!(objects(&killed).await, FILES);
 }
+
+/// Credentials never show in reports, errors or items.
+#[tokio::test]
+async fn secrets_stay_out_of_reports_and_items() {
+    let Ok(url) = std::env::var("ARCOLAKE_TEST_WEBDAV_URL") else {
+        eprintln!("no WebDAV test server configured (scripts/test starts one)");
+        return;
+    };
+    let db = TestDb::new().await;
+    // A wrong password: the listing is refused, and the message names the URL without it.
+    let mut wrong = url::Url::parse(&url).unwrap();
+    wrong.set_password(Some("wrong-password-1234")).unwrap();
+    let src = source::open(wrong.as_str(), &SourceSettings::default()).unwrap();
+    let store = db.store();
+    let cid = CollectionId::new("secret").unwrap();
+    ensure_collection(&store, &cid, None, "x").await.unwrap();
+    let job = CrawlJob {
+        store,
+        source: src,
+        collection: cid,
+        namer: Namer::default(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        options: CrawlOptions {
+            progress: false,
+            ..CrawlOptions::default()
+        },
+        secrets: vec!["wrong-password-1234".into()],
+    };
+    let err = ingest::crawl(&job).await.unwrap_err().to_string();
+    assert!(err.contains("401"), "{err}");
+    assert!(!err.contains("wrong-password-1234"), "{err}");
+    // The right password: hrefs and the report carry no credentials.
+    let report = crawl(
+        &db,
+        &url,
+        "secret",
+        &SourceSettings::default(),
+        &[],
+        OnMissing::Remove,
+    )
+    .await;
+    let text = serde_json::to_string(&report).unwrap();
+    assert!(!text.contains("crawler-secret"), "{text}");
+    for item in items(&db, "secret").await.values() {
+        assert!(!item.to_string().contains("crawler-secret"));
+    }
+}
