@@ -304,7 +304,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             }
         })
     };
+    let (writes, writer) = spawn_writer(job.store.clone(), run.key.clone(), generation);
     let mut listing_error = None;
+    let mut chunk_error = None;
     while let Some(msg) = rx.recv().await {
         let entries = match msg {
             Ok(e) => e,
@@ -323,11 +325,25 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
                 None => run.report.skipped += 1,
             }
         }
-        process_chunk(&mut run, wanted).await?;
+        if let Err(e) = process_chunk(&mut run, wanted, &writes).await {
+            chunk_error = Some(e);
+            break;
+        }
         run.progress();
     }
     drop(rx);
     let _ = lister.await;
+    drop(writes);
+    let totals = writer
+        .await
+        .map_err(|e| CrawlError::Config(format!("the catalog writer failed: {e}")))?;
+    if let Some(e) = chunk_error {
+        totals?;
+        return Err(e);
+    }
+    let (items_written, items_removed) = totals?;
+    run.report.items_written += items_written;
+    run.report.items_removed += items_removed;
 
     if let Some(e) = listing_error {
         let msg = run.scrub(&e.to_string());
@@ -389,6 +405,7 @@ async fn zarr_token(source: &dyn Source, root: &str) -> Result<Option<String>, S
 async fn process_chunk(
     run: &mut Run<'_>,
     mut wanted: Vec<(Entry, Format)>,
+    writes: &WriteQueue,
 ) -> Result<(), CrawlError> {
     let job = run.job;
     let source = &job.source;
@@ -491,13 +508,23 @@ async fn process_chunk(
     if job.options.dry_run || objects.is_empty() {
         return Ok(());
     }
-    let mut tx = job
-        .store
-        .pool()
-        .begin()
-        .await
-        .map_err(catalog::Error::from)?;
-    let before = Store::put_crawl_objects(&mut tx, &run.key, run.generation, &objects).await?;
+    // The writer commits while the next chunk is read.
+    if writes.send(objects).await.is_err() {
+        return Err(CrawlError::Config("the catalog writer stopped".into()));
+    }
+    Ok(())
+}
+
+/// Write one chunk's objects and the items built from them in one
+/// transaction. Returns (items written, items removed).
+async fn write_chunk(
+    store: &Store,
+    source_key: &str,
+    generation: i64,
+    objects: &[CrawlObject],
+) -> Result<(u64, u64), CrawlError> {
+    let mut tx = store.pool().begin().await.map_err(catalog::Error::from)?;
+    let before = Store::put_crawl_objects(&mut tx, source_key, generation, objects).await?;
     let mut keys: Vec<ItemKey> = objects
         .iter()
         .map(|o| (o.collection.clone(), o.item_id.clone()))
@@ -507,9 +534,32 @@ async fn process_chunk(
     keys.dedup();
     let written = rebuild_items(&mut tx, &keys).await?;
     tx.commit().await.map_err(catalog::Error::from)?;
-    run.report.items_written += written.0;
-    run.report.items_removed += written.1;
-    Ok(())
+    Ok(written)
+}
+
+/// Chunks of objects on their way to the writer.
+type WriteQueue = tokio::sync::mpsc::Sender<Vec<CrawlObject>>;
+
+/// The single writer: chunks are committed one at a time, in order.
+fn spawn_writer(
+    store: Store,
+    source_key: String,
+    generation: i64,
+) -> (
+    WriteQueue,
+    tokio::task::JoinHandle<Result<(u64, u64), CrawlError>>,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CrawlObject>>(2);
+    let handle = tokio::spawn(async move {
+        let mut totals = (0, 0);
+        while let Some(objects) = rx.recv().await {
+            let (w, r) = write_chunk(&store, &source_key, generation, &objects).await?;
+            totals.0 += w;
+            totals.1 += r;
+        }
+        Ok(totals)
+    });
+    (tx, handle)
 }
 
 /// Rebuild the given items from their parts; delete those with none left.
