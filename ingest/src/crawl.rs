@@ -304,7 +304,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             }
         })
     };
-    let (writes, writer) = spawn_writer(job.store.clone(), run.key.clone(), generation);
+    let (writes, writer_task) = spawn_writer(job.store.clone(), run.key.clone(), generation);
     let mut listing_error = None;
     let mut chunk_error = None;
     while let Some(msg) = rx.recv().await {
@@ -334,7 +334,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     drop(rx);
     let _ = lister.await;
     drop(writes);
-    let totals = writer
+    let totals = writer_task
         .await
         .map_err(|e| CrawlError::Config(format!("the catalog writer failed: {e}")))?;
     if let Some(e) = chunk_error {
@@ -539,6 +539,9 @@ async fn write_chunk(
 
 /// Chunks of objects on their way to the writer.
 type WriteQueue = tokio::sync::mpsc::Sender<Vec<CrawlObject>>;
+
+/// The writer's task: its totals (items written, items removed) at the end.
+type WriterTask = tokio::task::JoinHandle<Result<(u64, u64), CrawlError>>;
 
 /// The single writer: chunks are committed one at a time, in order.
 fn spawn_writer(
