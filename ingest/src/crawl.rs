@@ -544,14 +544,7 @@ type WriteQueue = tokio::sync::mpsc::Sender<Vec<CrawlObject>>;
 type WriterTask = tokio::task::JoinHandle<Result<(u64, u64), CrawlError>>;
 
 /// The single writer: chunks are committed one at a time, in order.
-fn spawn_writer(
-    store: Store,
-    source_key: String,
-    generation: i64,
-) -> (
-    WriteQueue,
-    tokio::task::JoinHandle<Result<(u64, u64), CrawlError>>,
-) {
+fn spawn_writer(store: Store, source_key: String, generation: i64) -> (WriteQueue, WriterTask) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CrawlObject>>(2);
     let handle = tokio::spawn(async move {
         let mut totals = (0, 0);
