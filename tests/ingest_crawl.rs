@@ -364,6 +364,18 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     );
     assert_eq!(s2["properties"]["s2:mgrs_tile"], "T31UFU");
 
+    // The same storage crawled into another collection is tracked apart.
+    let other = crawl(
+        &db,
+        &url,
+        "re-copy",
+        &SourceSettings::default(),
+        &groups,
+        OnMissing::Remove,
+    )
+    .await;
+    assert_eq!((other.read, other.items_written), (4, 3));
+
     // Nothing changed: nothing read.
     let again = crawl(
         &db,

@@ -250,7 +250,9 @@ impl Run<'_> {
 pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let include = globs(&job.include)?;
     let exclude = globs(&job.exclude)?;
-    let key = job.source.describe();
+    // Crawl state is per source and target collection: the same storage
+    // crawled into two collections is tracked twice.
+    let key = format!("{} -> {}", job.source.describe(), job.collection.as_str());
     let generation = if job.options.dry_run {
         0
     } else {
@@ -266,7 +268,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         key: key.clone(),
         generation,
         report: CrawlReport {
-            source: key,
+            source: job.source.describe(),
             collection: job.collection.as_str().to_owned(),
             dry_run: job.options.dry_run,
             ..CrawlReport::default()
