@@ -192,6 +192,8 @@ struct Run<'a> {
     started: Instant,
     last_log: Instant,
     bar: Option<indicatif::ProgressBar>,
+    /// Items committed so far by the writer (for progress).
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Run<'_> {
@@ -233,7 +235,7 @@ impl Run<'_> {
             r.read,
             r.read as f64 / secs,
             r.unchanged,
-            r.items_written,
+            self.committed.load(std::sync::atomic::Ordering::Relaxed),
             r.failed,
             r.skipped
         );
@@ -276,6 +278,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         started: Instant::now(),
         last_log: Instant::now(),
         bar,
+        committed: Arc::default(),
     };
 
     // Listing in its own task, chunks through a bounded channel.
@@ -306,7 +309,12 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             }
         })
     };
-    let (writes, writer_task) = spawn_writer(job.store.clone(), run.key.clone(), generation);
+    let (writes, writer_task) = spawn_writer(
+        job.store.clone(),
+        run.key.clone(),
+        generation,
+        Arc::clone(&run.committed),
+    );
     let mut listing_error = None;
     let mut chunk_error = None;
     while let Some(msg) = rx.recv().await {
@@ -546,13 +554,19 @@ type WriteQueue = tokio::sync::mpsc::Sender<Vec<CrawlObject>>;
 type WriterTask = tokio::task::JoinHandle<Result<(u64, u64), CrawlError>>;
 
 /// The single writer: chunks are committed one at a time, in order.
-fn spawn_writer(store: Store, source_key: String, generation: i64) -> (WriteQueue, WriterTask) {
+fn spawn_writer(
+    store: Store,
+    source_key: String,
+    generation: i64,
+    committed: Arc<std::sync::atomic::AtomicU64>,
+) -> (WriteQueue, WriterTask) {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<CrawlObject>>(2);
     let handle = tokio::spawn(async move {
         let mut totals = (0, 0);
         while let Some(objects) = rx.recv().await {
             let (w, r) = write_chunk(&store, &source_key, generation, &objects).await?;
             totals.0 += w;
+            committed.fetch_add(w, std::sync::atomic::Ordering::Relaxed);
             totals.1 += r;
         }
         Ok(totals)
