@@ -669,3 +669,36 @@ async fn secrets_stay_out_of_reports_and_items() {
         assert!(!item.to_string().contains("crawler-secret"));
     }
 }
+
+/// A local walk lists a Zarr store as one entry and never walks its chunks.
+#[tokio::test]
+async fn local_zarr_stores_are_not_walked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("big.zarr");
+    copy_dir(&fixtures().join("era_v2.zarr"), &store);
+    std::fs::create_dir_all(store.join("extra")).unwrap();
+    for i in 0..2000 {
+        std::fs::write(store.join(format!("extra/{i}.0.0")), b"x").unwrap();
+    }
+    let src = source::open(dir.path().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let listed: Vec<_> = futures::StreamExt::collect::<Vec<_>>(src.list()).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = listed[0].as_ref().unwrap();
+    assert_eq!(
+        (entry.path.as_str(), &entry.kind),
+        ("big.zarr", &source::EntryKind::ZarrStore)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}

@@ -29,6 +29,9 @@ pub struct ObjectSource {
     /// Listings come sorted by key (S3): a Zarr store is skipped by
     /// listing again after it, instead of walking its chunks.
     sorted: bool,
+    /// A local directory is walked by [`walk_local`], which does not
+    /// descend into Zarr stores or hidden directories.
+    local_root: Option<std::path::PathBuf>,
     stats: Arc<IoStats>,
 }
 
@@ -76,6 +79,7 @@ impl ObjectSource {
             base: format!("s3://{bucket}"),
             https_base,
             sorted: true,
+            local_root: None,
             stats: Arc::default(),
         })
     }
@@ -102,6 +106,7 @@ impl ObjectSource {
             base: base.as_str().trim_end_matches('/').to_owned(),
             https_base: None,
             sorted: false,
+            local_root: Some(dir.clone()),
             stats: Arc::default(),
         })
     }
@@ -141,6 +146,10 @@ struct ListState {
 #[async_trait]
 impl Source for ObjectSource {
     fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>> {
+        if let Some(root) = &self.local_root {
+            bump(&self.stats.lists);
+            return walk_local(root.clone());
+        }
         let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
         let state = ListState {
             offset: None,
@@ -269,4 +278,70 @@ impl Source for ObjectSource {
     fn stats(&self) -> Arc<IoStats> {
         Arc::clone(&self.stats)
     }
+}
+
+/// Walk a local directory on a blocking thread, entries handed over through
+/// a bounded channel. Hidden directories and Zarr stores are not descended
+/// into (a store is one entry); symbolic links are followed, loops skipped.
+fn walk_local(root: std::path::PathBuf) -> BoxStream<'static, Result<Entry, SourceError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, SourceError>>(1024);
+    tokio::task::spawn_blocking(move || {
+        let mut it = walkdir::WalkDir::new(&root)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                e.depth() == 0 || !e.file_name().to_str().is_none_or(super::is_hidden)
+            });
+        while let Some(next) = it.next() {
+            let e = match next {
+                Ok(e) => e,
+                Err(err) if err.loop_ancestor().is_some() => continue,
+                Err(err) => {
+                    let _ = tx
+                        .blocking_send(Err(SourceError::request(root.display().to_string(), err)));
+                    return;
+                }
+            };
+            if e.depth() == 0 {
+                continue;
+            }
+            let Some(rel) = e.path().strip_prefix(&root).ok().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+            let entry = if e.file_type().is_dir() {
+                if !super::is_zarr_name(&rel) {
+                    continue;
+                }
+                it.skip_current_dir();
+                Entry {
+                    path: rel,
+                    size: 0,
+                    modified: None,
+                    etag: None,
+                    kind: EntryKind::ZarrStore,
+                }
+            } else {
+                let Ok(meta) = e.metadata() else { continue };
+                if !meta.is_file() {
+                    continue;
+                }
+                Entry {
+                    path: rel,
+                    size: meta.len(),
+                    modified: meta
+                        .modified()
+                        .ok()
+                        .map(chrono::DateTime::<chrono::Utc>::from),
+                    etag: None,
+                    kind: EntryKind::File,
+                }
+            };
+            if tx.blocking_send(Ok(entry)).is_err() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
 }
