@@ -3,7 +3,6 @@
 use serde_json::{Value, json};
 
 use super::{AssetInfo, RangeReader, ReadError, ext};
-use crate::geo::Footprint;
 
 pub const MEDIA_TYPE: &str = "application/flatgeobuf";
 /// Largest header read (the `flatgeobuf` crate's own limit).
@@ -52,27 +51,15 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
             .and_then(|c| c.code_string())
             .and_then(crate::geo::crs_string_epsg)
     });
-    if let Some(env) = header.envelope().filter(|e| e.len() >= 4) {
-        let b = [env.get(0), env.get(1), env.get(2), env.get(3)];
-        match epsg {
-            Some(code) => match Footprint::from_projected_bbox(code, b) {
-                Ok(fp) => info.footprint = Some(fp),
-                Err(e) => info.warnings.push(format!("no footprint: {e}")),
-            },
-            None => info
-                .warnings
-                .push("no CRS in the header: no footprint".into()),
-        }
-    } else {
+    let envelope = header
+        .envelope()
+        .filter(|e| e.len() >= 4)
+        .map(|e| [e.get(0), e.get(1), e.get(2), e.get(3)]);
+    if envelope.is_none() {
         info.warnings
             .push("no envelope in the header (written without an index?)".into());
     }
-    if let Some(code) = epsg {
-        info.fields
-            .insert("proj:code".into(), format!("EPSG:{code}").into());
-        info.fields.insert("proj:epsg".into(), code.into());
-        info.extensions.insert(ext::PROJECTION.into());
-    }
+    info.locate(epsg, envelope, "no CRS in the header");
     let mut columns = vec![json!({"name": "geometry", "type": "geometry"})];
     if let Some(cols) = header.columns() {
         for c in cols {

@@ -7,7 +7,7 @@ use parquet::schema::types::Type;
 use serde_json::{Map, Value, json};
 
 use super::{AssetInfo, RangeReader, ReadError, ext};
-use crate::geo::{Footprint, projjson_epsg};
+use crate::geo::projjson_epsg;
 
 pub const MEDIA_TYPE: &str = "application/vnd.apache.parquet";
 /// Footer bytes fetched up front (one request covers most footers).
@@ -94,24 +94,11 @@ fn describe(meta: &ParquetMetaData) -> Result<AssetInfo, ReadError> {
         .and_then(|b| bbox_of(b))
         .or_else(|| covering_bbox(meta, &column))
         .or_else(|| native_bbox(meta, &primary));
-    match (bbox, epsg) {
-        (Some(b), Some(code)) => match Footprint::from_projected_bbox(code, b) {
-            Ok(fp) => info.footprint = Some(fp),
-            Err(e) => info.warnings.push(format!("no footprint: {e}")),
-        },
-        (Some(_), None) => info
-            .warnings
-            .push("geometry CRS unknown: no footprint".into()),
-        (None, _) => info
-            .warnings
-            .push("no bbox in metadata, covering column or statistics".into()),
+    if bbox.is_none() {
+        info.warnings
+            .push("no bbox in metadata, covering column or statistics".into());
     }
-    if let Some(code) = epsg {
-        info.fields
-            .insert("proj:code".into(), format!("EPSG:{code}").into());
-        info.fields.insert("proj:epsg".into(), code.into());
-        info.extensions.insert(ext::PROJECTION.into());
-    }
+    info.locate(epsg, bbox, "geometry CRS unknown");
     let root = meta.file_metadata().schema_descr().root_schema();
     let columns: Vec<Value> = root
         .get_fields()

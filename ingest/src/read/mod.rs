@@ -109,6 +109,28 @@ pub struct AssetInfo {
     pub warnings: Vec<String>,
 }
 
+impl AssetInfo {
+    /// Set the footprint from a bbox in the CRS `epsg`, or say why there is
+    /// none (`no_crs` when the file names no CRS); record the CRS in the
+    /// projection fields.
+    pub(crate) fn locate(&mut self, epsg: Option<u32>, bbox: Option<[f64; 4]>, no_crs: &str) {
+        match (bbox, epsg) {
+            (Some(b), Some(code)) => match Footprint::from_projected_bbox(code, b) {
+                Ok(fp) => self.footprint = Some(fp),
+                Err(e) => self.warnings.push(format!("no footprint: {e}")),
+            },
+            (Some(_), None) => self.warnings.push(format!("{no_crs}: no footprint")),
+            (None, _) => {}
+        }
+        if let Some(code) = epsg {
+            self.fields
+                .insert("proj:code".into(), format!("EPSG:{code}").into());
+            self.fields.insert("proj:epsg".into(), code.into());
+            self.extensions.insert(ext::PROJECTION.into());
+        }
+    }
+}
+
 /// Read one listed entry, in its own task: a reader that panics on a
 /// malformed file (third-party parsers sometimes do) costs that file, with
 /// an error entry, and never the crawl.

@@ -8,7 +8,6 @@ use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
 use super::{AssetInfo, RangeReader, ReadError, ext};
-use crate::geo::Footprint;
 
 /// Most IFDs read (full resolution, overviews, masks).
 const MAX_IFDS: usize = 64;
@@ -125,24 +124,17 @@ fn describe(
         info.fields
             .insert("proj:transform".into(), json!([a, b, c, d, e, f]));
         info.fields.insert("proj:bbox".into(), json!(bbox));
-        match epsg {
-            Some(code) => match Footprint::from_projected_bbox(u32::from(code), bbox) {
-                Ok(fp) => info.footprint = Some(fp),
-                Err(e) => info.warnings.push(format!("no footprint: {e}")),
-            },
-            None => info
-                .warnings
-                .push("no EPSG code in the GeoKeys: no footprint".into()),
-        }
+        info.locate(
+            epsg.map(u32::from),
+            Some(bbox),
+            "no EPSG code in the GeoKeys",
+        );
     } else {
         info.warnings
             .push("no geotransform: not georeferenced".into());
+        info.locate(epsg.map(u32::from), None, "");
     }
-    if let Some(code) = epsg {
-        info.fields
-            .insert("proj:code".into(), format!("EPSG:{code}").into());
-        info.fields.insert("proj:epsg".into(), code.into());
-    } else {
+    if epsg.is_none() {
         info.fields.insert("proj:code".into(), Value::Null);
     }
     info.fields

@@ -18,7 +18,7 @@ use zarrs::storage::{
 };
 
 use super::{AssetInfo, ReadError, ext};
-use crate::geo::{Footprint, crs_string_epsg};
+use crate::geo::crs_string_epsg;
 use crate::source::Source;
 
 pub const MEDIA_TYPE: &str = "application/vnd+zarr";
@@ -495,10 +495,6 @@ fn grid_mapping_epsg(attrs: &Map<String, Value>) -> Option<u32> {
     None
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the store's arrays: CRS, footprint, time, datacube"
-)]
 fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
     let coord_names: Vec<&String> = meta
         .arrays
@@ -564,26 +560,15 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
                     .find_map(|a| grid_mapping_epsg(&a.attrs))
             })
     };
-    if let (Some((_, x0, x1, _)), Some((_, y0, y1, _))) = (x, y) {
-        match epsg {
-            Some(code) => match Footprint::from_projected_bbox(code, [x0, y0, x1, y1]) {
-                Ok(fp) => info.footprint = Some(fp),
-                Err(e) => info.warnings.push(format!("no footprint: {e}")),
-            },
-            None => info
-                .warnings
-                .push("x/y coordinates without a grid mapping CRS: no footprint".into()),
+    let bbox = match (x, y) {
+        (Some((_, x0, x1, _)), Some((_, y0, y1, _))) => Some([x0, y0, x1, y1]),
+        _ => {
+            info.warnings
+                .push("no x/y or lon/lat coordinate arrays: no footprint".into());
+            None
         }
-    } else {
-        info.warnings
-            .push("no x/y or lon/lat coordinate arrays: no footprint".into());
-    }
-    if let Some(code) = epsg {
-        info.fields
-            .insert("proj:code".into(), format!("EPSG:{code}").into());
-        info.fields.insert("proj:epsg".into(), code.into());
-        info.extensions.insert(ext::PROJECTION.into());
-    }
+    };
+    info.locate(epsg, bbox, "x/y coordinates without a grid mapping CRS");
     if let Some((_, s, e)) = time {
         info.start = Some(s);
         info.end = Some(e);
