@@ -33,7 +33,8 @@ pub struct Links {
     base: String,
 }
 
-fn segment(s: &str) -> String {
+/// Percent-encode one URL path segment.
+pub fn segment(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 

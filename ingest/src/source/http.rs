@@ -21,7 +21,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 use quick_xml::events::Event;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
@@ -29,20 +29,6 @@ use super::{
     Digests, Entry, EntryKind, IoStats, Source, SourceError, SourceSettings, bump, is_hidden,
     is_zarr_name,
 };
-
-/// Characters escaped in a path segment.
-const SEGMENT: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'#')
-    .add(b'%')
-    .add(b'/')
-    .add(b'?')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`')
-    .add(b'{')
-    .add(b'}');
 
 const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>"#;
@@ -120,7 +106,7 @@ impl HttpSource {
         let mut p = self.root.path().to_owned();
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             p.push('/');
-            p.extend(utf8_percent_encode(seg, SEGMENT));
+            p.push_str(&catalog::links::segment(seg));
         }
         if p.is_empty() {
             p.push('/');
