@@ -350,7 +350,6 @@ impl CrawlArgs {
                 force: self.force,
             },
             fail_on_error: self.fail_on_error,
-            max_connections: self.db.max_connections,
         }
     }
 }

@@ -23,7 +23,6 @@ pub struct CrawlRequest {
     pub kind: Option<String>,
     pub options: ingest::CrawlOptions,
     pub fail_on_error: bool,
-    pub max_connections: u32,
 }
 
 /// The sources to crawl, from the sources file or the command line.
@@ -168,7 +167,6 @@ async fn crawl_one(
         options,
         secrets: settings.secrets(),
     };
-    let _ = req.max_connections;
     let report = ingest::crawl(&job)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -342,15 +342,11 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     };
     let url = root.to_str().unwrap().to_owned();
     let groups = [group];
-    let first = crawl(
-        &db,
-        &url,
-        "re",
-        &SourceSettings::default(),
-        &groups,
-        OnMissing::Remove,
-    )
-    .await;
+    let settings = SourceSettings::default();
+    let run = async |collection: &str, on_missing| {
+        crawl(&db, &url, collection, &settings, &groups, on_missing).await
+    };
+    let first = run("re", OnMissing::Remove).await;
     assert_eq!((first.read, first.unchanged), (4, 0));
     let got = items(&db, "re").await;
     assert_eq!(
@@ -365,27 +361,11 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     assert_eq!(s2["properties"]["s2:mgrs_tile"], "T31UFU");
 
     // The same storage crawled into another collection is tracked apart.
-    let other = crawl(
-        &db,
-        &url,
-        "re-copy",
-        &SourceSettings::default(),
-        &groups,
-        OnMissing::Remove,
-    )
-    .await;
+    let other = run("re-copy", OnMissing::Remove).await;
     assert_eq!((other.read, other.items_written), (4, 3));
 
     // Nothing changed: nothing read.
-    let again = crawl(
-        &db,
-        &url,
-        "re",
-        &SourceSettings::default(),
-        &groups,
-        OnMissing::Remove,
-    )
-    .await;
+    let again = run("re", OnMissing::Remove).await;
     assert_eq!(
         (again.read, again.unchanged, again.items_written),
         (0, 4, 0)
@@ -404,15 +384,7 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     .unwrap();
     std::fs::remove_file(root.join("s2/T31UFU_20230615T104621_B03.tif")).unwrap();
     std::fs::remove_file(root.join("boxes.fgb")).unwrap();
-    let third = crawl(
-        &db,
-        &url,
-        "re",
-        &SourceSettings::default(),
-        &groups,
-        OnMissing::Remove,
-    )
-    .await;
+    let third = run("re", OnMissing::Remove).await;
     assert_eq!(third.read, 1, "only the new file is read: {third:?}");
     // The changed file is no longer a PMTiles archive: an error entry, and
     // its item goes with the two deleted files (it no longer describes it).
@@ -434,15 +406,7 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
 
     // Marking instead of removing keeps the item, flagged.
     std::fs::remove_file(root.join("raster.pmtiles")).unwrap();
-    let fourth = crawl(
-        &db,
-        &url,
-        "re",
-        &SourceSettings::default(),
-        &groups,
-        OnMissing::Mark,
-    )
-    .await;
+    let fourth = run("re", OnMissing::Mark).await;
     assert_eq!(fourth.objects_marked_missing, 1);
     let got = items(&db, "re").await;
     assert!(got["raster"]["properties"]["arcolake:missing_since"].is_string());

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::config::GroupTemplate;
 use crate::geo::Footprint;
 use crate::read::AssetInfo;
-use crate::source::{Entry, EntryKind};
+use crate::source::Entry;
 
 /// STAC version of the items written.
 pub const STAC_VERSION: &str = "1.1.0";
@@ -96,7 +96,7 @@ impl Namer {
             };
         }
         Naming {
-            item_id: default_id(&entry.path, &entry.kind),
+            item_id: default_id(&entry.path),
             asset_key: "data".into(),
             datetime: None,
             properties: Map::new(),
@@ -105,12 +105,11 @@ impl Namer {
 }
 
 /// The default item id: the relative path without its extension, `/` → `_`.
-fn default_id(path: &str, kind: &EntryKind) -> String {
-    let stem = match (path.rsplit_once('.'), kind) {
-        (Some((stem, ext)), _) if !ext.contains('/') => stem,
+fn default_id(path: &str) -> String {
+    let stem = match path.rsplit_once('.') {
+        Some((stem, ext)) if !ext.contains('/') => stem,
         _ => path,
     };
-    let _ = kind;
     sanitize_id(&stem.replace('/', "_"))
 }
 
@@ -337,6 +336,7 @@ fn iso(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::EntryKind;
 
     fn entry(path: &str) -> Entry {
         Entry {

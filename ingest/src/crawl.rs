@@ -27,8 +27,8 @@ use crate::config::{CollectionMetadata, CrawlOptions, OnMissing};
 use crate::read::{self, Format, ReadError};
 use crate::source::{Entry, EntryKind, Source, SourceError};
 
-/// A read file's part and warnings, or why it was not read.
-type ReadOutcome = Result<(Part, Vec<String>), ReadError>;
+/// A read file's part, item id and warnings, or why it was not read.
+type ReadOutcome = Result<(Part, String, Vec<String>), ReadError>;
 
 /// Entries handed from the listing to the readers at a time.
 const CHUNK: usize = 500;
@@ -475,10 +475,9 @@ async fn process_chunk(
                         let warnings = std::mem::take(&mut info.warnings);
                         let href = source.href(&entry.path);
                         let alt = source.alternate_href(&entry.path);
-                        (
-                            Part::new(&entry, &namer.name(&entry), info, href, alt, now),
-                            warnings,
-                        )
+                        let naming = namer.name(&entry);
+                        let part = Part::new(&entry, &naming, info, href, alt, now);
+                        (part, naming.item_id, warnings)
                     });
                 (entry, res)
             }
@@ -489,18 +488,17 @@ async fn process_chunk(
     let mut objects = Vec::new();
     for (entry, res) in results {
         match res {
-            Ok((part, warnings)) => {
+            Ok((part, item_id, warnings)) => {
                 run.report.read += 1;
                 for w in warnings {
                     run.warn(&source.href(&entry.path), &w);
                 }
-                let naming = job.namer.name(&entry);
                 let part_value = serde_json::to_value(&part).unwrap_or(Value::Null);
                 objects.push(CrawlObject {
                     token: entry.token(),
                     path: entry.path,
                     collection: job.collection.as_str().to_owned(),
-                    item_id: naming.item_id,
+                    item_id,
                     part: part_value,
                 });
             }

@@ -61,7 +61,7 @@ impl Store {
         paths: &[String],
     ) -> Result<HashMap<String, String>> {
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT path, CASE WHEN part ? 'missing_since' AND part->>'missing_since' IS NOT NULL \
+            "SELECT path, CASE WHEN part->>'missing_since' IS NOT NULL \
              THEN '' ELSE token END FROM crawl_objects WHERE source = $1 AND path = ANY($2)",
         )
         .bind(source)

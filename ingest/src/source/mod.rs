@@ -108,13 +108,6 @@ impl IoStats {
             self.whole_reads.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    /// All requests so far.
-    pub fn requests(&self) -> u64 {
-        self.lists.load(Ordering::Relaxed)
-            + self.reads.load(Ordering::Relaxed)
-            + self.heads.load(Ordering::Relaxed)
-    }
 }
 
 /// A storage location that can be listed and read.

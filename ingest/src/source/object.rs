@@ -1,6 +1,5 @@
 //! Sources on `object_store`: S3-compatible stores and local mounts.
 
-use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -26,9 +25,6 @@ pub struct ObjectSource {
     base: String,
     /// `https` URL of the store root, for alternate hrefs.
     https_base: Option<String>,
-    /// Listings come sorted by key (S3): a Zarr store is skipped by
-    /// listing again after it, instead of walking its chunks.
-    sorted: bool,
     /// A local directory is walked by [`walk_local`], which does not
     /// descend into Zarr stores or hidden directories.
     local_root: Option<std::path::PathBuf>,
@@ -78,7 +74,6 @@ impl ObjectSource {
             prefix: prefix.trim_matches('/').to_owned(),
             base: format!("s3://{bucket}"),
             https_base,
-            sorted: true,
             local_root: None,
             stats: Arc::default(),
         })
@@ -105,7 +100,6 @@ impl ObjectSource {
             prefix: String::new(),
             base: base.as_str().trim_end_matches('/').to_owned(),
             https_base: None,
-            sorted: false,
             local_root: Some(dir.clone()),
             stats: Arc::default(),
         })
@@ -139,7 +133,6 @@ impl ObjectSource {
 struct ListState {
     offset: Option<Path>,
     inner: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>>,
-    zarr_seen: HashSet<String>,
     done: bool,
 }
 
@@ -154,7 +147,6 @@ impl Source for ObjectSource {
         let state = ListState {
             offset: None,
             inner: None,
-            zarr_seen: HashSet::new(),
             done: false,
         };
         futures::stream::unfold(state, move |mut st| {
@@ -194,14 +186,12 @@ impl Source for ObjectSource {
                             return Some((Ok(entry), st));
                         }
                         KeyClass::InZarr(root) => {
+                            // S3 lists in key order and everything in `root/`
+                            // sorts before `root0`: list again from there
+                            // instead of walking the store's chunks.
                             let root = root.to_owned();
-                            if self.sorted {
-                                // Everything in `root/` sorts before `root0`.
-                                st.offset = Some(self.key(&format!("{root}0")));
-                                st.inner = None;
-                            } else if !st.zarr_seen.insert(root.clone()) {
-                                continue;
-                            }
+                            st.offset = Some(self.key(&format!("{root}0")));
+                            st.inner = None;
                             let entry = Entry {
                                 path: root,
                                 size: 0,
