@@ -1,7 +1,15 @@
-//! STAC item search: validated requests and keyset page tokens.
+//! STAC item search: validated requests, the CQL2 compiler, queryables,
+//! sorting, fields and keyset page tokens.
 
+pub mod fields;
+pub mod filter;
 pub mod page;
+pub mod query;
+pub mod queryables;
 pub mod request;
+pub mod sort;
+pub mod sql;
 
 pub use page::{Direction, PageToken};
+pub use queryables::{Kind, Queryables};
 pub use request::{Bbox, DEFAULT_LIMIT, Interval, MAX_LIMIT, Search, SearchBody, SearchParams};
