@@ -5,6 +5,7 @@ use axum::http::Uri;
 use axum::response::Response;
 use catalog::links::{Links, link};
 use catalog::search::PageToken;
+use catalog::search::fields::Fields;
 use catalog::store::ItemPage;
 use serde_json::{Value, json};
 
@@ -57,6 +58,7 @@ pub fn render(
     links: &Links,
     origin: &Origin<'_>,
     context: Vec<Value>,
+    fields: &Fields,
 ) -> Response {
     let self_link = match origin {
         Origin::Get { href, uri } => {
@@ -83,6 +85,16 @@ pub fn render(
             members.push(("numberMatchedIsEstimate", true.into()));
         }
     }
-    let body = catalog::document::item_collection(&page.items, links, &page_links, &members);
+    let body = if fields.is_default() {
+        catalog::document::item_collection(&page.items, links, &page_links, &members)
+    } else {
+        catalog::document::item_collection_fields(
+            &page.items,
+            links,
+            &page_links,
+            &members,
+            fields,
+        )
+    };
     json_text(StatusCode::OK, GEOJSON, body)
 }

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::links::Links;
+use crate::search::fields::Fields;
 use crate::store::{StoredCollection, StoredItem};
 
 /// Write `{"links":[<generated>,<stored>],` + the stored object minus its `{`.
@@ -75,6 +76,55 @@ pub fn item_collection(
             stored.links.as_deref(),
             &stored.content,
         );
+    }
+    out.push_str("],\"links\":");
+    out.push_str(&Value::Array(page_links.to_vec()).to_string());
+    for (name, value) in members {
+        out.push_str(",\"");
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(&value.to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// An ItemCollection page with the fields extension applied to each item.
+/// Items are parsed and re-serialised here, which the default path avoids.
+pub fn item_collection_fields(
+    items: &[StoredItem],
+    links: &Links,
+    page_links: &[Value],
+    members: &[(&str, Value)],
+    fields: &Fields,
+) -> String {
+    let shaped: Vec<StoredItem> = items
+        .iter()
+        .map(|stored| {
+            let text = item(stored, links);
+            let content = match serde_json::from_str::<Value>(&text) {
+                Ok(mut v) => {
+                    fields.apply(&mut v);
+                    v.to_string()
+                }
+                Err(_) => text,
+            };
+            StoredItem {
+                collection: stored.collection.clone(),
+                id: stored.id.clone(),
+                datetime: stored.datetime,
+                content,
+                links: None,
+            }
+        })
+        .collect();
+    let mut out = String::with_capacity(shaped.iter().map(|i| i.content.len() + 8).sum::<usize>() + 1024);
+    out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
+    for (n, stored) in shaped.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push_str(&stored.content);
     }
     out.push_str("],\"links\":");
     out.push_str(&Value::Array(page_links.to_vec()).to_string());

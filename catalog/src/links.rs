@@ -26,6 +26,10 @@ const SEGMENT: &AsciiSet = &CONTROLS
 pub const GEOJSON: &str = "application/geo+json";
 /// Media type of plain JSON documents.
 pub const JSON: &str = "application/json";
+/// Media type of a queryables document.
+pub const SCHEMA_JSON: &str = "application/schema+json";
+/// Link relation of a queryables document.
+pub const QUERYABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
 
 /// Builds the service's absolute URLs from its public root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +90,11 @@ impl Links {
         format!("{}/items/{}", self.collection(collection), segment(id))
     }
 
+    /// Collection search by POST.
+    pub fn collections_search(&self) -> String {
+        self.url("/collections-search")
+    }
+
     /// The search endpoint.
     pub fn search(&self) -> String {
         self.url("/search")
@@ -114,7 +123,27 @@ impl Links {
                 GEOJSON,
                 "Items of this collection",
             ),
+            titled(
+                QUERYABLES_REL,
+                &self.queryables(Some(id)),
+                SCHEMA_JSON,
+                "Queryables of this collection",
+            ),
+            titled(
+                "aggregate",
+                &format!("{}/aggregate", self.collection(id)),
+                JSON,
+                "Aggregations over this collection's items",
+            ),
         ]
+    }
+
+    /// The queryables document of one collection, or of the whole catalog.
+    pub fn queryables(&self, collection: Option<&str>) -> String {
+        match collection {
+            Some(id) => format!("{}/queryables", self.collection(id)),
+            None => self.url("/queryables"),
+        }
     }
 }
 

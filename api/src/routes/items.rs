@@ -9,7 +9,6 @@ use catalog::model::merge_patch;
 use catalog::search::{Search, SearchParams};
 use catalog::store::items::OnConflict;
 use catalog::{ItemId, ItemRecord, Store, document};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::collections::collection_id;
@@ -19,16 +18,6 @@ use crate::item_page::{Origin, render};
 use crate::response::{GEOJSON, JSON, cacheable, json_text};
 use crate::state::AppState;
 
-/// Query parameters of `/collections/{id}/items`.
-#[derive(Debug, Deserialize)]
-pub struct ItemsQuery {
-    bbox: Option<String>,
-    datetime: Option<String>,
-    limit: Option<String>,
-    token: Option<String>,
-    #[serde(flatten)]
-    other: std::collections::HashMap<String, String>,
-}
 
 fn item_id(id: String) -> Result<ItemId, ApiError> {
     ItemId::new(id).map_err(ApiError::bad_request)
@@ -43,6 +32,13 @@ fn item_id(id: String) -> Result<ItemId, ApiError> {
         ("datetime" = Option<String>, Query, description = "An RFC 3339 instant or interval"),
         ("limit" = Option<u32>, Query, description = "Page size"),
         ("token" = Option<String>, Query, description = "Page token from a `next` or `prev` link"),
+        ("filter" = Option<String>, Query, description = "CQL2 filter (see `/collections/{collectionId}/queryables`)"),
+        ("filter-lang" = Option<String>, Query, description = "`cql2-text` (default) or `cql2-json`"),
+        ("filter-crs" = Option<String>, Query, description = "Only `http://www.opengis.net/def/crs/OGC/1.3/CRS84`"),
+        ("sortby" = Option<String>, Query, description = "Sort keys: `-datetime,+eo:cloud_cover`"),
+        ("fields" = Option<String>, Query, description = "Members to include or (with `-`) exclude: `id,-geometry`"),
+        ("query" = Option<String>, Query, description = "Query extension object, as JSON"),
+        ("q" = Option<String>, Query, description = "Free text over title, description, keywords; commas separate alternatives"),
     ),
     responses(
         (status = 200, description = "An ItemCollection page; `numberMatched` on the first page", content_type = "application/geo+json", body = Object),
@@ -55,21 +51,16 @@ pub async fn list_items(
     Base(links): Base,
     Path(collection): Path<String>,
     uri: Uri,
-    Query(q): Query<ItemsQuery>,
+    Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let collection = collection_id(collection)?;
+    // `ids`, `collections` and `intersects` belong to item search, not to
+    // this endpoint; they are ignored here as OGC API Features allows.
     let params = SearchParams {
-        bbox: q.bbox,
-        datetime: q.datetime,
-        limit: q.limit,
-        token: q.token,
+        ids: None,
+        intersects: None,
         collections: Some(collection.as_str().to_owned()),
-        other: q
-            .other
-            .into_iter()
-            .filter(|(k, _)| k != "collections" && k != "ids")
-            .collect(),
-        ..SearchParams::default()
+        ..params
     };
     let mut search = Search::from_params(&params)?;
     search.collections = vec![collection.as_str().to_owned()];
@@ -88,6 +79,7 @@ pub async fn list_items(
         &links,
         &Origin::Get { href, uri: &uri },
         context,
+        &search.fields,
     ))
 }
 

@@ -8,6 +8,7 @@ use crate::error::{ApiError, Exception};
 use crate::extract::Base;
 use crate::openapi::OPENAPI_MEDIA_TYPE;
 use crate::response::{GEOJSON, JSON};
+use catalog::links::{QUERYABLES_REL, SCHEMA_JSON};
 use crate::state::AppState;
 
 /// Every conformance class this server implements, STAC API v1.0.0 and the
@@ -25,6 +26,46 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
     "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    // Filter extension and every CQL2 class the compiler executes.
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+    "https://api.stacspec.org/v1.0.0-rc.2/ogcapi-features/extensions/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/accent-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/array-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+    "http://www.opengis.net/spec/cql2/1.0/conf/arithmetic",
+    // Sort, fields, query and free text on item search and item lists.
+    "https://api.stacspec.org/v1.0.0/item-search#sort",
+    "https://api.stacspec.org/v1.1.0/item-search#sort",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#sort",
+    "https://api.stacspec.org/v1.1.0/ogcapi-features#sort",
+    "https://api.stacspec.org/v1.0.0/item-search#fields",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#fields",
+    "https://api.stacspec.org/v1.0.0/item-search#query",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features#query",
+    "https://api.stacspec.org/v1.0.0-rc.1/item-search#free-text",
+    "https://api.stacspec.org/v1.0.0-rc.1/ogcapi-features#free-text",
+    // Collection search (GET /collections, POST /collections-search).
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search#free-text",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search#filter",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search#sort",
+    "https://api.stacspec.org/v1.0.0-rc.1/collection-search#fields",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/simple-query",
+    // Aggregation.
+    "https://api.stacspec.org/v0.3.0/aggregation",
 ];
 
 /// Most collections linked as `child` from the landing page.
@@ -52,6 +93,9 @@ pub async fn get_landing(
         json!({"rel": "data", "type": JSON, "href": l.collections(), "title": "Collections"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "GET", "title": "Item search"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "POST", "title": "Item search"}),
+        json!({"rel": QUERYABLES_REL, "type": SCHEMA_JSON, "href": l.queryables(None), "title": "Queryables"}),
+        json!({"rel": "aggregate", "type": JSON, "href": l.url("/aggregate"), "method": "GET", "title": "Aggregate"}),
+        json!({"rel": "aggregations", "type": JSON, "href": l.url("/aggregations"), "title": "Available aggregations"}),
     ];
     for c in state
         .store

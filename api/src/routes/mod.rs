@@ -5,6 +5,7 @@ pub mod docs;
 pub mod health;
 pub mod items;
 pub mod landing;
+pub mod queryables;
 pub mod search;
 
 use axum::Router;
@@ -40,6 +41,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             items::delete_item
         ))
         .routes(routes!(search::search_get, search::search_post))
+        .routes(routes!(queryables::get_queryables))
+        .routes(routes!(queryables::get_collection_queryables))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts()

@@ -22,6 +22,14 @@ use crate::state::AppState;
         ("collections" = Option<String>, Query, description = "Comma-separated collection ids"),
         ("limit" = Option<u32>, Query, description = "Page size"),
         ("token" = Option<String>, Query, description = "Page token from a `next` or `prev` link"),
+        ("filter" = Option<String>, Query, description = "CQL2 filter (see `/queryables`)"),
+        ("filter-lang" = Option<String>, Query, description = "`cql2-text` (default) or `cql2-json`"),
+        ("filter-crs" = Option<String>, Query, description = "Only `http://www.opengis.net/def/crs/OGC/1.3/CRS84`"),
+        ("sortby" = Option<String>, Query, description = "Sort keys: `-datetime,+eo:cloud_cover`; ties broken by collection and id"),
+        ("fields" = Option<String>, Query, description = "Members to include or (with `-`) exclude: `id,-geometry,properties.eo:cloud_cover`"),
+        ("query" = Option<String>, Query, description = "Query extension object, as JSON: `{\"eo:cloud_cover\":{\"lt\":20}}`"),
+        ("q" = Option<String>, Query, description = "Free text over title, description, keywords; commas separate alternatives"),
+        ("context" = Option<String>, Query, description = "`on`: count `numberMatched` exactly, however large"),
     ),
     responses(
         (status = 200, description = "An ItemCollection page", content_type = "application/geo+json", body = Object),
@@ -44,13 +52,14 @@ pub async fn search_get(
             uri: &uri,
         },
         Vec::new(),
+        &search.fields,
     ))
 }
 
 /// Search items across collections (POST).
 #[utoipa::path(
     post, path = "/search", operation_id = "postItemSearch", tag = "Item Search",
-    request_body(content = Object, description = "A STAC search: bbox, intersects, datetime, ids, collections, limit, token", content_type = "application/json"),
+    request_body(content = Object, description = "A STAC search: bbox, intersects, datetime, ids, collections, limit, token, filter, filter-lang, filter-crs, sortby, fields, query, q, context", content_type = "application/json"),
     responses(
         (status = 200, description = "An ItemCollection page", content_type = "application/geo+json", body = Object),
         (status = 400, description = "Invalid search", body = Exception),
@@ -80,5 +89,6 @@ pub async fn search_post(
             body: &body,
         },
         Vec::new(),
+        &search.fields,
     ))
 }

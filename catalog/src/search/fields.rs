@@ -1,13 +1,30 @@
 //! The fields extension: include and exclude members by dotted path.
 //!
 //! The most specific rule that names a member or one of its ancestors
-//! decides; a path in both lists is included. With no include rule every
-//! member is kept unless excluded; with one, only included members (and
-//! the item's `type` and `id`, without which it is no Feature) are kept.
+//! decides; a path in both lists is included. What unnamed members do
+//! depends on `include`: absent, every member is kept unless excluded;
+//! present but empty, the default set is kept (`type`, `stac_version`,
+//! `id`, `geometry`, `bbox`, `links`, `assets`, `collection`,
+//! `properties.datetime`); listing paths, only those are kept, with the
+//! item's `type` and `id`, without which it is no Feature.
 
 use serde_json::{Map, Value};
 
 use crate::{Error, Result};
+
+/// What an empty include list keeps.
+const DEFAULT_SET: &[&str] = &[
+    "type",
+    "stac_version",
+    "stac_extensions",
+    "id",
+    "geometry",
+    "bbox",
+    "links",
+    "assets",
+    "collection",
+    "properties.datetime",
+];
 
 /// The most paths one request may name.
 const MAX_PATHS: usize = 1_000;
@@ -15,8 +32,8 @@ const MAX_PATHS: usize = 1_000;
 /// Requested include and exclude paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
-    /// Dotted paths to keep.
-    pub include: Vec<String>,
+    /// Dotted paths to keep; `None` when the request has no include list.
+    pub include: Option<Vec<String>>,
     /// Dotted paths to drop.
     pub exclude: Vec<String>,
 }
@@ -29,7 +46,9 @@ impl Fields {
             if let Some(p) = part.strip_prefix('-') {
                 f.exclude.push(p.to_owned());
             } else {
-                f.include.push(part.strip_prefix('+').unwrap_or(part).to_owned());
+                f.include
+                    .get_or_insert_with(Vec::new)
+                    .push(part.strip_prefix('+').unwrap_or(part).to_owned());
             }
         }
         f.check()
@@ -37,9 +56,10 @@ impl Fields {
 
     /// Parse the POST form: `{"include": [...], "exclude": [...]}`.
     pub fn from_value(value: &Value) -> Result<Self> {
-        let list = |name: &str| -> Result<Vec<String>> {
+        let list = |name: &str| -> Result<Option<Vec<String>>> {
             match value.get(name) {
-                None | Some(Value::Null) => Ok(Vec::new()),
+                None => Ok(None),
+                Some(Value::Null) => Ok(Some(Vec::new())),
                 Some(Value::Array(items)) => items
                     .iter()
                     .map(|i| {
@@ -47,7 +67,8 @@ impl Fields {
                             Error::invalid_search(format!("fields.{name} must list strings"))
                         })
                     })
-                    .collect(),
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
                 Some(_) => Err(Error::invalid_search(format!(
                     "fields.{name} must be an array of strings"
                 ))),
@@ -56,7 +77,7 @@ impl Fields {
         match value {
             Value::Object(_) => Self {
                 include: list("include")?,
-                exclude: list("exclude")?,
+                exclude: list("exclude")?.unwrap_or_default(),
             }
             .check(),
             Value::String(s) => Self::parse(s),
@@ -67,7 +88,7 @@ impl Fields {
     }
 
     fn check(self) -> Result<Self> {
-        if self.include.len() + self.exclude.len() > MAX_PATHS {
+        if self.include.as_ref().map_or(0, Vec::len) + self.exclude.len() > MAX_PATHS {
             return Err(Error::invalid_search(format!(
                 "fields names more than {MAX_PATHS} paths"
             )));
@@ -77,7 +98,11 @@ impl Fields {
 
     /// `true` when the request changes nothing.
     pub fn is_default(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+        self.include.is_none() && self.exclude.is_empty()
+    }
+
+    fn includes(&self) -> &[String] {
+        self.include.as_deref().unwrap_or_default()
     }
 
     /// `Some(true)` keep, `Some(false)` drop, `None` no rule names `path`
@@ -87,7 +112,7 @@ impl Fields {
             path == rule || (path.starts_with(rule) && path.as_bytes().get(rule.len()) == Some(&b'.'))
         };
         let best = |rules: &[String]| rules.iter().filter(|r| covers(r)).map(String::len).max();
-        match (best(&self.include), best(&self.exclude)) {
+        match (best(self.includes()), best(&self.exclude)) {
             (None, None) => None,
             (Some(_), None) => Some(true),
             (None, Some(_)) => Some(false),
@@ -97,7 +122,7 @@ impl Fields {
 
     /// `true` when some include rule lies below `path`.
     fn includes_below(&self, path: &str) -> bool {
-        self.include
+        self.includes()
             .iter()
             .any(|r| r.starts_with(path) && r.as_bytes().get(path.len()) == Some(&b'.'))
     }
@@ -107,9 +132,26 @@ impl Fields {
         if self.is_default() {
             return;
         }
-        if let Value::Object(map) = item {
-            let default = self.include.is_empty();
-            self.filter(map, "", default, true);
+        let Value::Object(map) = item else {
+            return;
+        };
+        match &self.include {
+            Some(list) if list.is_empty() => {
+                let with_default = Self {
+                    // Explicit exclusions beat the default set.
+                    include: Some(
+                        DEFAULT_SET
+                            .iter()
+                            .filter(|d| !self.exclude.iter().any(|e| e == *d))
+                            .map(|s| (*s).to_owned())
+                            .collect(),
+                    ),
+                    exclude: self.exclude.clone(),
+                };
+                with_default.filter(map, "", false, true);
+            }
+            Some(_) => self.filter(map, "", false, true),
+            None => self.filter(map, "", true, true),
         }
     }
 
@@ -125,7 +167,7 @@ impl Fields {
                 continue;
             }
             let keep = self.rule(&path).unwrap_or(inherited);
-            let deeper = self.include.iter().chain(&self.exclude).any(|r| {
+            let deeper = self.includes().iter().chain(&self.exclude).any(|r| {
                 r.starts_with(&path) && r.as_bytes().get(path.len()) == Some(&b'.')
             });
             if deeper && let Some(Value::Object(child)) = map.get_mut(&key) {
@@ -178,5 +220,10 @@ mod tests {
         let mut v = item();
         Fields::parse("").unwrap().apply(&mut v);
         assert_eq!(v, item());
+
+        let mut v = item();
+        Fields::from_value(&json!({"include": [], "exclude": ["geometry"]})).unwrap().apply(&mut v);
+        assert_eq!(v["properties"], json!({"datetime": "x"}));
+        assert!(v.get("geometry").is_none() && v.get("assets").is_some());
     }
 }

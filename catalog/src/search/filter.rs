@@ -154,6 +154,21 @@ impl Filter {
         Self::new(expr, 4)
     }
 
+    /// This filter AND another expression.
+    #[must_use]
+    pub fn and(mut self, other: Expr) -> Self {
+        let depth = self.depth + 1;
+        let expr = self.expr.take();
+        let combined = match expr {
+            None => other,
+            Some(e) => Expr::Operation {
+                op: "and".into(),
+                args: vec![Box::new(e), Box::new(other)],
+            },
+        };
+        Self::new(combined, depth)
+    }
+
     /// Compile against `queryables` into an SQL predicate.
     pub fn compile(&self, queryables: &Queryables) -> Result<Sql> {
         let Some(expr) = &self.expr else {

@@ -136,6 +136,19 @@ const CORE: &[(&str, Kind, &str, &str)] = &[
     ("end_datetime", Kind::Timestamp, "end_datetime", "End of the item's time span"),
 ];
 
+/// STAC common metadata: always queryable.
+const COMMON: &[&str] = &[
+    "title",
+    "description",
+    "platform",
+    "constellation",
+    "mission",
+    "instruments",
+    "gsd",
+    "created",
+    "updated",
+];
+
 /// Well-known properties: their STAC types, titles and ranges.
 fn known(name: &str) -> Option<Value> {
     Some(match name {
@@ -201,14 +214,30 @@ impl Queryables {
         Self { entries }
     }
 
-    /// Core fields plus properties seen on items, as `(name, kinds)`.
+    /// Core fields, the STAC common metadata (queryable whether or not an
+    /// item carries them: the spec defines their types), and properties
+    /// seen on items, as `(name, kinds)`.
     /// A property seen with several kinds takes the most specific one that
     /// covers them: integers and floats are numbers; timestamps mixed with
     /// other strings are text.
     pub fn from_seen(seen: &BTreeMap<String, Vec<Kind>>) -> Self {
         let mut q = Self::core();
+        for name in COMMON {
+            if let Some(schema) = known(name)
+                && let Some(kind) = Kind::from_schema(&schema)
+            {
+                q.entries.insert(
+                    (*name).to_owned(),
+                    Queryable {
+                        kind,
+                        column: Column::Property,
+                        schema,
+                    },
+                );
+            }
+        }
         for (name, kinds) in seen {
-            if q.entries.contains_key(name) {
+            if q.entries.get(name).is_some_and(|e| e.column != Column::Property || COMMON.contains(&name.as_str())) {
                 continue;
             }
             let kind = match kinds.as_slice() {

@@ -4,7 +4,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::fields::Fields;
+use super::filter::{self, Filter};
 use super::page::PageToken;
+use super::sort::{self, SortBy};
 use crate::model::geometry;
 use crate::{Error, Result};
 
@@ -172,6 +175,16 @@ pub struct Search {
     pub limit: u32,
     /// Where this page starts.
     pub token: Option<PageToken>,
+    /// CQL2 filter (and the query extension's conditions, ANDed).
+    pub filter: Option<Filter>,
+    /// Sort keys (empty: newest first).
+    pub sortby: Vec<SortBy>,
+    /// Fields to include or exclude.
+    pub fields: Fields,
+    /// Free-text alternatives (any may match).
+    pub q: Vec<String>,
+    /// Count matches exactly, however many (`context=on`).
+    pub exact_count: bool,
 }
 
 /// Search parameters as they arrive in a query string.
@@ -191,7 +204,25 @@ pub struct SearchParams {
     pub limit: Option<String>,
     /// Page token from a `next`/`prev` link.
     pub token: Option<String>,
-    /// Everything else, checked for unsupported extensions.
+    /// CQL2 filter.
+    pub filter: Option<String>,
+    /// `cql2-text` (default) or `cql2-json`.
+    #[serde(rename = "filter-lang")]
+    pub filter_lang: Option<String>,
+    /// CRS of the filter's geometries (CRS84 only).
+    #[serde(rename = "filter-crs")]
+    pub filter_crs: Option<String>,
+    /// `-datetime,+eo:cloud_cover`.
+    pub sortby: Option<String>,
+    /// `id,-geometry,properties.eo:cloud_cover`.
+    pub fields: Option<String>,
+    /// Query extension object, as JSON text.
+    pub query: Option<String>,
+    /// Free text.
+    pub q: Option<String>,
+    /// `on` asks for an exact `numberMatched`.
+    pub context: Option<String>,
+    /// Everything else, ignored.
     #[serde(flatten)]
     pub other: std::collections::HashMap<String, String>,
 }
@@ -205,40 +236,129 @@ pub struct SearchBody {
     pub intersects: Option<Value>,
     /// An RFC 3339 instant or interval.
     pub datetime: Option<String>,
-    /// Item ids.
-    pub ids: Option<Vec<String>>,
-    /// Collection ids.
-    pub collections: Option<Vec<String>>,
+    /// Item ids: a list, or a comma-separated string.
+    pub ids: Option<Value>,
+    /// Collection ids: a list, or a comma-separated string.
+    pub collections: Option<Value>,
     /// Page size.
     pub limit: Option<Value>,
     /// Page token from a `next`/`prev` link.
     pub token: Option<String>,
-    /// Everything else, checked for unsupported extensions.
+    /// CQL2 filter: a cql2-json object, or cql2-text as a string.
+    pub filter: Option<Value>,
+    /// `cql2-json` (default) or `cql2-text`.
+    #[serde(rename = "filter-lang")]
+    pub filter_lang: Option<String>,
+    /// CRS of the filter's geometries (CRS84 only).
+    #[serde(rename = "filter-crs")]
+    pub filter_crs: Option<String>,
+    /// `[{"field": …, "direction": "asc"|"desc"}]`.
+    pub sortby: Option<Value>,
+    /// `{"include": […], "exclude": […]}`; present but null is an error.
+    #[serde(default, deserialize_with = "present")]
+    pub fields: Option<Value>,
+    /// Query extension object.
+    pub query: Option<Value>,
+    /// Free text: a string or a list of alternatives.
+    pub q: Option<Value>,
+    /// `"on"` (or `true`) asks for an exact `numberMatched`.
+    pub context: Option<Value>,
+    /// Everything else, ignored.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
 
-/// Extension members this server does not implement yet: refusing them is
-/// better than answering as if they had been applied.
-const UNSUPPORTED: &[&str] = &[
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "sortby",
-    "fields",
-    "query",
-    "q",
-];
+/// Keep an explicit `null` as `Some(Value::Null)`, apart from absence.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
 
-fn refuse_unsupported<'a>(keys: impl Iterator<Item = &'a String>) -> Result<()> {
-    for key in keys {
-        if UNSUPPORTED.contains(&key.as_str()) {
-            return Err(Error::invalid_search(format!(
-                "the `{key}` parameter is not supported by this server"
-            )));
+/// A list member of a POST body: an array of strings or one
+/// comma-separated string.
+fn body_list(name: &str, value: Option<&Value>) -> Result<Vec<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => split_list(name, s),
+        Some(Value::Array(items)) => check_list(
+            name,
+            items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_owned).ok_or_else(|| {
+                        Error::invalid_search(format!("{name} must list strings"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+        Some(other) => Err(Error::invalid_search(format!(
+            "{name} must be an array of strings, got {other}"
+        ))),
+    }
+}
+
+/// The longest free-text query accepted.
+const MAX_Q: usize = 4_096;
+
+/// Free-text alternatives from the GET form: commas separate alternatives
+/// (any may match); words within one must all appear, in order. Double
+/// quotes keep commas inside a phrase.
+pub fn parse_q(text: &str) -> Result<Vec<String>> {
+    if text.len() > MAX_Q {
+        return Err(Error::invalid_search(format!(
+            "q is {} bytes long; at most {MAX_Q} are allowed",
+            text.len()
+        )));
+    }
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut current)),
+            c => current.push(c),
         }
     }
-    Ok(())
+    out.push(current);
+    Ok(out
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+fn q_from_value(v: &Value) -> Result<Vec<String>> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => parse_q(s),
+        Value::Array(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                let s = i
+                    .as_str()
+                    .ok_or_else(|| Error::invalid_search("q must be a string or a list of strings"))?;
+                out.extend(parse_q(s)?);
+            }
+            Ok(out)
+        }
+        _ => Err(Error::invalid_search("q must be a string or a list of strings")),
+    }
+}
+
+/// AND a query-extension object into a filter.
+fn with_query(filter: Option<Filter>, query: Option<&Value>) -> Result<Option<Filter>> {
+    let Some(query) = query.filter(|q| !q.is_null()) else {
+        return Ok(filter);
+    };
+    let extra = super::query::to_cql2(query)?;
+    Ok(Some(match filter {
+        None => Filter::from_expr(extra),
+        Some(f) => f.and(extra),
+    }))
+}
+
+fn context_on(v: Option<&str>) -> bool {
+    matches!(v.map(str::trim), Some("on" | "true" | "exact"))
 }
 
 fn parse_limit(value: Option<&str>) -> Result<u32> {
@@ -287,7 +407,22 @@ fn parse_intersects(value: &Value) -> Result<String> {
 impl Search {
     /// Validate GET parameters.
     pub fn from_params(p: &SearchParams) -> Result<Self> {
-        refuse_unsupported(p.other.keys())?;
+        filter::check_crs(p.filter_crs.as_deref())?;
+        let filter = p
+            .filter
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .map(|f| filter::parse_param(f, p.filter_lang.as_deref()))
+            .transpose()?;
+        let query = p
+            .query
+            .as_deref()
+            .filter(|q| !q.trim().is_empty())
+            .map(|q| {
+                serde_json::from_str::<Value>(q)
+                    .map_err(|e| Error::invalid_search(format!("query is not JSON: {e}")))
+            })
+            .transpose()?;
         let intersects = match &p.intersects {
             Some(text) => {
                 let v: Value = serde_json::from_str(text)
@@ -329,13 +464,32 @@ impl Search {
                 .filter(|s| !s.is_empty())
                 .map(PageToken::decode)
                 .transpose()?,
+            filter: with_query(filter, query.as_ref())?,
+            sortby: p
+                .sortby
+                .as_deref()
+                .map(sort::parse_param)
+                .transpose()?
+                .unwrap_or_default(),
+            fields: p
+                .fields
+                .as_deref()
+                .map(Fields::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            q: p.q.as_deref().map(parse_q).transpose()?.unwrap_or_default(),
+            exact_count: context_on(p.context.as_deref()),
         };
         search.check()
     }
 
     /// Validate a POST body.
     pub fn from_body(b: &SearchBody) -> Result<Self> {
-        refuse_unsupported(b.other.keys())?;
+        filter::check_crs(b.filter_crs.as_deref())?;
+        let filter = match &b.filter {
+            None | Some(Value::Null) => None,
+            Some(f) => Some(filter::parse_member(f.clone(), b.filter_lang.as_deref())?),
+        };
         let limit = match &b.limit {
             None | Some(Value::Null) => DEFAULT_LIMIT,
             Some(Value::Number(n)) => parse_limit(Some(&n.to_string()))?,
@@ -358,8 +512,8 @@ impl Search {
                 .filter(|s| !s.is_empty())
                 .map(Interval::parse)
                 .transpose()?,
-            ids: check_list("ids", b.ids.clone().unwrap_or_default())?,
-            collections: check_list("collections", b.collections.clone().unwrap_or_default())?,
+            ids: body_list("ids", b.ids.as_ref())?,
+            collections: body_list("collections", b.collections.as_ref())?,
             limit,
             token: b
                 .token
@@ -367,6 +521,28 @@ impl Search {
                 .filter(|s| !s.is_empty())
                 .map(PageToken::decode)
                 .transpose()?,
+            filter: with_query(filter, b.query.as_ref())?,
+            sortby: b
+                .sortby
+                .as_ref()
+                .map(sort::parse_value)
+                .transpose()?
+                .unwrap_or_default(),
+            fields: match &b.fields {
+                None => Fields::default(),
+                Some(Value::Null) => {
+                    return Err(Error::invalid_search(
+                        "fields is null; send an object with include and exclude lists, or leave it out",
+                    ));
+                }
+                Some(f) => Fields::from_value(f)?,
+            },
+            q: b.q.as_ref().map(q_from_value).transpose()?.unwrap_or_default(),
+            exact_count: match &b.context {
+                Some(Value::Bool(on)) => *on,
+                Some(Value::String(s)) => context_on(Some(s)),
+                _ => false,
+            },
         };
         search.check()
     }

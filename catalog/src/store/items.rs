@@ -1,12 +1,13 @@
 //! Items in the store: single writes and the bulk path.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row};
 
 use super::{Store, StoredItem, UNIQUE_VIOLATION, WriteCounts, is_code, item_write_error};
 use crate::model::{CollectionId, ItemId, ItemRecord};
+use crate::search::Kind;
 use crate::{Error, Result};
 
 /// What a bulk write does with an item whose id exists already.
@@ -45,6 +46,8 @@ pub struct ItemBatch {
     links: Vec<Option<String>>,
     position: HashMap<(String, String), usize>,
     duplicate: Option<(CollectionId, ItemId)>,
+    /// Collection → property → kinds seen in the batch, for the queryables.
+    properties: BTreeMap<String, BTreeMap<String, BTreeSet<Kind>>>,
 }
 
 /// One item of a batch, as its columns.
@@ -82,6 +85,27 @@ impl ItemBatch {
 
     /// Add one validated item.
     pub fn push(&mut self, r: &ItemRecord) {
+        if let Some(props) = r.content.get("properties").and_then(|p| p.as_object()) {
+            let seen = match self.properties.get_mut(r.collection.as_str()) {
+                Some(seen) => seen,
+                None => self
+                    .properties
+                    .entry(r.collection.as_str().to_owned())
+                    .or_default(),
+            };
+            for (name, value) in props {
+                if let Some(kind) = Kind::of(value) {
+                    match seen.get_mut(name.as_str()) {
+                        Some(kinds) => {
+                            kinds.insert(kind);
+                        }
+                        None => {
+                            seen.insert(name.clone(), BTreeSet::from([kind]));
+                        }
+                    }
+                }
+            }
+        }
         self.push_row(BatchRow {
             collection: r.collection.as_str().to_owned(),
             id: r.id.as_str().to_owned(),
@@ -95,9 +119,15 @@ impl ItemBatch {
     }
 
     /// Move every item of `other` into this batch, in order.
-    pub fn append(&mut self, other: ItemBatch) {
+    pub fn append(&mut self, mut other: ItemBatch) {
         if self.duplicate.is_none() {
             self.duplicate.clone_from(&other.duplicate);
+        }
+        for (collection, props) in std::mem::take(&mut other.properties) {
+            let seen = self.properties.entry(collection).or_default();
+            for (name, kinds) in props {
+                seen.entry(name).or_default().extend(kinds);
+            }
         }
         for row in other.into_rows() {
             self.push_row(row);
@@ -114,6 +144,12 @@ impl ItemBatch {
         }
         let old = std::mem::take(self);
         self.duplicate.clone_from(&old.duplicate);
+        self.properties = old
+            .properties
+            .iter()
+            .filter(|(c, _)| known.contains(*c))
+            .map(|(c, p)| (c.clone(), p.clone()))
+            .collect();
         let mut removed = Vec::new();
         for row in old.into_rows() {
             if known.contains(&row.collection) {
@@ -387,6 +423,7 @@ impl Store {
                     None => Error::from(e),
                 }
             })?;
+        Self::record_properties(conn, &batch.properties).await?;
         // Widen each collection's longest item span when this batch has a
         // longer one (the temporal filter's lower bound depends on it).
         let mut spans: HashMap<&str, f64> = HashMap::new();
@@ -413,6 +450,40 @@ impl Store {
             inserted,
             updated: created.len() as u64 - inserted,
         })
+    }
+}
+
+impl Store {
+    /// Note the properties a batch carries, for the queryables. Rows are
+    /// written in key order, so concurrent writers cannot deadlock here.
+    async fn record_properties(
+        conn: &mut PgConnection,
+        properties: &BTreeMap<String, BTreeMap<String, BTreeSet<Kind>>>,
+    ) -> Result<()> {
+        let (mut c, mut n, mut k) = (Vec::new(), Vec::new(), Vec::new());
+        for (collection, props) in properties {
+            for (name, kinds) in props {
+                for kind in kinds {
+                    c.push(collection.as_str());
+                    n.push(name.as_str());
+                    k.push(kind.as_str());
+                }
+            }
+        }
+        if c.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO item_properties (collection, name, kind) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&c)
+        .bind(&n)
+        .bind(&k)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
 }
 

@@ -7,11 +7,13 @@
 mod collections;
 pub mod crawl;
 pub mod items;
+mod queryables;
 mod search;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+pub use queryables::parse_overrides;
 pub use search::{Count, ItemPage};
 
 use crate::model::{CollectionId, ItemId};
@@ -22,6 +24,7 @@ use crate::{Error, Result};
 pub struct Store {
     pool: PgPool,
     count_limit: u64,
+    queryables: std::sync::Arc<queryables::QueryablesCache>,
 }
 
 /// An item as read back: JSON text ready to splice.
@@ -63,7 +66,19 @@ impl Store {
     /// A store over `pool`. `numberMatched` is counted exactly up to
     /// `count_limit` matches and estimated above that.
     pub fn new(pool: PgPool, count_limit: u64) -> Self {
-        Self { pool, count_limit }
+        Self {
+            pool,
+            count_limit,
+            queryables: std::sync::Arc::default(),
+        }
+    }
+
+    /// The same store with the operator's queryables overrides (see
+    /// [`parse_overrides`]).
+    #[must_use]
+    pub fn with_queryables(mut self, overrides: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.queryables = std::sync::Arc::new(queryables::QueryablesCache::with_overrides(overrides));
+        self
     }
 
     /// The underlying pool.

@@ -1,11 +1,12 @@
 //! Item search: validated [`Search`] to SQL with bound parameters only.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{Store, StoredItem};
-use crate::search::{Direction, PageToken, Search};
+use crate::search::sort::SortPlan;
+use crate::search::sql::{Sql, Value as SqlValue};
+use crate::search::{Direction, PageToken, Queryables, Search};
 use crate::{Error, Result};
 
 /// How many items matched a search.
@@ -30,7 +31,29 @@ pub struct ItemPage {
     pub matched: Option<Count>,
 }
 
-fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
+/// A search resolved against the queryables: its extra predicate (filter,
+/// query, free text) and its order.
+struct Plan {
+    predicate: Sql,
+    sort: SortPlan,
+}
+
+/// The free-text predicate over an item's title, description and keywords.
+fn free_text(q: &[String]) -> Sql {
+    let mut s = Sql::text(
+        "to_tsvector('simple', concat_ws(' ', content->'properties'->>'title', \
+         content->'properties'->>'description', content->'properties'->>'keywords')) @@ (",
+    );
+    let parts = q.iter().map(|alt| {
+        let mut p = Sql::text("phraseto_tsquery('simple', ");
+        p.push_bind(SqlValue::Text(alt.clone())).push(")");
+        p
+    });
+    s.push_sql(Sql::join(parts, " || ")).push(")");
+    s
+}
+
+fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search, plan: &Plan) {
     qb.push(" WHERE true");
     match search.collections.as_slice() {
         [] => {}
@@ -94,89 +117,94 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search) {
             qb.push(")");
         }
     }
-}
-
-fn key_datetime(token: &PageToken) -> Result<DateTime<Utc>> {
-    let bad = || Error::invalid_search("token does not belong to this search's sort order");
-    match token.key.as_slice() {
-        [Value::String(s)] => DateTime::parse_from_rfc3339(s)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|_| bad()),
-        _ => Err(bad()),
-    }
-}
-
-fn token_for(item: &StoredItem, direction: Direction) -> PageToken {
-    PageToken {
-        direction,
-        key: vec![Value::String(
-            item.datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        )],
-        collection: item.collection.clone(),
-        id: item.id.clone(),
+    if !plan.predicate.is_empty() {
+        qb.push(" AND ");
+        plan.predicate.push_to(qb);
     }
 }
 
 impl Store {
-    /// Run one page of `search`, sorted by datetime descending with
-    /// `(collection, id)` as the tie-break.
+    /// Resolve filter, query, free text and sort against the queryables.
+    /// A name the cached queryables do not know gets one fresh look.
+    async fn plan(&self, search: &Search) -> Result<Plan> {
+        let build = |q: &Queryables| -> Result<Plan> {
+            let mut parts = Vec::new();
+            if let Some(filter) = &search.filter {
+                parts.push(filter.compile(q)?.wrapped());
+            }
+            if !search.q.is_empty() {
+                parts.push(free_text(&search.q));
+            }
+            Ok(Plan {
+                predicate: Sql::join(parts, " AND "),
+                sort: SortPlan::resolve(&search.sortby, q)?,
+            })
+        };
+        if search.filter.is_none() && search.sortby.is_empty() {
+            return build(&Queryables::core());
+        }
+        let q = self.queryables(&search.collections, false).await?;
+        match build(&q) {
+            Ok(plan) => Ok(plan),
+            Err(Error::InvalidSearch { .. }) => {
+                let q = self.queryables(&search.collections, true).await?;
+                build(&q)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Run one page of `search` in its sort order, with `(collection, id)`
+    /// as the tie-break.
     pub async fn search(&self, search: &Search) -> Result<ItemPage> {
+        let plan = self.plan(search).await?;
         let limit = i64::from(search.limit);
         let direction = search
             .token
             .as_ref()
             .map_or(Direction::Next, |t| t.direction);
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "SELECT collection, id, datetime, content::text, links::text FROM items",
-        );
-        push_filters(&mut qb, search);
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT collection, id, datetime, content::text, links::text, {}::text FROM items",
+            plan.sort.key_columns()
+        ));
+        push_filters(&mut qb, search, &plan);
         if let Some(token) = &search.token {
-            let datetime = key_datetime(token)?;
-            let op = if direction == Direction::Next {
-                " < "
-            } else {
-                " > "
-            };
-            qb.push(" AND (datetime, collection, id)")
-                .push(op)
-                .push("(")
-                .push_bind(datetime)
-                .push(", ")
-                .push_bind(token.collection.clone())
-                .push(", ")
-                .push_bind(token.id.clone())
-                .push(")");
+            plan.sort.after(token)?.push_to(&mut qb);
         }
-        qb.push(if direction == Direction::Next {
-            " ORDER BY datetime DESC, collection DESC, id DESC"
-        } else {
-            " ORDER BY datetime ASC, collection ASC, id ASC"
-        });
+        qb.push(plan.sort.order_by(direction));
         qb.push(" LIMIT ").push_bind(limit + 1);
 
         let rows = qb.build().fetch_all(&self.pool).await?;
+        let mut keys: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
         let items: Vec<StoredItem> = rows
             .iter()
-            .map(|r| StoredItem {
-                collection: r.get(0),
-                id: r.get(1),
-                datetime: r.get(2),
-                content: r.get(3),
-                links: r.get(4),
+            .map(|r| {
+                keys.push(
+                    serde_json::from_str(r.get::<&str, _>(5)).unwrap_or_default(),
+                );
+                StoredItem {
+                    collection: r.get(0),
+                    id: r.get(1),
+                    datetime: r.get(2),
+                    content: r.get(3),
+                    links: r.get(4),
+                }
             })
             .collect();
+        let cap = usize::try_from(limit).unwrap_or(usize::MAX);
         // A first page that is not full holds every match: no count needed.
         let matched = match &search.token {
             Some(_) => None,
-            None if items.len() <= usize::try_from(limit).unwrap_or(usize::MAX) => Some(Count {
+            None if items.len() <= cap => Some(Count {
                 value: items.len() as u64,
                 exact: true,
             }),
-            None => Some(self.count(search).await?),
+            None => Some(self.count_planned(search, &plan).await?),
         };
         let mut items = items;
-        let more = items.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let more = items.len() > cap;
+        items.truncate(cap);
+        keys.truncate(cap);
         let (has_next, has_prev) = match (&search.token, direction) {
             (None, _) => (more, false),
             (Some(_), Direction::Next) => (more, true),
@@ -184,14 +212,23 @@ impl Store {
         };
         if direction == Direction::Prev {
             items.reverse();
+            keys.reverse();
         }
+        let token = |at: usize, direction| {
+            items.get(at).map(|i| PageToken {
+                direction,
+                key: keys[at].clone(),
+                collection: i.collection.clone(),
+                id: i.id.clone(),
+            })
+        };
         let next = if has_next {
-            items.last().map(|i| token_for(i, Direction::Next))
+            items.len().checked_sub(1).and_then(|last| token(last, Direction::Next))
         } else {
             None
         };
         let prev = if has_prev {
-            items.first().map(|i| token_for(i, Direction::Prev))
+            token(0, Direction::Prev)
         } else {
             None
         };
@@ -203,20 +240,35 @@ impl Store {
         })
     }
 
+    /// Count the matches of `search`; see [`Store::count_planned`].
+    pub async fn count(&self, search: &Search) -> Result<Count> {
+        let plan = self.plan(search).await?;
+        self.count_planned(search, &plan).await
+    }
+
     /// Count matches: exactly up to the count limit, else the planner's
     /// estimate. When the planner already expects far more matches than the
     /// limit, the exact (capped) count is skipped: it could only confirm
     /// that there are more.
-    pub async fn count(&self, search: &Search) -> Result<Count> {
+    async fn count_planned(&self, search: &Search, plan: &Plan) -> Result<Count> {
+        if search.exact_count {
+            let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM items");
+            push_filters(&mut qb, search, plan);
+            let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
+            return Ok(Count {
+                value: u64::try_from(n).unwrap_or(0),
+                exact: true,
+            });
+        }
         let mut qb = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
-        push_filters(&mut qb, search);
-        let plan: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+        push_filters(&mut qb, search, plan);
+        let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
         #[expect(
             clippy::cast_possible_truncation,
             clippy::cast_sign_loss,
             reason = "row estimates are non-negative and far below 2^53"
         )]
-        let estimate = plan[0]["Plan"]["Plan Rows"]
+        let estimate = explained[0]["Plan"]["Plan Rows"]
             .as_f64()
             .unwrap_or(0.0)
             .max(0.0)
@@ -229,7 +281,7 @@ impl Store {
         }
         let cap = i64::try_from(self.count_limit).unwrap_or(i64::MAX);
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (SELECT 1 FROM items");
-        push_filters(&mut qb, search);
+        push_filters(&mut qb, search, plan);
         qb.push(" LIMIT ").push_bind(cap + 1).push(") AS capped");
         let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
         if n <= cap {

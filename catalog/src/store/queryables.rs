@@ -1,0 +1,128 @@
+//! Queryables from the store: the properties items carry, cached briefly.
+//!
+//! Searches with a filter or a sort need the queryables of the searched
+//! collections on every request; reading them from `item_properties` each
+//! time would cost a round trip, so they are cached for a few seconds. A
+//! name the cache does not know triggers one fresh read before it is
+//! refused, so a property written a moment ago is never a 400.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::Store;
+use crate::Result;
+use crate::search::{Kind, Queryables};
+
+/// How long the cache is trusted.
+const FRESH_FOR: Duration = Duration::from_secs(10);
+
+type Seen = HashMap<String, BTreeMap<String, Vec<Kind>>>;
+
+/// The cache and the operator's overrides, shared by clones of a store.
+#[derive(Debug, Default)]
+pub(super) struct QueryablesCache {
+    seen: Mutex<Option<(Instant, Arc<Seen>)>>,
+    /// Collection id (or `*` for all) → property → JSON Schema.
+    overrides: Map<String, Value>,
+}
+
+impl QueryablesCache {
+    pub(super) fn with_overrides(overrides: Map<String, Value>) -> Self {
+        Self {
+            seen: Mutex::new(None),
+            overrides,
+        }
+    }
+}
+
+/// Operator overrides: `{"*": {...}, "collection-id": {...}}`, each a map of
+/// property → JSON Schema or a queryables document with `properties`.
+pub fn parse_overrides(doc: &Value) -> std::result::Result<Map<String, Value>, String> {
+    let Value::Object(scopes) = doc else {
+        return Err("the queryables file must be a JSON object keyed by collection id or \"*\"".into());
+    };
+    let mut out = Map::new();
+    for (scope, entry) in scopes {
+        let props = entry.get("properties").unwrap_or(entry);
+        let Value::Object(props) = props else {
+            return Err(format!("queryables for {scope:?} must be an object of property schemas"));
+        };
+        for (name, schema) in props {
+            if Kind::from_schema(schema).is_none() {
+                return Err(format!(
+                    "queryable {name:?} for {scope:?} has no JSON Schema type this server can compare"
+                ));
+            }
+        }
+        out.insert(scope.clone(), Value::Object(props.clone()));
+    }
+    Ok(out)
+}
+
+impl Store {
+    async fn seen(&self, fresh: bool) -> Result<Arc<Seen>> {
+        if !fresh
+            && let Ok(guard) = self.queryables.seen.lock()
+            && let Some((at, seen)) = guard.as_ref()
+            && at.elapsed() < FRESH_FOR
+        {
+            return Ok(seen.clone());
+        }
+        let rows = sqlx::query("SELECT collection, name, kind FROM item_properties ORDER BY 1, 2, 3")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut seen: Seen = HashMap::new();
+        for row in rows {
+            let Some(kind) = Kind::parse(row.get::<&str, _>(2)) else {
+                continue;
+            };
+            seen.entry(row.get(0))
+                .or_default()
+                .entry(row.get(1))
+                .or_default()
+                .push(kind);
+        }
+        let seen = Arc::new(seen);
+        if let Ok(mut guard) = self.queryables.seen.lock() {
+            *guard = Some((Instant::now(), seen.clone()));
+        }
+        Ok(seen)
+    }
+
+    /// The queryables of `collections` (all collections when empty): the
+    /// union of what their items carry, with the operator's overrides.
+    /// `fresh` bypasses the cache.
+    pub async fn queryables(&self, collections: &[String], fresh: bool) -> Result<Queryables> {
+        let seen = self.seen(fresh).await?;
+        let mut merged: BTreeMap<String, Vec<Kind>> = BTreeMap::new();
+        let mut add = |props: &BTreeMap<String, Vec<Kind>>| {
+            for (name, kinds) in props {
+                let entry = merged.entry(name.clone()).or_default();
+                for k in kinds {
+                    if !entry.contains(k) {
+                        entry.push(*k);
+                    }
+                }
+            }
+        };
+        if collections.is_empty() {
+            seen.values().for_each(&mut add);
+        } else {
+            collections.iter().filter_map(|c| seen.get(c)).for_each(&mut add);
+        }
+        let mut q = Queryables::from_seen(&merged);
+        if let Some(Value::Object(all)) = self.queryables.overrides.get("*") {
+            q.apply_overrides(all);
+        }
+        for c in collections {
+            if let Some(Value::Object(one)) = self.queryables.overrides.get(c) {
+                q.apply_overrides(one);
+            }
+        }
+        Ok(q)
+    }
+}
