@@ -92,6 +92,10 @@ struct ServeArgs {
     /// `numberMatched` is exact up to this many matches, estimated above.
     #[arg(long, env = "ARCOLAKE_COUNT_LIMIT", default_value_t = 10_000)]
     count_limit: u64,
+    /// Queryables overrides: a JSON file keyed by collection id (or `*` for
+    /// all), each an object of property → JSON Schema.
+    #[arg(long, env = "ARCOLAKE_QUERYABLES")]
+    queryables: Option<PathBuf>,
     /// Print the resolved settings (secrets redacted) and exit.
     #[arg(long)]
     print_config: bool,
@@ -218,6 +222,7 @@ impl DatabaseArgs {
             data_dir: self.data_dir.clone().unwrap_or_else(default_data_dir),
             max_connections: self.max_connections.max(2),
             migrate,
+            statement_timeout: None,
         }
     }
 }
@@ -307,8 +312,23 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let database = open(&args.db, true).await?;
-    let store = Store::new(database.pool.clone(), args.count_limit);
+    let overrides = match &args.queryables {
+        None => serde_json::Map::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the queryables file {}", path.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
+            catalog::store::parse_overrides(&doc)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+    };
+    let mut db_config = args.db.config(true);
+    db_config.statement_timeout = Some(config.request_timeout);
+    let database = Database::open(&db_config)
+        .await
+        .context("could not open the catalog database")?;
+    let store = Store::new(database.pool.clone(), args.count_limit).with_queryables(overrides);
     if let Some(dir) = demo {
         match catalog::load::load_paths(&store, vec![dir.clone()], 2000).await {
             Ok(report) => {

@@ -14,6 +14,95 @@ use crate::state::AppState;
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
 
+/// The deepest JSON nesting a search body may have.
+pub const MAX_BODY_DEPTH: usize = 1_024;
+/// Nesting above which a body is parsed on a stack of its own.
+const DEEP_BODY: usize = 100;
+
+/// A search body as a JSON value. Unlike [`Json`], deep nesting (a CQL2
+/// expression 200 levels deep is 400 JSON levels) is parsed, on a grown
+/// stack, up to [`MAX_BODY_DEPTH`]; deeper is a 400 that says the limit.
+#[derive(Debug)]
+pub struct SearchJson(pub serde_json::Value);
+
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+impl<S: Send + Sync> FromRequest<S> for SearchJson {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+                essence == "application/json" || essence.ends_with("+json")
+            });
+        if !json_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                "the request body must be JSON: send Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PayloadTooLarge",
+                    "the request body is too large",
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
+        let depth = json_depth(&bytes);
+        if depth > MAX_BODY_DEPTH {
+            return Err(ApiError::bad_request(format!(
+                "the request body is nested {depth} levels deep; at most {MAX_BODY_DEPTH} are allowed"
+            )));
+        }
+        let parse = || {
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            de.disable_recursion_limit();
+            let value = <serde_json::Value as serde::Deserialize>::deserialize(&mut de)
+                .and_then(|v| de.end().map(|()| v));
+            value.map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        };
+        let value = if depth > DEEP_BODY {
+            stacker::grow(64 << 20, parse)?
+        } else {
+            parse()?
+        };
+        Ok(Self(value))
+    }
+}
+
 /// Query parameters; unparseable ones are a 400.
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

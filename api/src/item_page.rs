@@ -39,16 +39,31 @@ fn get_href(href: &str, uri: &Uri, token: Option<&PageToken>) -> String {
     }
 }
 
-fn paging_link(rel: &str, origin: &Origin<'_>, token: &PageToken) -> Value {
+/// A `next` or `prev` link asking the way the client asked.
+pub fn paging_link(rel: &str, origin: &Origin<'_>, token: &PageToken, media_type: &str) -> Value {
     match origin {
-        Origin::Get { href, uri } => link(rel, &get_href(href, uri, Some(token)), GEOJSON),
+        Origin::Get { href, uri } => link(rel, &get_href(href, uri, Some(token)), media_type),
         Origin::Post { href, body } => {
             let mut body = (*body).clone();
             if let Value::Object(map) = &mut body {
                 map.insert("token".into(), Value::String(token.encode()));
             }
-            json!({"rel": rel, "type": GEOJSON, "href": href, "method": "POST", "body": body})
+            json!({"rel": rel, "type": media_type, "href": href, "method": "POST", "body": body})
         }
+    }
+}
+
+/// The `self` link of a page.
+pub fn self_link(origin: &Origin<'_>, media_type: &str) -> Value {
+    match origin {
+        Origin::Get { href, uri } => {
+            let href = match uri.query().filter(|q| !q.is_empty()) {
+                Some(q) => format!("{href}?{q}"),
+                None => href.clone(),
+            };
+            link("self", &href, media_type)
+        }
+        Origin::Post { href, .. } => link("self", href, media_type),
     }
 }
 
@@ -60,23 +75,13 @@ pub fn render(
     context: Vec<Value>,
     fields: &Fields,
 ) -> Response {
-    let self_link = match origin {
-        Origin::Get { href, uri } => {
-            let href = match uri.query().filter(|q| !q.is_empty()) {
-                Some(q) => format!("{href}?{q}"),
-                None => href.clone(),
-            };
-            link("self", &href, GEOJSON)
-        }
-        Origin::Post { href, .. } => link("self", href, GEOJSON),
-    };
-    let mut page_links = vec![self_link, link("root", &links.root(), JSON)];
+    let mut page_links = vec![self_link(origin, GEOJSON), link("root", &links.root(), JSON)];
     page_links.extend(context);
     if let Some(t) = &page.next {
-        page_links.push(paging_link("next", origin, t));
+        page_links.push(paging_link("next", origin, t, GEOJSON));
     }
     if let Some(t) = &page.prev {
-        page_links.push(paging_link("prev", origin, t));
+        page_links.push(paging_link("prev", origin, t, GEOJSON));
     }
     let mut members: Vec<(&str, Value)> = vec![("numberReturned", page.items.len().into())];
     if let Some(count) = page.matched {

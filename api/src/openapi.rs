@@ -26,6 +26,7 @@ pub const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3
         (name = "Collections", description = "STAC Collections"),
         (name = "Features", description = "Items of a collection (OGC API Features)"),
         (name = "Item Search", description = "Search across collections"),
+        (name = "Aggregation", description = "Counts and frequency distributions over a search"),
         (name = "Transactions", description = "Writes; need the admin bearer token"),
         (name = "Health", description = "Liveness and readiness"),
     )

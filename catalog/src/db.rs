@@ -22,6 +22,9 @@ pub struct DbConfig {
     pub max_connections: u32,
     /// Apply pending migrations when opening.
     pub migrate: bool,
+    /// Cancel any statement running longer than this (server side, so an
+    /// abandoned request's query stops too). `None`: no limit.
+    pub statement_timeout: Option<Duration>,
 }
 
 /// An open catalog database: the pool, and the embedded cluster lease if any.
@@ -46,9 +49,14 @@ impl Database {
         };
         // Requests are many and short: parallel workers for one query only
         // steal the cores other requests need.
-        let options = options
-            .application_name("arcolake")
-            .options([("max_parallel_workers_per_gather", "0")]);
+        let mut settings = vec![
+            ("max_parallel_workers_per_gather", "0".to_owned()),
+            ("timezone", "UTC".to_owned()),
+        ];
+        if let Some(t) = config.statement_timeout {
+            settings.push(("statement_timeout", format!("{}ms", t.as_millis().max(1))));
+        }
+        let options = options.application_name("arcolake").options(settings);
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(1)

@@ -3,15 +3,17 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use catalog::links::link;
+use catalog::links::{Links, link};
+use catalog::search::collections::{Candidate, CollectionParams, CollectionSearch};
 use catalog::model::merge_patch;
 use catalog::{CollectionId, CollectionRecord, document};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::{ApiError, Exception};
-use crate::extract::{Admin, Base, Json, Path};
+use crate::extract::{Admin, Base, Json, Path, Query, SearchJson};
+use crate::item_page::{Origin, paging_link, self_link};
 use crate::response::{JSON, cacheable, json_text};
 use crate::state::AppState;
 
@@ -19,35 +21,117 @@ pub(crate) fn collection_id(id: String) -> Result<CollectionId, ApiError> {
     CollectionId::new(id).map_err(ApiError::bad_request)
 }
 
-/// All collections.
+/// Collections, searched: `bbox`, `datetime`, `q`, `filter`, `sortby`,
+/// `fields`, `limit` and `token` (collection search).
 #[utoipa::path(
     get, path = "/collections", operation_id = "getCollections", tag = "Collections",
+    params(
+        ("bbox" = Option<String>, Query, description = "Collections whose overall extent intersects `west,south,east,north`"),
+        ("datetime" = Option<String>, Query, description = "Collections whose temporal extent overlaps an instant or interval"),
+        ("q" = Option<String>, Query, description = "Free text over title, description and keywords, ranked; commas separate alternatives"),
+        ("filter" = Option<String>, Query, description = "CQL2 over collection members (`license = 'CC-BY-4.0'`)"),
+        ("filter-lang" = Option<String>, Query, description = "`cql2-text` (default) or `cql2-json`"),
+        ("sortby" = Option<String>, Query, description = "`-title,id`; default: relevance with `q`, else id"),
+        ("fields" = Option<String>, Query, description = "Members to include or (with `-`) exclude"),
+        ("limit" = Option<u32>, Query, description = "Page size (default 100)"),
+        ("token" = Option<String>, Query, description = "Page token from a `next` or `prev` link"),
+    ),
     responses(
-        (status = 200, description = "The collections", content_type = "application/json", body = Object),
-        (status = 500, description = "Server error", body = Exception),
+        (status = 200, description = "A page of collections", content_type = "application/json", body = Object),
+        (status = 400, description = "Invalid search", body = Exception),
     )
 )]
 pub async fn list_collections(
     State(state): State<AppState>,
     Base(links): Base,
+    uri: Uri,
+    Query(params): Query<CollectionParams>,
+) -> Result<Response, ApiError> {
+    let search = CollectionSearch::from_params(&params)?;
+    let origin = Origin::Get {
+        href: links.collections(),
+        uri: &uri,
+    };
+    collection_page(&state, &links, &search, &origin).await
+}
+
+/// Collection search by POST, on its own route so it does not clash with
+/// creating a collection (`POST /collections`).
+#[utoipa::path(
+    post, path = "/collections-search", operation_id = "postCollectionSearch", tag = "Collections",
+    request_body(content = Object, description = "bbox, datetime, q, filter, filter-lang, sortby, fields, limit, token", content_type = "application/json"),
+    responses(
+        (status = 200, description = "A page of collections", content_type = "application/json", body = Object),
+        (status = 400, description = "Invalid search", body = Exception),
+    )
+)]
+pub async fn search_collections(
+    State(state): State<AppState>,
+    Base(links): Base,
+    SearchJson(body): SearchJson,
+) -> Result<Response, ApiError> {
+    let Value::Object(members) = &body else {
+        return Err(ApiError::bad_request("the search body must be a JSON object"));
+    };
+    let search = CollectionSearch::from_body(members)?;
+    let origin = Origin::Post {
+        href: links.collections_search(),
+        body: &body,
+    };
+    collection_page(&state, &links, &search, &origin).await
+}
+
+async fn collection_page(
+    state: &AppState,
+    links: &Links,
+    search: &CollectionSearch,
+    origin: &Origin<'_>,
 ) -> Result<Response, ApiError> {
     let stored = state.store.list_collections().await?;
+    let candidates = stored
+        .iter()
+        .filter_map(|c| {
+            serde_json::from_str(&c.content).ok().map(|doc| Candidate {
+                id: c.id.clone(),
+                doc,
+            })
+        })
+        .collect();
+    let page = search.run(candidates)?;
     let mut body = String::from("{\"collections\":[");
-    for (i, c) in stored.iter().enumerate() {
+    for (i, c) in page.collections.iter().enumerate() {
         if i > 0 {
             body.push(',');
         }
-        body.push_str(&document::collection(c, &links));
+        let Some(s) = stored.iter().find(|s| s.id == c.id) else {
+            continue;
+        };
+        let text = document::collection(s, links);
+        if search.fields.is_default() {
+            body.push_str(&text);
+        } else {
+            let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            search.fields.apply(&mut v);
+            body.push_str(&v.to_string());
+        }
     }
-    let page_links = json!([
-        link("self", &links.collections(), JSON),
+    let mut page_links = vec![
+        self_link(origin, JSON),
         link("root", &links.root(), JSON),
         link("parent", &links.root(), JSON),
-    ]);
+    ];
+    if let Some(t) = &page.next {
+        page_links.push(paging_link("next", origin, t, JSON));
+    }
+    if let Some(t) = &page.prev {
+        page_links.push(paging_link("prev", origin, t, JSON));
+    }
     let _ = write!(
         body,
-        "],\"links\":{page_links},\"numberMatched\":{n},\"numberReturned\":{n}}}",
-        n = stored.len()
+        "],\"links\":{},\"numberMatched\":{},\"numberReturned\":{}}}",
+        Value::Array(page_links),
+        page.matched,
+        page.collections.len()
     );
     Ok(json_text(StatusCode::OK, JSON, body))
 }

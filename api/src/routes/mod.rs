@@ -1,5 +1,6 @@
 //! The routes, registered with their OpenAPI operations.
 
+pub mod aggregate;
 pub mod collections;
 pub mod docs;
 pub mod health;
@@ -41,6 +42,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             items::delete_item
         ))
         .routes(routes!(search::search_get, search::search_post))
+        .routes(routes!(collections::search_collections))
+        .routes(routes!(aggregate::list_aggregations))
+        .routes(routes!(aggregate::aggregate_get, aggregate::aggregate_post))
+        .routes(routes!(aggregate::aggregate_collection))
         .routes(routes!(queryables::get_queryables))
         .routes(routes!(queryables::get_collection_queryables))
         .routes(routes!(health::get_health))

@@ -4,10 +4,9 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
 use catalog::search::{Search, SearchBody, SearchParams};
-use serde_json::Value;
 
 use crate::error::{ApiError, Exception};
-use crate::extract::{Base, Json, Query};
+use crate::extract::{Base, Query, SearchJson};
 use crate::item_page::{Origin, render};
 use crate::state::AppState;
 
@@ -70,7 +69,7 @@ pub async fn search_get(
 pub async fn search_post(
     State(state): State<AppState>,
     Base(links): Base,
-    Json(body): Json<Value>,
+    SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     if !body.is_object() {
         return Err(ApiError::bad_request(

@@ -1,6 +1,7 @@
 //! STAC item search: validated requests, the CQL2 compiler, queryables,
 //! sorting, fields and keyset page tokens.
 
+pub mod collections;
 pub mod fields;
 pub mod filter;
 pub mod page;

@@ -4,6 +4,7 @@
 //! `&mut PgConnection` run several, so callers choose a pool connection or a
 //! transaction. sqlx errors are turned into domain kinds here and nowhere else.
 
+mod aggregate;
 mod collections;
 pub mod crawl;
 pub mod items;
@@ -13,6 +14,7 @@ mod search;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
+pub use aggregate::{AGGREGATIONS, AggregateOptions};
 pub use queryables::parse_overrides;
 pub use search::{Count, ItemPage};
 

@@ -33,7 +33,7 @@ pub struct ItemPage {
 
 /// A search resolved against the queryables: its extra predicate (filter,
 /// query, free text) and its order.
-struct Plan {
+pub(super) struct Plan {
     predicate: Sql,
     sort: SortPlan,
 }
@@ -53,7 +53,7 @@ fn free_text(q: &[String]) -> Sql {
     s
 }
 
-fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search, plan: &Plan) {
+pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search, plan: &Plan) {
     qb.push(" WHERE true");
     match search.collections.as_slice() {
         [] => {}
@@ -126,7 +126,7 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search, plan: &Pla
 impl Store {
     /// Resolve filter, query, free text and sort against the queryables.
     /// A name the cached queryables do not know gets one fresh look.
-    async fn plan(&self, search: &Search) -> Result<Plan> {
+    pub(super) async fn plan(&self, search: &Search) -> Result<Plan> {
         let build = |q: &Queryables| -> Result<Plan> {
             let mut parts = Vec::new();
             if let Some(filter) = &search.filter {
