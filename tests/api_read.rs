@@ -331,7 +331,10 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
         ("/search?sortby=-nope", "nope"),
         ("/search?sortby=geometry", "cannot sort"),
         ("/search?query=%7B", "query"),
-        ("/search?query=%7B%22eo:cloud_cover%22:%7B%22near%22:1%7D%7D", "near"),
+        (
+            "/search?query=%7B%22eo:cloud_cover%22:%7B%22near%22:1%7D%7D",
+            "near",
+        ),
         ("/collections/s2/items?bbox=1", "bbox"),
         ("/search?ids=a%00b", "invalid input"),
         ("/search?collections=s2%00", "invalid input"),

@@ -75,7 +75,10 @@ pub fn render(
     context: Vec<Value>,
     fields: &Fields,
 ) -> Response {
-    let mut page_links = vec![self_link(origin, GEOJSON), link("root", &links.root(), JSON)];
+    let mut page_links = vec![
+        self_link(origin, GEOJSON),
+        link("root", &links.root(), JSON),
+    ];
     page_links.extend(context);
     if let Some(t) = &page.next {
         page_links.push(paging_link("next", origin, t, GEOJSON));
@@ -93,13 +96,7 @@ pub fn render(
     let body = if fields.is_default() {
         catalog::document::item_collection(&page.items, links, &page_links, &members)
     } else {
-        catalog::document::item_collection_fields(
-            &page.items,
-            links,
-            &page_links,
-            &members,
-            fields,
-        )
+        catalog::document::item_collection_fields(&page.items, links, &page_links, &members, fields)
     };
     json_text(StatusCode::OK, GEOJSON, body)
 }

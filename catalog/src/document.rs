@@ -118,7 +118,8 @@ pub fn item_collection_fields(
             }
         })
         .collect();
-    let mut out = String::with_capacity(shaped.iter().map(|i| i.content.len() + 8).sum::<usize>() + 1024);
+    let mut out =
+        String::with_capacity(shaped.iter().map(|i| i.content.len() + 8).sum::<usize>() + 1024);
     out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
     for (n, stored) in shaped.iter().enumerate() {
         if n > 0 {

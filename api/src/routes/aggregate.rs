@@ -151,7 +151,11 @@ pub async fn aggregate_post(
                     .ok_or_else(|| ApiError::bad_request("aggregations must list names"))
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(ApiError::bad_request("aggregations must be an array of names")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "aggregations must be an array of names",
+            ));
+        }
     };
     let options = options(|k| match other.get(k) {
         Some(Value::String(s)) => Some(s.clone()),

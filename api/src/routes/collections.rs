@@ -6,8 +6,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use catalog::links::{Links, link};
-use catalog::search::collections::{Candidate, CollectionParams, CollectionSearch};
 use catalog::model::merge_patch;
+use catalog::search::collections::{Candidate, CollectionParams, CollectionSearch};
 use catalog::{CollectionId, CollectionRecord, document};
 use serde_json::Value;
 
@@ -71,7 +71,9 @@ pub async fn search_collections(
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     let Value::Object(members) = &body else {
-        return Err(ApiError::bad_request("the search body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the search body must be a JSON object",
+        ));
     };
     let search = CollectionSearch::from_body(members)?;
     let origin = Origin::Post {

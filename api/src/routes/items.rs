@@ -18,7 +18,6 @@ use crate::item_page::{Origin, render};
 use crate::response::{GEOJSON, JSON, cacheable, json_text};
 use crate::state::AppState;
 
-
 fn item_id(id: String) -> Result<ItemId, ApiError> {
     ItemId::new(id).map_err(ApiError::bad_request)
 }

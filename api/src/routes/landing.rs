@@ -8,8 +8,8 @@ use crate::error::{ApiError, Exception};
 use crate::extract::Base;
 use crate::openapi::OPENAPI_MEDIA_TYPE;
 use crate::response::{GEOJSON, JSON};
-use catalog::links::{QUERYABLES_REL, SCHEMA_JSON};
 use crate::state::AppState;
+use catalog::links::{QUERYABLES_REL, SCHEMA_JSON};
 
 /// Every conformance class this server implements, STAC API v1.0.0 and the
 /// OGC API Features parts it builds on.

@@ -166,7 +166,11 @@ impl CollectionSearch {
                 }
                 out
             }
-            Some(_) => return Err(Error::invalid_search("q must be a string or a list of strings")),
+            Some(_) => {
+                return Err(Error::invalid_search(
+                    "q must be a string or a list of strings",
+                ));
+            }
         };
         Ok(Self {
             bbox,
@@ -176,7 +180,10 @@ impl CollectionSearch {
             q,
             filter: match b.get("filter") {
                 None | Some(Value::Null) => None,
-                Some(f) => Some(filter::parse_member(f.clone(), text("filter-lang")?.as_deref())?),
+                Some(f) => Some(filter::parse_member(
+                    f.clone(),
+                    text("filter-lang")?.as_deref(),
+                )?),
             },
             sortby: b
                 .get("sortby")
@@ -242,7 +249,9 @@ fn instant(v: Option<&Value>) -> Option<DateTime<Utc>> {
 }
 
 fn datetime_matches(query: &Interval, doc: &Value) -> bool {
-    let Some(interval) = doc.pointer("/extent/temporal/interval/0").and_then(Value::as_array)
+    let Some(interval) = doc
+        .pointer("/extent/temporal/interval/0")
+        .and_then(Value::as_array)
     else {
         return false;
     };
@@ -350,7 +359,11 @@ impl CollectionSearch {
                 None => true, // relevance: best first
             };
             let o = compare(x, y);
-            let o = if descending && !x.is_null() && !y.is_null() { o.reverse() } else { o };
+            let o = if descending && !x.is_null() && !y.is_null() {
+                o.reverse()
+            } else {
+                o
+            };
             if o != Ordering::Equal {
                 return o;
             }
@@ -377,9 +390,11 @@ impl CollectionSearch {
             }
             if let Some(f) = &self.filter {
                 let hit = f
-                    .run(|e| e.clone().reduce(Some(&c.doc)))
+                    .run(|e| e.clone().reduce(Some(&c.doc)).map_err(Box::new))
                     .transpose()
-                    .map_err(|e| Error::invalid_search(format!("filter cannot be evaluated: {e}")))?;
+                    .map_err(|e| {
+                        Error::invalid_search(format!("filter cannot be evaluated: {e}"))
+                    })?;
                 if !matches!(hit, Some(cql2::Expr::Bool(true))) {
                     continue;
                 }
@@ -406,7 +421,9 @@ impl CollectionSearch {
                     Direction::Prev => {
                         let before = matched
                             .iter()
-                            .position(|(k, c)| self.order(k, &c.id, &t.key, &t.id) != Ordering::Less)
+                            .position(|(k, c)| {
+                                self.order(k, &c.id, &t.key, &t.id) != Ordering::Less
+                            })
                             .unwrap_or(total);
                         (before.saturating_sub(limit), before)
                     }
@@ -452,39 +469,98 @@ mod tests {
                 "extent": {"spatial": {"bbox": [[w, 0, w + 10.0, 10]]}, "temporal": {"interval": [[start, null]]}}}),
         };
         vec![
-            doc("s2", "Sentinel-2 L2A", &["optical", "sentinel"], 0.0, "2017-01-01T00:00:00Z"),
-            doc("l8", "Landsat 8", &["optical", "landsat"], 20.0, "2013-01-01T00:00:00Z"),
-            doc("dem", "Copernicus DEM", &["elevation", "sentinel"], 40.0, "2020-01-01T00:00:00Z"),
+            doc(
+                "s2",
+                "Sentinel-2 L2A",
+                &["optical", "sentinel"],
+                0.0,
+                "2017-01-01T00:00:00Z",
+            ),
+            doc(
+                "l8",
+                "Landsat 8",
+                &["optical", "landsat"],
+                20.0,
+                "2013-01-01T00:00:00Z",
+            ),
+            doc(
+                "dem",
+                "Copernicus DEM",
+                &["elevation", "sentinel"],
+                40.0,
+                "2020-01-01T00:00:00Z",
+            ),
         ]
     }
 
     fn ids(s: &CollectionSearch) -> Vec<String> {
-        s.run(candidates()).unwrap().collections.into_iter().map(|c| c.id).collect()
+        s.run(candidates())
+            .unwrap()
+            .collections
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
     }
 
     #[test]
     fn free_text_ranks_title_over_keywords() {
-        let s = CollectionSearch { q: parse_q("sentinel").unwrap(), limit: 10, ..Default::default() };
+        let s = CollectionSearch {
+            q: parse_q("sentinel").unwrap(),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(ids(&s), ["s2", "dem"]);
-        let s = CollectionSearch { q: parse_q("landsat,elevation").unwrap(), limit: 10, ..Default::default() };
+        let s = CollectionSearch {
+            q: parse_q("landsat,elevation").unwrap(),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(ids(&s), ["l8", "dem"]);
     }
 
     #[test]
     fn bbox_datetime_filter_sort_and_paging() {
-        let s = CollectionSearch { bbox: Some(Bbox::parse("15,0,45,5").unwrap()), limit: 10, ..Default::default() };
+        let s = CollectionSearch {
+            bbox: Some(Bbox::parse("15,0,45,5").unwrap()),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(ids(&s), ["dem", "l8"]);
-        let s = CollectionSearch { datetime: Some(Interval::parse("../2015-01-01T00:00:00Z").unwrap()), limit: 10, ..Default::default() };
+        let s = CollectionSearch {
+            datetime: Some(Interval::parse("../2015-01-01T00:00:00Z").unwrap()),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(ids(&s), ["l8"]);
-        let s = CollectionSearch { filter: Some(filter::parse_text("title LIKE 'Sentinel%'").unwrap()), limit: 10, ..Default::default() };
+        let s = CollectionSearch {
+            filter: Some(filter::parse_text("title LIKE 'Sentinel%'").unwrap()),
+            limit: 10,
+            ..Default::default()
+        };
         assert_eq!(ids(&s), ["s2"]);
-        let s = CollectionSearch { sortby: sort::parse_param("-title").unwrap(), limit: 2, ..Default::default() };
+        let s = CollectionSearch {
+            sortby: sort::parse_param("-title").unwrap(),
+            limit: 2,
+            ..Default::default()
+        };
         let page = s.run(candidates()).unwrap();
-        assert_eq!(page.collections.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["s2", "l8"]);
-        let s2 = CollectionSearch { token: page.next.clone(), ..s.clone() };
+        assert_eq!(
+            page.collections
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["s2", "l8"]
+        );
+        let s2 = CollectionSearch {
+            token: page.next.clone(),
+            ..s.clone()
+        };
         let page2 = s2.run(candidates()).unwrap();
         assert_eq!(page2.collections[0].id, "dem");
-        let s3 = CollectionSearch { token: page2.prev.clone(), ..s };
+        let s3 = CollectionSearch {
+            token: page2.prev.clone(),
+            ..s
+        };
         assert_eq!(s3.run(candidates()).unwrap().collections.len(), 2);
     }
 }

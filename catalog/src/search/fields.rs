@@ -109,7 +109,8 @@ impl Fields {
     /// or an ancestor of it.
     fn rule(&self, path: &str) -> Option<bool> {
         let covers = |rule: &str| {
-            path == rule || (path.starts_with(rule) && path.as_bytes().get(rule.len()) == Some(&b'.'))
+            path == rule
+                || (path.starts_with(rule) && path.as_bytes().get(rule.len()) == Some(&b'.'))
         };
         let best = |rules: &[String]| rules.iter().filter(|r| covers(r)).map(String::len).max();
         match (best(self.includes()), best(&self.exclude)) {
@@ -167,9 +168,11 @@ impl Fields {
                 continue;
             }
             let keep = self.rule(&path).unwrap_or(inherited);
-            let deeper = self.includes().iter().chain(&self.exclude).any(|r| {
-                r.starts_with(&path) && r.as_bytes().get(path.len()) == Some(&b'.')
-            });
+            let deeper = self
+                .includes()
+                .iter()
+                .chain(&self.exclude)
+                .any(|r| r.starts_with(&path) && r.as_bytes().get(path.len()) == Some(&b'.'));
             if deeper && let Some(Value::Object(child)) = map.get_mut(&key) {
                 self.filter(child, &path, keep, false);
                 if !keep && child.is_empty() && !self.includes_below(&path) {
@@ -199,13 +202,23 @@ mod tests {
     #[test]
     fn include_exclude_and_specificity() {
         let mut v = item();
-        Fields::parse("properties.eo:cloud_cover").unwrap().apply(&mut v);
-        assert_eq!(v, json!({"type": "Feature", "id": "a", "properties": {"eo:cloud_cover": 5}}));
+        Fields::parse("properties.eo:cloud_cover")
+            .unwrap()
+            .apply(&mut v);
+        assert_eq!(
+            v,
+            json!({"type": "Feature", "id": "a", "properties": {"eo:cloud_cover": 5}})
+        );
 
         let mut v = item();
-        Fields::parse("-geometry,-properties.gsd").unwrap().apply(&mut v);
+        Fields::parse("-geometry,-properties.gsd")
+            .unwrap()
+            .apply(&mut v);
         assert!(v.get("geometry").is_none());
-        assert_eq!(v["properties"], json!({"datetime": "x", "eo:cloud_cover": 5}));
+        assert_eq!(
+            v["properties"],
+            json!({"datetime": "x", "eo:cloud_cover": 5})
+        );
 
         let mut v = item();
         Fields::from_value(&json!({"include": ["properties.gsd"], "exclude": ["properties"]}))
@@ -215,14 +228,19 @@ mod tests {
 
         let mut v = item();
         Fields::parse("assets,-assets").unwrap().apply(&mut v);
-        assert!(v.get("assets").is_some(), "a path in both lists is included");
+        assert!(
+            v.get("assets").is_some(),
+            "a path in both lists is included"
+        );
 
         let mut v = item();
         Fields::parse("").unwrap().apply(&mut v);
         assert_eq!(v, item());
 
         let mut v = item();
-        Fields::from_value(&json!({"include": [], "exclude": ["geometry"]})).unwrap().apply(&mut v);
+        Fields::from_value(&json!({"include": [], "exclude": ["geometry"]}))
+            .unwrap()
+            .apply(&mut v);
         assert_eq!(v["properties"], json!({"datetime": "x"}));
         assert!(v.get("geometry").is_none() && v.get("assets").is_some());
     }

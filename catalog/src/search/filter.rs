@@ -216,7 +216,7 @@ pub fn parse_json_text(text: &str) -> Result<Filter> {
 /// Parse cql2-json given as a JSON value.
 pub fn parse_json(value: Json) -> Result<Filter> {
     let depth = json_depth(&value);
-    let result = on_stack(depth, || {
+    on_stack(depth, || {
         check_depth(depth)?;
         if !matches!(value, Json::Object(_) | Json::Bool(_)) {
             return Err(bad(
@@ -226,8 +226,7 @@ pub fn parse_json(value: Json) -> Result<Filter> {
         serde_json::from_value::<Expr>(value)
             .map(|e| Filter::new(e, depth))
             .map_err(|e| bad(format!("filter is not valid cql2-json: {e}")))
-    });
-    result
+    })
 }
 
 /// Parse a filter as a GET parameter: `lang` defaults to cql2-text.
@@ -245,9 +244,7 @@ pub fn parse_param(filter: &str, lang: Option<&str>) -> Result<Filter> {
 /// filter is read as cql2-text unless `lang` says otherwise.
 pub fn parse_member(filter: Json, lang: Option<&str>) -> Result<Filter> {
     match (lang.map(str::trim), filter) {
-        (None | Some(""), Json::String(text)) | (Some("cql2-text"), Json::String(text)) => {
-            parse_text(&text)
-        }
+        (None | Some("" | "cql2-text"), Json::String(text)) => parse_text(&text),
         (Some("cql2-text"), _) => Err(bad("filter-lang is cql2-text but filter is not a string")),
         (Some("cql2-json"), Json::String(text)) => parse_json_text(&text),
         (None | Some("" | "cql2-json"), value) => parse_json(value),
@@ -333,10 +330,7 @@ impl<'a> Compiler<'a> {
                     kind.as_str()
                 ))),
             },
-            other => Err(bad(format!(
-                "{} is not a condition",
-                describe_expr(other)
-            ))),
+            other => Err(bad(format!("{} is not a condition", describe_expr(other)))),
         }
     }
 
@@ -387,11 +381,11 @@ impl<'a> Compiler<'a> {
                 let lo = self.operand(&args[1])?;
                 let hi = self.operand(&args[2])?;
                 let kind = common_kind(&[&x, &lo, &hi])?;
-                let mut s = self.coerce(x, kind)?;
+                let mut s = Self::coerce(x, kind)?;
                 s.push(" BETWEEN ")
-                    .push_sql(self.coerce(lo, kind)?)
+                    .push_sql(Self::coerce(lo, kind)?)
                     .push(" AND ")
-                    .push_sql(self.coerce(hi, kind)?);
+                    .push_sql(Self::coerce(hi, kind)?);
                 Ok(s.wrapped())
             }
             "in" => {
@@ -480,7 +474,10 @@ impl<'a> Compiler<'a> {
             Expr::Timestamp { timestamp } | Expr::Date { date: timestamp } => {
                 let text = literal_text(timestamp)
                     .ok_or_else(|| bad("TIMESTAMP and DATE take a string literal"))?;
-                Operand::Typed(Sql::bind(Value::Timestamp(parse_instant(text)?)), Kind::Timestamp)
+                Operand::Typed(
+                    Sql::bind(Value::Timestamp(parse_instant(text)?)),
+                    Kind::Timestamp,
+                )
             }
             Expr::Array(items) => {
                 if items.len() > MAX_LIST {
@@ -500,7 +497,11 @@ impl<'a> Compiler<'a> {
                         return Err(bad(format!("{op} takes one argument")));
                     }
                     let inner = self.text_operand(&args[0])?;
-                    let f = if op == "casei" { "lower(" } else { "arcolake_unaccent(" };
+                    let f = if op == "casei" {
+                        "lower("
+                    } else {
+                        "arcolake_unaccent("
+                    };
                     let mut s = Sql::text(f);
                     s.push_sql(inner).push(")");
                     Operand::Typed(s, Kind::Text)
@@ -511,7 +512,9 @@ impl<'a> Compiler<'a> {
                 _ => Operand::Typed(self.predicate(e)?, Kind::Bool),
             },
             Expr::Interval { .. } => {
-                return Err(bad("an INTERVAL can only be used in a temporal function (t_*)"));
+                return Err(bad(
+                    "an INTERVAL can only be used in a temporal function (t_*)",
+                ));
             }
         })
     }
@@ -524,7 +527,7 @@ impl<'a> Compiler<'a> {
             .iter()
             .map(|a| {
                 let o = self.operand(a)?;
-                self.coerce(o, Kind::Number)
+                Self::coerce(o, Kind::Number)
             })
             .collect::<Result<Vec<_>>>()?
             .into_iter();
@@ -533,10 +536,18 @@ impl<'a> Compiler<'a> {
             let mut s = Sql::new();
             match op {
                 "+" | "-" | "*" => {
-                    s.push("(").push_sql(acc).push(format!(" {op} ")).push_sql(next).push(")");
+                    s.push("(")
+                        .push_sql(acc)
+                        .push(format!(" {op} "))
+                        .push_sql(next)
+                        .push(")");
                 }
                 "/" => {
-                    s.push("(").push_sql(acc).push(" / NULLIF(").push_sql(next).push(", 0))");
+                    s.push("(")
+                        .push_sql(acc)
+                        .push(" / NULLIF(")
+                        .push_sql(next)
+                        .push(", 0))");
                 }
                 "%" => {
                     s.push("(mod((")
@@ -546,10 +557,18 @@ impl<'a> Compiler<'a> {
                         .push(", 0)::numeric))::float8");
                 }
                 "div" => {
-                    s.push("trunc(").push_sql(acc).push(" / NULLIF(").push_sql(next).push(", 0))");
+                    s.push("trunc(")
+                        .push_sql(acc)
+                        .push(" / NULLIF(")
+                        .push_sql(next)
+                        .push(", 0))");
                 }
                 _ => {
-                    s.push("power(").push_sql(acc).push(", ").push_sql(next).push(")");
+                    s.push("power(")
+                        .push_sql(acc)
+                        .push(", ")
+                        .push_sql(next)
+                        .push(")");
                 }
             }
             acc = s;
@@ -558,7 +577,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// An operand as SQL of `kind`, converting literals.
-    fn coerce(&self, o: Operand, kind: Kind) -> Result<Sql> {
+    fn coerce(o: Operand, kind: Kind) -> Result<Sql> {
         let mismatch = |o: &Operand| {
             bad(format!(
                 "cannot use {} where a {} is expected",
@@ -594,7 +613,7 @@ impl<'a> Compiler<'a> {
 
     fn text_operand(&self, e: &Expr) -> Result<Sql> {
         let o = self.operand(e)?;
-        self.coerce(o, Kind::Text)
+        Self::coerce(o, Kind::Text)
     }
 
     fn compare(&self, op: &str, a: &Expr, b: &Expr) -> Result<Sql> {
@@ -627,8 +646,9 @@ impl<'a> Compiler<'a> {
                 kind.as_str()
             )));
         }
-        let mut s = self.coerce(a, kind)?.wrapped();
-        s.push(format!(" {op} ")).push_sql(self.coerce(b, kind)?.wrapped());
+        let mut s = Self::coerce(a, kind)?.wrapped();
+        s.push(format!(" {op} "))
+            .push_sql(Self::coerce(b, kind)?.wrapped());
         Ok(s)
     }
 
@@ -669,7 +689,9 @@ impl<'a> Compiler<'a> {
                         .map(|o| match o {
                             Operand::Num(n) => Ok(n),
                             Operand::Str(s) => s.trim().parse::<f64>().map_err(|_| {
-                                bad(format!("{s:?} is not a number, and is compared with a number"))
+                                bad(format!(
+                                    "{s:?} is not a number, and is compared with a number"
+                                ))
                             }),
                             o => Err(bad(format!("{} is not a number", o.describe()))),
                         })
@@ -693,16 +715,16 @@ impl<'a> Compiler<'a> {
                         .collect::<Result<_>>()?,
                 ),
             };
-            let mut s = self.coerce(x, kind)?.wrapped();
+            let mut s = Self::coerce(x, kind)?.wrapped();
             s.push(" = ANY(").push_bind(array).push(")");
             return Ok(s);
         }
-        let left = self.coerce(x, kind)?.wrapped();
+        let left = Self::coerce(x, kind)?.wrapped();
         let parts = ops
             .into_iter()
             .map(|o| {
                 let mut s = left.clone();
-                s.push(" = ").push_sql(self.coerce(o, kind)?.wrapped());
+                s.push(" = ").push_sql(Self::coerce(o, kind)?.wrapped());
                 Ok(s)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -760,10 +782,7 @@ impl<'a> Compiler<'a> {
                     Ok(s)
                 }
             }
-            other => Err(bad(format!(
-                "{} is not a geometry",
-                describe_expr(other)
-            ))),
+            other => Err(bad(format!("{} is not a geometry", describe_expr(other)))),
         }
     }
 
@@ -784,10 +803,7 @@ impl<'a> Compiler<'a> {
                     kind.as_str()
                 ))),
             },
-            other => Err(bad(format!(
-                "{} is not an instant",
-                describe_expr(other)
-            ))),
+            other => Err(bad(format!("{} is not an instant", describe_expr(other)))),
         }
     }
 
@@ -821,15 +837,15 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn temporal(&self, op: &str, a: &Expr, b: &Expr) -> Result<Sql> {
-        let (x, y) = (self.span(a)?, self.span(b)?);
+    fn temporal(&self, op: &str, left: &Expr, right: &Expr) -> Result<Sql> {
+        let (first, second) = (self.span(left)?, self.span(right)?);
         let c = |l: &Sql, o: &str, r: &Sql| {
-            let mut s = l.clone();
-            s.push(format!(" {o} ")).push_sql(r.clone());
-            s
+            let mut out = l.clone();
+            out.push(format!(" {o} ")).push_sql(r.clone());
+            out
         };
         let all = |parts: Vec<Sql>| Sql::join(parts, " AND ").wrapped();
-        let (s1, e1, s2, e2) = (&x.start, &x.end, &y.start, &y.end);
+        let (s1, e1, s2, e2) = (&first.start, &first.end, &second.start, &second.end);
         Ok(match op {
             "t_before" => c(e1, "<", s2),
             "t_after" => c(s1, ">", e2),
@@ -846,7 +862,10 @@ impl<'a> Compiler<'a> {
             "t_equals" => all(vec![c(s1, "=", s2), c(e1, "=", e2)]),
             "t_disjoint" => {
                 let mut s = Sql::text("(");
-                s.push_sql(c(e1, "<", s2)).push(" OR ").push_sql(c(s1, ">", e2)).push(")");
+                s.push_sql(c(e1, "<", s2))
+                    .push(" OR ")
+                    .push_sql(c(s1, ">", e2))
+                    .push(")");
                 s
             }
             "t_intersects" => all(vec![c(s1, "<=", e2), c(e1, ">=", s2)]),
@@ -874,12 +893,15 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn array_op(&self, op: &str, a: &Expr, b: &Expr) -> Result<Sql> {
-        let (x, _) = self.array_operand(a)?;
-        let (y, y_literal) = self.array_operand(b)?;
+    fn array_op(&self, op: &str, left: &Expr, right: &Expr) -> Result<Sql> {
+        let (x, _) = self.array_operand(left)?;
+        let (y, _) = self.array_operand(right)?;
         let two = |o: &str| {
             let mut s = Sql::text("(");
-            s.push_sql(x.clone()).push(format!(" {o} ")).push_sql(y.clone()).push(")");
+            s.push_sql(x.clone())
+                .push(format!(" {o} "))
+                .push_sql(y.clone())
+                .push(")");
             s
         };
         Ok(match op {
@@ -891,7 +913,6 @@ impl<'a> Compiler<'a> {
             "a_contains" => two("@>"),
             "a_containedBy" => two("<@"),
             _ => {
-                let _ = y_literal;
                 let mut s = Sql::text("EXISTS (SELECT 1 FROM jsonb_array_elements(");
                 s.push_sql(y.clone())
                     .push(") AS e(v) WHERE ")
@@ -974,7 +995,10 @@ fn common_kind(ops: &[&Operand]) -> Result<Kind> {
             return Err(bad(format!(
                 "cannot compare a {} with a {}",
                 first.as_str(),
-                typed.iter().find(|k| *k != first).map_or("?", |k| k.as_str())
+                typed
+                    .iter()
+                    .find(|k| *k != first)
+                    .map_or("?", |k| k.as_str())
             )));
         }
         return Ok(*first);
@@ -983,7 +1007,10 @@ fn common_kind(ops: &[&Operand]) -> Result<Kind> {
     if ops.iter().any(|o| matches!(o, Operand::Num(_))) {
         return Ok(Kind::Number);
     }
-    if ops.iter().all(|o| matches!(o, Operand::Bool(_) | Operand::Null)) {
+    if ops
+        .iter()
+        .all(|o| matches!(o, Operand::Bool(_) | Operand::Null))
+    {
         return Ok(Kind::Bool);
     }
     Ok(Kind::Text)
@@ -1028,7 +1055,10 @@ mod tests {
     fn literals_are_bound_and_typed_by_the_queryable() {
         let sql = compile("\"eo:cloud_cover\" < '20' AND platform = 'x''; drop'").unwrap();
         let text = sql.debug_text();
-        assert!(text.contains("arcolake_number(content->'properties'->'eo:cloud_cover')"), "{text}");
+        assert!(
+            text.contains("arcolake_number(content->'properties'->'eo:cloud_cover')"),
+            "{text}"
+        );
         assert!(!text.contains("drop"), "{text}");
         assert_eq!(sql.values()[0], &Value::Number(20.0));
         assert_eq!(sql.values()[1], &Value::Text("x'; drop".into()));
@@ -1038,14 +1068,17 @@ mod tests {
     fn unknown_properties_and_type_errors_are_named() {
         let e = compile("nope = 1").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
-        let e = compile("\"eo:cloud_cover\" = 'cloudy'").unwrap_err().to_string();
+        let e = compile("\"eo:cloud_cover\" = 'cloudy'")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a number"), "{e}");
         assert!(compile("platform < datetime").is_err());
     }
 
     #[test]
     fn datetime_in_temporal_functions_is_the_item_span() {
-        let sql = compile("t_intersects(datetime, INTERVAL('2020-01-01T00:00:00Z', '..'))").unwrap();
+        let sql =
+            compile("t_intersects(datetime, INTERVAL('2020-01-01T00:00:00Z', '..'))").unwrap();
         assert_eq!(
             sql.debug_text(),
             "(datetime <= 'infinity'::timestamptz AND end_datetime >= $1)"
@@ -1061,7 +1094,7 @@ mod tests {
         // Runs on a test thread's default stack.
         assert!(compile(&text).is_ok());
         let mut text = "platform = 'a'".to_owned();
-        for _ in 0..(MAX_DEPTH + 1) {
+        for _ in 0..=MAX_DEPTH {
             text = format!("({text})");
         }
         let e = compile(&text).unwrap_err().to_string();
@@ -1078,7 +1111,13 @@ mod tests {
             )
             .is_ok()
         );
-        assert!(parse_param("{\"op\":\"=\",\"args\":[{\"property\":\"platform\"},\"a\"]}", Some("cql2-json")).is_ok());
+        assert!(
+            parse_param(
+                "{\"op\":\"=\",\"args\":[{\"property\":\"platform\"},\"a\"]}",
+                Some("cql2-json")
+            )
+            .is_ok()
+        );
         assert!(parse_param("platform = 'a'", Some("cql3")).is_err());
         assert!(check_crs(Some("EPSG:4326")).is_err());
         assert!(check_crs(Some(CRS84[0])).is_ok());

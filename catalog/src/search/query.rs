@@ -2,7 +2,7 @@
 //! runs through the same compiler (and the same typing) as `filter`.
 //!
 //! `{"eo:cloud_cover": {"lt": "20"}, "instruments": {"in": ["msi"]}}`: every
-//! property's operators are ANDed. Values arrive as JSON of any type (often
+//! property's operators are combined with `and`. Values arrive as JSON of any type (often
 //! strings) and are typed by the queryables when compiled.
 
 use cql2::Expr;
@@ -29,7 +29,9 @@ fn literal(v: &Value) -> Result<Expr> {
 
 /// Escape LIKE wildcards in a literal prefix, suffix or infix.
 fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn op(op: &str, args: Vec<Expr>) -> Expr {
@@ -69,16 +71,28 @@ pub fn to_cql2(query: &Value) -> Result<Expr> {
                 "lte" => op("<=", vec![property.clone(), literal(v)?]),
                 "gt" => op(">", vec![property.clone(), literal(v)?]),
                 "gte" => op(">=", vec![property.clone(), literal(v)?]),
-                "startsWith" => op("like", vec![property.clone(), Expr::Literal(format!("{}%", text()?))]),
-                "endsWith" => op("like", vec![property.clone(), Expr::Literal(format!("%{}", text()?))]),
-                "contains" => op("like", vec![property.clone(), Expr::Literal(format!("%{}%", text()?))]),
+                "startsWith" => op(
+                    "like",
+                    vec![property.clone(), Expr::Literal(format!("{}%", text()?))],
+                ),
+                "endsWith" => op(
+                    "like",
+                    vec![property.clone(), Expr::Literal(format!("%{}", text()?))],
+                ),
+                "contains" => op(
+                    "like",
+                    vec![property.clone(), Expr::Literal(format!("%{}%", text()?))],
+                ),
                 "in" => {
                     let Value::Array(items) = v else {
                         return Err(Error::invalid_search(format!(
                             "query.{name}.in takes an array"
                         )));
                     };
-                    let list = items.iter().map(|i| literal(i).map(Box::new)).collect::<Result<Vec<_>>>()?;
+                    let list = items
+                        .iter()
+                        .map(|i| literal(i).map(Box::new))
+                        .collect::<Result<Vec<_>>>()?;
                     op("in", vec![property.clone(), Expr::Array(list)])
                 }
                 other => {

@@ -76,7 +76,11 @@ impl Kind {
 
     /// The kind from a JSON Schema (`type`, `format`).
     pub fn from_schema(schema: &Value) -> Option<Self> {
-        if schema.get("$ref").and_then(Value::as_str).is_some_and(|r| r.contains("geojson")) {
+        if schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.contains("geojson"))
+        {
             return Some(Kind::Geometry);
         }
         let ty = match schema.get("type") {
@@ -131,9 +135,24 @@ const CORE: &[(&str, Kind, &str, &str)] = &[
     ("id", Kind::Text, "id", "Item id"),
     ("collection", Kind::Text, "collection", "Collection id"),
     ("geometry", Kind::Geometry, "geometry", "Footprint"),
-    ("datetime", Kind::Timestamp, "datetime", "Acquisition time (start of the item's time span)"),
-    ("start_datetime", Kind::Timestamp, "start_datetime", "Start of the item's time span"),
-    ("end_datetime", Kind::Timestamp, "end_datetime", "End of the item's time span"),
+    (
+        "datetime",
+        Kind::Timestamp,
+        "datetime",
+        "Acquisition time (start of the item's time span)",
+    ),
+    (
+        "start_datetime",
+        Kind::Timestamp,
+        "start_datetime",
+        "Start of the item's time span",
+    ),
+    (
+        "end_datetime",
+        Kind::Timestamp,
+        "end_datetime",
+        "End of the item's time span",
+    ),
 ];
 
 /// STAC common metadata: always queryable.
@@ -152,13 +171,21 @@ const COMMON: &[&str] = &[
 /// Well-known properties: their STAC types, titles and ranges.
 fn known(name: &str) -> Option<Value> {
     Some(match name {
-        "eo:cloud_cover" => json!({"title": "Cloud cover (%)", "type": "number", "minimum": 0, "maximum": 100}),
-        "eo:snow_cover" => json!({"title": "Snow cover (%)", "type": "number", "minimum": 0, "maximum": 100}),
-        "gsd" => json!({"title": "Ground sample distance (m)", "type": "number", "exclusiveMinimum": 0}),
+        "eo:cloud_cover" => {
+            json!({"title": "Cloud cover (%)", "type": "number", "minimum": 0, "maximum": 100})
+        }
+        "eo:snow_cover" => {
+            json!({"title": "Snow cover (%)", "type": "number", "minimum": 0, "maximum": 100})
+        }
+        "gsd" => {
+            json!({"title": "Ground sample distance (m)", "type": "number", "exclusiveMinimum": 0})
+        }
         "platform" => json!({"title": "Platform", "type": "string"}),
         "constellation" => json!({"title": "Constellation", "type": "string"}),
         "mission" => json!({"title": "Mission", "type": "string"}),
-        "instruments" => json!({"title": "Instruments", "type": "array", "items": {"type": "string"}}),
+        "instruments" => {
+            json!({"title": "Instruments", "type": "array", "items": {"type": "string"}})
+        }
         "proj:epsg" => json!({"title": "EPSG code", "type": ["integer", "null"]}),
         "proj:code" => json!({"title": "Projection code", "type": ["string", "null"]}),
         "created" => json!({"title": "Created", "type": "string", "format": "date-time"}),
@@ -166,11 +193,19 @@ fn known(name: &str) -> Option<Value> {
         "title" => json!({"title": "Title", "type": "string"}),
         "description" => json!({"title": "Description", "type": "string"}),
         "keywords" => json!({"title": "Keywords", "type": "array", "items": {"type": "string"}}),
-        "view:off_nadir" => json!({"title": "Off-nadir angle (°)", "type": "number", "minimum": 0, "maximum": 90}),
-        "view:sun_azimuth" => json!({"title": "Sun azimuth (°)", "type": "number", "minimum": 0, "maximum": 360}),
-        "view:sun_elevation" => json!({"title": "Sun elevation (°)", "type": "number", "minimum": -90, "maximum": 90}),
+        "view:off_nadir" => {
+            json!({"title": "Off-nadir angle (°)", "type": "number", "minimum": 0, "maximum": 90})
+        }
+        "view:sun_azimuth" => {
+            json!({"title": "Sun azimuth (°)", "type": "number", "minimum": 0, "maximum": 360})
+        }
+        "view:sun_elevation" => {
+            json!({"title": "Sun elevation (°)", "type": "number", "minimum": -90, "maximum": 90})
+        }
         "sat:relative_orbit" => json!({"title": "Relative orbit", "type": "integer", "minimum": 1}),
-        "sat:orbit_state" => json!({"title": "Orbit state", "type": "string", "enum": ["ascending", "descending", "geostationary"]}),
+        "sat:orbit_state" => {
+            json!({"title": "Orbit state", "type": "string", "enum": ["ascending", "descending", "geostationary"]})
+        }
         _ => return None,
     })
 }
@@ -237,12 +272,18 @@ impl Queryables {
             }
         }
         for (name, kinds) in seen {
-            if q.entries.get(name).is_some_and(|e| e.column != Column::Property || COMMON.contains(&name.as_str())) {
+            if q.entries
+                .get(name)
+                .is_some_and(|e| e.column != Column::Property || COMMON.contains(&name.as_str()))
+            {
                 continue;
             }
             let kind = match kinds.as_slice() {
                 [one] => *one,
-                many if many.iter().all(|k| matches!(k, Kind::Text | Kind::Timestamp)) => {
+                many if many
+                    .iter()
+                    .all(|k| matches!(k, Kind::Text | Kind::Timestamp)) =>
+                {
                     Kind::Text
                 }
                 many => *many.iter().min().unwrap_or(&Kind::Object),
@@ -322,7 +363,10 @@ mod tests {
     #[test]
     fn kinds_of_values_and_mixtures() {
         assert_eq!(Kind::of(&json!(1.5)), Some(Kind::Number));
-        assert_eq!(Kind::of(&json!("2020-01-01T00:00:00Z")), Some(Kind::Timestamp));
+        assert_eq!(
+            Kind::of(&json!("2020-01-01T00:00:00Z")),
+            Some(Kind::Timestamp)
+        );
         assert_eq!(Kind::of(&json!("2020-01-01")), Some(Kind::Text));
         assert_eq!(Kind::of(&json!(null)), None);
         let mut seen = BTreeMap::new();
@@ -330,7 +374,10 @@ mod tests {
         seen.insert("eo:cloud_cover".to_owned(), vec![Kind::Number]);
         let q = Queryables::from_seen(&seen);
         assert_eq!(q.get("a").unwrap().kind, Kind::Text);
-        assert_eq!(q.get("properties.eo:cloud_cover").unwrap().kind, Kind::Number);
+        assert_eq!(
+            q.get("properties.eo:cloud_cover").unwrap().kind,
+            Kind::Number
+        );
         assert_eq!(q.get("eo:cloud_cover").unwrap().schema["maximum"], 100);
         assert_eq!(q.get("datetime").unwrap().column, Column::Real("datetime"));
         assert!(q.get("nope").is_none());

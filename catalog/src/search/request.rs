@@ -175,7 +175,7 @@ pub struct Search {
     pub limit: u32,
     /// Where this page starts.
     pub token: Option<PageToken>,
-    /// CQL2 filter (and the query extension's conditions, ANDed).
+    /// CQL2 filter (with the query extension's conditions joined by `and`).
     pub filter: Option<Filter>,
     /// Sort keys (empty: newest first).
     pub sortby: Vec<SortBy>,
@@ -284,9 +284,9 @@ fn body_list(name: &str, value: Option<&Value>) -> Result<Vec<String>> {
             items
                 .iter()
                 .map(|i| {
-                    i.as_str().map(str::to_owned).ok_or_else(|| {
-                        Error::invalid_search(format!("{name} must list strings"))
-                    })
+                    i.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| Error::invalid_search(format!("{name} must list strings")))
                 })
                 .collect::<Result<Vec<_>>>()?,
         ),
@@ -334,14 +334,16 @@ fn q_from_value(v: &Value) -> Result<Vec<String>> {
         Value::Array(items) => {
             let mut out = Vec::new();
             for i in items {
-                let s = i
-                    .as_str()
-                    .ok_or_else(|| Error::invalid_search("q must be a string or a list of strings"))?;
+                let s = i.as_str().ok_or_else(|| {
+                    Error::invalid_search("q must be a string or a list of strings")
+                })?;
                 out.extend(parse_q(s)?);
             }
             Ok(out)
         }
-        _ => Err(Error::invalid_search("q must be a string or a list of strings")),
+        _ => Err(Error::invalid_search(
+            "q must be a string or a list of strings",
+        )),
     }
 }
 
@@ -537,7 +539,11 @@ impl Search {
                 }
                 Some(f) => Fields::from_value(f)?,
             },
-            q: b.q.as_ref().map(q_from_value).transpose()?.unwrap_or_default(),
+            q: b.q
+                .as_ref()
+                .map(q_from_value)
+                .transpose()?
+                .unwrap_or_default(),
             exact_count: match &b.context {
                 Some(Value::Bool(on)) => *on,
                 Some(Value::String(s)) => context_on(Some(s)),

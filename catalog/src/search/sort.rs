@@ -12,10 +12,10 @@
 use chrono::DateTime;
 use serde_json::Value as Json;
 
+use super::filter::property_accessor;
 use super::page::{Direction, PageToken};
 use super::queryables::{Column, Kind, Queryables};
 use super::sql::{Sql, Value};
-use super::filter::property_accessor;
 use crate::{Error, Result};
 
 /// The most sort keys one request may give.
@@ -143,7 +143,10 @@ impl SortPlan {
                     s.field
                 ))
             })?;
-            if !matches!(q.kind, Kind::Number | Kind::Text | Kind::Timestamp | Kind::Bool) {
+            if !matches!(
+                q.kind,
+                Kind::Number | Kind::Text | Kind::Timestamp | Kind::Bool
+            ) {
                 return Err(Error::invalid_search(format!(
                     "cannot sort by {}: it holds {} values",
                     s.field,
@@ -234,22 +237,44 @@ impl SortPlan {
         for (k, v) in self.keys.iter().zip(&token.key) {
             let is_null = v.is_null();
             if k.nullable {
-                atoms.push((format!("({} IS NULL)", k.sql), k.descending, Sql::bind(Value::Bool(is_null))));
+                atoms.push((
+                    format!("({} IS NULL)", k.sql),
+                    k.descending,
+                    Sql::bind(Value::Bool(is_null)),
+                ));
             } else if is_null {
                 return Err(wrong());
             }
             if !is_null {
-                atoms.push((k.sql.clone(), k.descending, Sql::bind(bound_value(k.kind, v).ok_or_else(wrong)?)));
+                atoms.push((
+                    k.sql.clone(),
+                    k.descending,
+                    Sql::bind(bound_value(k.kind, v).ok_or_else(wrong)?),
+                ));
             }
         }
-        atoms.push(("collection".into(), self.tiebreak_descending, Sql::bind(Value::Text(token.collection.clone()))));
-        atoms.push(("id".into(), self.tiebreak_descending, Sql::bind(Value::Text(token.id.clone()))));
+        atoms.push((
+            "collection".into(),
+            self.tiebreak_descending,
+            Sql::bind(Value::Text(token.collection.clone())),
+        ));
+        atoms.push((
+            "id".into(),
+            self.tiebreak_descending,
+            Sql::bind(Value::Text(token.id.clone())),
+        ));
         let prev = token.direction == Direction::Prev;
-        let op = |desc: bool| if desc != prev { " < " } else { " > " };
+        let op = |desc: bool| if desc == prev { " > " } else { " < " };
         let first = atoms[0].1;
         if atoms.iter().all(|a| a.1 == first) {
             let mut s = Sql::text(" AND (");
-            s.push(atoms.iter().map(|a| a.0.clone()).collect::<Vec<_>>().join(", "));
+            s.push(
+                atoms
+                    .iter()
+                    .map(|a| a.0.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             s.push(")").push(op(first)).push("(");
             s.push_sql(Sql::join(atoms.into_iter().map(|a| a.2), ", "));
             s.push(")");
@@ -302,7 +327,12 @@ mod tests {
     }
 
     fn token(key: Vec<Json>) -> PageToken {
-        PageToken { direction: Direction::Next, key, collection: "c".into(), id: "i".into() }
+        PageToken {
+            direction: Direction::Next,
+            key,
+            collection: "c".into(),
+            id: "i".into(),
+        }
     }
 
     #[test]
@@ -323,7 +353,9 @@ mod tests {
     #[test]
     fn mixed_directions_expand() {
         let p = plan("-datetime,+eo:cloud_cover");
-        let s = p.after(&token(vec![json!("2020-01-01T00:00:00+00:00"), json!(3)])).unwrap();
+        let s = p
+            .after(&token(vec![json!("2020-01-01T00:00:00+00:00"), json!(3)]))
+            .unwrap();
         assert!(s.debug_text().contains(" OR "), "{}", s.debug_text());
         assert!(p.after(&token(vec![json!(1)])).is_err());
         assert!(parse_value(&json!([{"field": "x", "direction": "up"}])).is_err());

@@ -136,6 +136,7 @@ impl Sql {
     }
 
     /// The fragment in parentheses.
+    #[must_use]
     pub fn wrapped(self) -> Self {
         let mut out = Self::text("(");
         out.push_sql(self).push(")");
@@ -191,7 +192,8 @@ impl Sql {
                 Part::Text(t) => out.push_str(t),
                 Part::Bind(_) => {
                     n += 1;
-                    out.push_str(&format!("${n}"));
+                    out.push('$');
+                    out.push_str(&n.to_string());
                 }
             }
         }
@@ -216,7 +218,10 @@ mod tests {
 
     #[test]
     fn names_with_quotes_are_bound_not_written() {
-        assert_eq!(Sql::literal_name("eo:cloud_cover").debug_text(), "'eo:cloud_cover'");
+        assert_eq!(
+            Sql::literal_name("eo:cloud_cover").debug_text(),
+            "'eo:cloud_cover'"
+        );
         let evil = Sql::literal_name("x'); DROP TABLE items; --");
         assert_eq!(evil.debug_text(), "($1::text)");
         assert_eq!(evil.values().len(), 1);

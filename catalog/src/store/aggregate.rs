@@ -14,12 +14,36 @@ pub const AGGREGATIONS: &[(&str, &str, &str)] = &[
     ("total_count", "integer", "Number of matching items"),
     ("datetime_min", "datetime", "Earliest item datetime"),
     ("datetime_max", "datetime", "Latest item datetime"),
-    ("datetime_frequency", "frequency_distribution", "Items per calendar interval (datetime_frequency_interval: day, week, month (default) or year)"),
-    ("collection_frequency", "frequency_distribution", "Items per collection"),
-    ("platform_frequency", "frequency_distribution", "Items per platform"),
-    ("cloud_cover_frequency", "frequency_distribution", "Items per 10 % band of eo:cloud_cover"),
-    ("grid_geohash_frequency", "frequency_distribution", "Items per geohash cell of their centroid (grid_geohash_frequency_precision 1-12, default 2)"),
-    ("grid_geotile_frequency", "frequency_distribution", "Items per web-mercator tile z/x/y of their centroid (grid_geotile_frequency_precision 0-20, default 4)"),
+    (
+        "datetime_frequency",
+        "frequency_distribution",
+        "Items per calendar interval (datetime_frequency_interval: day, week, month (default) or year)",
+    ),
+    (
+        "collection_frequency",
+        "frequency_distribution",
+        "Items per collection",
+    ),
+    (
+        "platform_frequency",
+        "frequency_distribution",
+        "Items per platform",
+    ),
+    (
+        "cloud_cover_frequency",
+        "frequency_distribution",
+        "Items per 10 % band of eo:cloud_cover",
+    ),
+    (
+        "grid_geohash_frequency",
+        "frequency_distribution",
+        "Items per geohash cell of their centroid (grid_geohash_frequency_precision 1-12, default 2)",
+    ),
+    (
+        "grid_geotile_frequency",
+        "frequency_distribution",
+        "Items per web-mercator tile z/x/y of their centroid (grid_geotile_frequency_precision 0-20, default 4)",
+    ),
 ];
 
 /// Options of the frequency aggregations.
@@ -46,17 +70,24 @@ impl Default for AggregateOptions {
 impl AggregateOptions {
     /// Check the options' ranges.
     pub fn check(self) -> Result<Self> {
-        if !matches!(self.datetime_interval.as_str(), "day" | "week" | "month" | "year") {
+        if !matches!(
+            self.datetime_interval.as_str(),
+            "day" | "week" | "month" | "year"
+        ) {
             return Err(Error::invalid_search(format!(
                 "datetime_frequency_interval {:?} is not day, week, month or year",
                 self.datetime_interval
             )));
         }
         if !(1..=12).contains(&self.geohash_precision) {
-            return Err(Error::invalid_search("grid_geohash_frequency_precision must lie in 1..=12"));
+            return Err(Error::invalid_search(
+                "grid_geohash_frequency_precision must lie in 1..=12",
+            ));
         }
         if !(0..=20).contains(&self.geotile_precision) {
-            return Err(Error::invalid_search("grid_geotile_frequency_precision must lie in 0..=20"));
+            return Err(Error::invalid_search(
+                "grid_geotile_frequency_precision must lie in 0..=20",
+            ));
         }
         Ok(self)
     }
@@ -91,14 +122,21 @@ impl Store {
             };
             let value = match name.as_str() {
                 "total_count" => {
-                    let n: i64 = run("count(*)", false).build().fetch_one(&self.pool).await?.get(0);
+                    let n: i64 = run("count(*)", false)
+                        .build()
+                        .fetch_one(&self.pool)
+                        .await?
+                        .get(0);
                     json!({"name": name, "data_type": data_type, "value": n})
                 }
                 "datetime_min" | "datetime_max" => {
                     let f = if name == "datetime_min" { "min" } else { "max" };
-                    let sql = format!("to_jsonb({f}(datetime))::text");
-                    let v: Option<String> = run(&sql, false).build().fetch_one(&self.pool).await?.get(0);
-                    let v: Value = v.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+                    let sql = format!("{f}(datetime)");
+                    let v: Option<chrono::DateTime<chrono::Utc>> =
+                        run(&sql, false).build().fetch_one(&self.pool).await?.get(0);
+                    let v = v.map_or(Value::Null, |t| {
+                        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                    });
                     json!({"name": name, "data_type": data_type, "value": v})
                 }
                 _ => {
@@ -113,7 +151,9 @@ impl Store {
                         "collection_frequency" => ("collection".to_owned(), "string"),
                         "platform_frequency" => ("content->'properties'->>'platform'".to_owned(), "string"),
                         "cloud_cover_frequency" => (
-                            "(least(floor(arcolake_number(content->'properties'->'eo:cloud_cover') / 10), 9) * 10)::text".to_owned(),
+                            "(SELECT CASE WHEN v >= 100 THEN 90 ELSE floor(v / 10) * 10 END \
+                              FROM (SELECT arcolake_number(content->'properties'->'eo:cloud_cover') AS v) AS c)::text"
+                                .to_owned(),
                             "numeric",
                         ),
                         "grid_geohash_frequency" => (
@@ -145,7 +185,9 @@ impl Store {
                             let n: i64 = r.get(1);
                             let k = k?;
                             let key = if key_type == "numeric" {
-                                k.parse::<f64>().map(Value::from).unwrap_or(Value::String(k))
+                                k.parse::<f64>()
+                                    .map(Value::from)
+                                    .unwrap_or(Value::String(k))
                             } else {
                                 Value::String(k)
                             };

@@ -78,8 +78,12 @@ impl Store {
     /// The same store with the operator's queryables overrides (see
     /// [`parse_overrides`]).
     #[must_use]
-    pub fn with_queryables(mut self, overrides: serde_json::Map<String, serde_json::Value>) -> Self {
-        self.queryables = std::sync::Arc::new(queryables::QueryablesCache::with_overrides(overrides));
+    pub fn with_queryables(
+        mut self,
+        overrides: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        self.queryables =
+            std::sync::Arc::new(queryables::QueryablesCache::with_overrides(overrides));
         self
     }
 

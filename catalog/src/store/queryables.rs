@@ -43,13 +43,17 @@ impl QueryablesCache {
 /// property → JSON Schema or a queryables document with `properties`.
 pub fn parse_overrides(doc: &Value) -> std::result::Result<Map<String, Value>, String> {
     let Value::Object(scopes) = doc else {
-        return Err("the queryables file must be a JSON object keyed by collection id or \"*\"".into());
+        return Err(
+            "the queryables file must be a JSON object keyed by collection id or \"*\"".into(),
+        );
     };
     let mut out = Map::new();
     for (scope, entry) in scopes {
         let props = entry.get("properties").unwrap_or(entry);
         let Value::Object(props) = props else {
-            return Err(format!("queryables for {scope:?} must be an object of property schemas"));
+            return Err(format!(
+                "queryables for {scope:?} must be an object of property schemas"
+            ));
         };
         for (name, schema) in props {
             if Kind::from_schema(schema).is_none() {
@@ -72,9 +76,10 @@ impl Store {
         {
             return Ok(seen.clone());
         }
-        let rows = sqlx::query("SELECT collection, name, kind FROM item_properties ORDER BY 1, 2, 3")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT collection, name, kind FROM item_properties ORDER BY 1, 2, 3")
+                .fetch_all(&self.pool)
+                .await?;
         let mut seen: Seen = HashMap::new();
         for row in rows {
             let Some(kind) = Kind::parse(row.get::<&str, _>(2)) else {
@@ -112,7 +117,10 @@ impl Store {
         if collections.is_empty() {
             seen.values().for_each(&mut add);
         } else {
-            collections.iter().filter_map(|c| seen.get(c)).for_each(&mut add);
+            collections
+                .iter()
+                .filter_map(|c| seen.get(c))
+                .for_each(&mut add);
         }
         let mut q = Queryables::from_seen(&merged);
         if let Some(Value::Object(all)) = self.queryables.overrides.get("*") {

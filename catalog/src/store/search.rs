@@ -123,6 +123,26 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
     }
 }
 
+/// The query for one page of `search`, after `prefix` (`EXPLAIN `).
+fn page_query<'a>(
+    prefix: &str,
+    search: &'a Search,
+    plan: &Plan,
+    direction: Direction,
+) -> Result<QueryBuilder<'a, Postgres>> {
+    let mut qb = QueryBuilder::<Postgres>::new(format!(
+        "{prefix}SELECT collection, id, datetime, content::text, links::text, {}::text FROM items",
+        plan.sort.key_columns()
+    ));
+    push_filters(&mut qb, search, plan);
+    if let Some(token) = &search.token {
+        plan.sort.after(token)?.push_to(&mut qb);
+    }
+    qb.push(plan.sort.order_by(direction));
+    qb.push(" LIMIT ").push_bind(i64::from(search.limit) + 1);
+    Ok(qb)
+}
+
 impl Store {
     /// Resolve filter, query, free text and sort against the queryables.
     /// A name the cached queryables do not know gets one fresh look.
@@ -163,25 +183,13 @@ impl Store {
             .token
             .as_ref()
             .map_or(Direction::Next, |t| t.direction);
-        let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "SELECT collection, id, datetime, content::text, links::text, {}::text FROM items",
-            plan.sort.key_columns()
-        ));
-        push_filters(&mut qb, search, &plan);
-        if let Some(token) = &search.token {
-            plan.sort.after(token)?.push_to(&mut qb);
-        }
-        qb.push(plan.sort.order_by(direction));
-        qb.push(" LIMIT ").push_bind(limit + 1);
-
+        let mut qb = page_query("", search, &plan, direction)?;
         let rows = qb.build().fetch_all(&self.pool).await?;
         let mut keys: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
         let items: Vec<StoredItem> = rows
             .iter()
             .map(|r| {
-                keys.push(
-                    serde_json::from_str(r.get::<&str, _>(5)).unwrap_or_default(),
-                );
+                keys.push(serde_json::from_str(r.get::<&str, _>(5)).unwrap_or_default());
                 StoredItem {
                     collection: r.get(0),
                     id: r.get(1),
@@ -223,7 +231,10 @@ impl Store {
             })
         };
         let next = if has_next {
-            items.len().checked_sub(1).and_then(|last| token(last, Direction::Next))
+            items
+                .len()
+                .checked_sub(1)
+                .and_then(|last| token(last, Direction::Next))
         } else {
             None
         };
@@ -238,6 +249,21 @@ impl Store {
             prev,
             matched,
         })
+    }
+
+    /// The plan PostgreSQL chooses for the first page of `search`, as text,
+    /// run on `conn` (so session settings there apply).
+    pub async fn explain(&self, search: &Search, conn: &mut sqlx::PgConnection) -> Result<String> {
+        let plan = self.plan(search).await?;
+        let mut qb = page_query("EXPLAIN ", search, &plan, Direction::Next)?;
+        let lines: Vec<String> = qb
+            .build()
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        Ok(lines.join("\n"))
     }
 
     /// Count the matches of `search`; see [`Store::count_planned`].
