@@ -5,12 +5,15 @@
 //! depends on `include`: absent, every member is kept unless excluded;
 //! present but empty, the default set is kept (`type`, `stac_version`,
 //! `id`, `geometry`, `bbox`, `links`, `assets`, `collection`,
-//! `properties.datetime`); listing paths, only those are kept, with the
-//! item's `type` and `id`, without which it is no Feature.
+//! `properties.datetime`); listing paths, only those are kept, with what
+//! identifies the item (`type`, `stac_version`, `id`, `collection`).
 
 use serde_json::{Map, Value};
 
 use crate::{Error, Result};
+
+/// Members kept whatever the include list says (unless excluded by name).
+const IDENTITY: &[&str] = &["type", "stac_version", "id", "collection"];
 
 /// What an empty include list keeps.
 const DEFAULT_SET: &[&str] = &[
@@ -164,7 +167,7 @@ impl Fields {
             } else {
                 format!("{prefix}.{key}")
             };
-            if top && (key == "type" || key == "id") && self.rule(&path) != Some(false) {
+            if top && IDENTITY.contains(&key.as_str()) && self.rule(&path) != Some(false) {
                 continue;
             }
             let keep = self.rule(&path).unwrap_or(inherited);

@@ -376,10 +376,20 @@ impl<'a> Compiler<'a> {
                 Ok(s)
             }
             "between" => {
-                arity(3)?;
-                let x = self.operand(&args[0])?;
-                let lo = self.operand(&args[1])?;
-                let hi = self.operand(&args[2])?;
+                // Also the older JSON form: `[property, [low, high]]`.
+                let (x, lo, hi) = if let [x, range] = args
+                    && let Expr::Array(r) = &**range
+                    && let [lo, hi] = r.as_slice()
+                {
+                    (self.operand(x)?, self.operand(lo)?, self.operand(hi)?)
+                } else {
+                    arity(3)?;
+                    (
+                        self.operand(&args[0])?,
+                        self.operand(&args[1])?,
+                        self.operand(&args[2])?,
+                    )
+                };
                 let kind = common_kind(&[&x, &lo, &hi])?;
                 let mut s = Self::coerce(x, kind)?;
                 s.push(" BETWEEN ")
