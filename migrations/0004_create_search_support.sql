@@ -2,6 +2,15 @@
 -- accessors for filters and sorts, and expression indexes on the
 -- properties filtered most often.
 
+-- Items keep their document as `json` (the text as written: serving it is a
+-- copy, where `jsonb` output re-formats every number and string, about
+-- 50 µs for a 4 KB item) and their properties as `jsonb` (small, indexed,
+-- what every filter reads).
+ALTER TABLE items ADD COLUMN properties jsonb;
+UPDATE items SET properties = content->'properties';
+ALTER TABLE items ALTER COLUMN content TYPE json USING content::json;
+ALTER TABLE items ALTER COLUMN links TYPE json USING links::json;
+
 -- One row per collection, property name and JSON kind seen on an item.
 -- Written with each batch of items (a handful of rows per batch, never per
 -- item); never shrunk on delete, so it may list a property no item still has.
@@ -54,18 +63,23 @@ CREATE FUNCTION arcolake_kind(v jsonb) RETURNS text
 
 INSERT INTO item_properties (collection, name, kind)
 SELECT DISTINCT i.collection, p.key, arcolake_kind(p.value)
-FROM items AS i, jsonb_each(i.content->'properties') AS p
+FROM items AS i, jsonb_each(i.properties) AS p
 WHERE arcolake_kind(p.value) IS NOT NULL
 ON CONFLICT DO NOTHING;
 
 -- Expression indexes: the filter compiler writes exactly these expressions.
-CREATE INDEX items_eo_cloud_cover_idx ON items (arcolake_number(content->'properties'->'eo:cloud_cover'));
-CREATE INDEX items_gsd_idx ON items (arcolake_number(content->'properties'->'gsd'));
-CREATE INDEX items_proj_epsg_idx ON items (arcolake_number(content->'properties'->'proj:epsg'));
-CREATE INDEX items_proj_code_idx ON items ((content->'properties'->>'proj:code'));
-CREATE INDEX items_platform_idx ON items ((content->'properties'->>'platform'));
+CREATE INDEX items_eo_cloud_cover_idx ON items (arcolake_number(properties->'eo:cloud_cover'));
+CREATE INDEX items_gsd_idx ON items (arcolake_number(properties->'gsd'));
+CREATE INDEX items_proj_epsg_idx ON items (arcolake_number(properties->'proj:epsg'));
+CREATE INDEX items_proj_code_idx ON items ((properties->>'proj:code'));
+CREATE INDEX items_platform_idx ON items ((properties->>'platform'));
+-- The spatio-temporal index also holds cloud cover: "this area, clear
+-- scenes, newest first" is answered inside one index scan.
+DROP INDEX items_geometry_datetime_idx;
+CREATE INDEX items_geometry_datetime_cloud_idx ON items
+    USING gist (geometry, datetime, arcolake_number(properties->'eo:cloud_cover'));
 -- Sorting by cloud cover pages through this index, keyset by keyset.
 CREATE INDEX items_eo_cloud_cover_sort_idx ON items (
-    (arcolake_number(content->'properties'->'eo:cloud_cover') IS NULL),
-    arcolake_number(content->'properties'->'eo:cloud_cover'),
+    (arcolake_number(properties->'eo:cloud_cover') IS NULL),
+    arcolake_number(properties->'eo:cloud_cover'),
     collection, id);

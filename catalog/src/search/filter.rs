@@ -940,27 +940,27 @@ pub fn property_accessor(name: &str, kind: Kind) -> Sql {
     let mut s = Sql::new();
     match kind {
         Kind::Number => {
-            s.push("arcolake_number(content->'properties'->")
+            s.push("arcolake_number(properties->")
                 .push_sql(Sql::literal_name(name))
                 .push(")");
         }
         Kind::Timestamp => {
-            s.push("arcolake_timestamp(content->'properties'->")
+            s.push("arcolake_timestamp(properties->")
                 .push_sql(Sql::literal_name(name))
                 .push(")");
         }
         Kind::Bool => {
-            s.push("arcolake_boolean(content->'properties'->")
+            s.push("arcolake_boolean(properties->")
                 .push_sql(Sql::literal_name(name))
                 .push(")");
         }
         Kind::Text => {
-            s.push("(content->'properties'->>")
+            s.push("(properties->>")
                 .push_sql(Sql::literal_name(name))
                 .push(")");
         }
         Kind::Array | Kind::Object | Kind::Geometry => {
-            s.push("(content->'properties'->")
+            s.push("(properties->")
                 .push_sql(Sql::literal_name(name))
                 .push(")");
         }
@@ -1066,7 +1066,7 @@ mod tests {
         let sql = compile("\"eo:cloud_cover\" < '20' AND platform = 'x''; drop'").unwrap();
         let text = sql.debug_text();
         assert!(
-            text.contains("arcolake_number(content->'properties'->'eo:cloud_cover')"),
+            text.contains("arcolake_number(properties->'eo:cloud_cover')"),
             "{text}"
         );
         assert!(!text.contains("drop"), "{text}");

@@ -341,8 +341,8 @@ mod tests {
         let s = p.after(&token(vec![json!(12.5)])).unwrap();
         assert_eq!(
             s.debug_text(),
-            " AND ((arcolake_number(content->'properties'->'eo:cloud_cover') IS NULL), \
-             arcolake_number(content->'properties'->'eo:cloud_cover'), collection, id) > ($1, $2, $3, $4)"
+            " AND ((arcolake_number(properties->'eo:cloud_cover') IS NULL), \
+             arcolake_number(properties->'eo:cloud_cover'), collection, id) > ($1, $2, $3, $4)"
         );
         // A missing boundary value skips the value column.
         let s = p.after(&token(vec![Json::Null])).unwrap();

@@ -149,10 +149,10 @@ impl Store {
                             "datetime",
                         ),
                         "collection_frequency" => ("collection".to_owned(), "string"),
-                        "platform_frequency" => ("content->'properties'->>'platform'".to_owned(), "string"),
+                        "platform_frequency" => ("properties->>'platform'".to_owned(), "string"),
                         "cloud_cover_frequency" => (
                             "(SELECT CASE WHEN v >= 100 THEN 90 ELSE floor(v / 10) * 10 END \
-                              FROM (SELECT arcolake_number(content->'properties'->'eo:cloud_cover') AS v) AS c)::text"
+                              FROM (SELECT arcolake_number(properties->'eo:cloud_cover') AS v) AS c)::text"
                                 .to_owned(),
                             "numeric",
                         ),

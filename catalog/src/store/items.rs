@@ -20,15 +20,15 @@ pub enum OnConflict {
 }
 
 const INSERT_ITEMS: &str = "INSERT INTO items \
-    (collection, id, geometry, datetime, start_datetime, end_datetime, content, links) \
-    SELECT c, i, ST_GeomFromGeoJSON(g), d, s, e, j::jsonb, l::jsonb \
+    (collection, id, geometry, datetime, start_datetime, end_datetime, content, properties, links) \
+    SELECT c, i, ST_GeomFromGeoJSON(g), d, s, e, j::json, (j::json -> 'properties')::jsonb, l::json \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::text[]) AS t(c, i, g, d, s, e, j, l)";
 
 const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
     geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
     start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
-    content = EXCLUDED.content, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
+    content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
     RETURNING (revision = 1)";
 
 /// Items prepared for one bulk write: column arrays for an `unnest` insert,
@@ -298,9 +298,11 @@ impl Store {
 
     /// Replace an existing item; `ItemNotFound` if it does not exist.
     pub async fn replace_item(&self, record: &ItemRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
         let done = sqlx::query(
             "UPDATE items SET geometry = ST_GeomFromGeoJSON($3), datetime = $4, start_datetime = $5, \
-             end_datetime = $6, content = $7::jsonb, links = $8::jsonb, revision = revision + 1, updated_at = now() \
+             end_datetime = $6, content = $7::json, properties = ($7::json -> 'properties')::jsonb, \
+             links = $8::json, revision = revision + 1, updated_at = now() \
              WHERE collection = $1 AND id = $2",
         )
         .bind(record.collection.as_str())
@@ -311,12 +313,15 @@ impl Store {
         .bind(record.end_datetime)
         .bind(record.content.to_string())
         .bind(record.links.as_ref().map(ToString::to_string))
-        .execute(&self.pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| item_write_error(e, &record.collection, Some(&record.id)))?;
         if done.rows_affected() == 0 {
             return Err(self.missing_item(&record.collection, &record.id).await);
         }
+        let mut batch = ItemBatch::new();
+        batch.push(record);
+        Self::record_properties(&mut conn, &batch.properties).await?;
         let secs = span_seconds(record.end_datetime - record.start_datetime);
         if secs > 0.0 {
             sqlx::query(

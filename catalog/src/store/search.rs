@@ -41,8 +41,8 @@ pub(super) struct Plan {
 /// The free-text predicate over an item's title, description and keywords.
 fn free_text(q: &[String]) -> Sql {
     let mut s = Sql::text(
-        "to_tsvector('simple', concat_ws(' ', content->'properties'->>'title', \
-         content->'properties'->>'description', content->'properties'->>'keywords')) @@ (",
+        "to_tsvector('simple', concat_ws(' ', properties->>'title', \
+         properties->>'description', properties->>'keywords')) @@ (",
     );
     let parts = q.iter().map(|alt| {
         let mut p = Sql::text("phraseto_tsquery('simple', ");
