@@ -92,6 +92,10 @@ struct ServeArgs {
     /// `numberMatched` is exact up to this many matches, estimated above.
     #[arg(long, env = "ARCOLAKE_COUNT_LIMIT", default_value_t = 10_000)]
     count_limit: u64,
+    /// Longest an exact count may run, in milliseconds; past it (or above
+    /// the count limit) `numberMatched` is the planner's estimate, flagged.
+    #[arg(long, env = "ARCOLAKE_COUNT_TIMEOUT_MS", default_value_t = 50)]
+    count_timeout_ms: u64,
     /// Queryables overrides: a JSON file keyed by collection id (or `*` for
     /// all), each an object of property → JSON Schema.
     #[arg(long, env = "ARCOLAKE_QUERYABLES")]
@@ -302,6 +306,7 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "request_timeout_s": config.request_timeout.as_secs(),
             "body_limit_bytes": config.body_limit,
             "count_limit": args.count_limit,
+            "count_timeout_ms": args.count_timeout_ms,
             "database_url": args.db.database_url.as_ref().map(|_| "<redacted>"),
             "data_dir": args.db.data_dir.clone().unwrap_or_else(default_data_dir),
             "max_connections": args.db.max_connections,
@@ -328,7 +333,9 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
     let database = Database::open(&db_config)
         .await
         .context("could not open the catalog database")?;
-    let store = Store::new(database.pool.clone(), args.count_limit).with_queryables(overrides);
+    let store = Store::new(database.pool.clone(), args.count_limit)
+        .with_count_timeout(Duration::from_millis(args.count_timeout_ms.max(1)))
+        .with_queryables(overrides);
     if let Some(dir) = demo {
         match catalog::load::load_paths(&store, vec![dir.clone()], 2000).await {
             Ok(report) => {

@@ -4,11 +4,53 @@
 //! returns for an item gets its links prepended, and pages are concatenations
 //! of those texts. No item is parsed on the read path.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 
-use crate::links::Links;
+use crate::links::{GEOJSON, JSON, Links};
 use crate::search::fields::Fields;
 use crate::store::{StoredCollection, StoredItem};
+
+/// Append `s` as a JSON string literal.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Append one link object, in the member order of [`crate::links::link`].
+fn push_link(out: &mut String, rel: &str, media_type: &str, href: &str) {
+    out.push_str("{\"rel\":");
+    push_json_str(out, rel);
+    out.push_str(",\"type\":");
+    push_json_str(out, media_type);
+    out.push_str(",\"href\":");
+    push_json_str(out, href);
+    out.push('}');
+}
+
+/// An item's generated links, written as text: on a page of items this
+/// runs per item, and building `Value`s for it was most of the rendering.
+fn item_links_text(out: &mut String, links: &Links, collection: &str, id: &str) {
+    let coll = links.collection(collection);
+    push_link(out, "self", GEOJSON, &links.item(collection, id));
+    out.push(',');
+    push_link(out, "parent", JSON, &coll);
+    out.push(',');
+    push_link(out, "collection", JSON, &coll);
+    out.push(',');
+    push_link(out, "root", JSON, &links.root());
+}
 
 /// Write `{"links":[<generated>,<stored>],` + the stored object minus its `{`.
 fn splice(out: &mut String, generated: &[Value], stored_links: Option<&str>, content: &str) {
@@ -19,6 +61,18 @@ fn splice(out: &mut String, generated: &[Value], stored_links: Option<&str>, con
         }
         out.push_str(&link.to_string());
     }
+    splice_rest(out, stored_links, content);
+}
+
+/// Splice an item with its generated links written as text.
+fn splice_item(out: &mut String, links: &Links, stored: &StoredItem) {
+    out.push_str("{\"links\":[");
+    item_links_text(out, links, &stored.collection, &stored.id);
+    splice_rest(out, stored.links.as_deref(), &stored.content);
+}
+
+/// The stored links and the stored object after the generated links.
+fn splice_rest(out: &mut String, stored_links: Option<&str>, content: &str) {
     if let Some(extra) = stored_links.map(str::trim).filter(|s| s.len() > 2) {
         // `extra` is a JSON array: append its elements.
         out.push(',');
@@ -35,12 +89,7 @@ fn splice(out: &mut String, generated: &[Value], stored_links: Option<&str>, con
 /// One item as JSON text.
 pub fn item(stored: &StoredItem, links: &Links) -> String {
     let mut out = String::with_capacity(stored.content.len() + 512);
-    splice(
-        &mut out,
-        &links.item_links(&stored.collection, &stored.id),
-        stored.links.as_deref(),
-        &stored.content,
-    );
+    splice_item(&mut out, links, stored);
     out
 }
 
@@ -70,12 +119,7 @@ pub fn item_collection(
         if n > 0 {
             out.push(',');
         }
-        splice(
-            &mut out,
-            &links.item_links(&stored.collection, &stored.id),
-            stored.links.as_deref(),
-            &stored.content,
-        );
+        splice_item(&mut out, links, stored);
     }
     out.push_str("],\"links\":");
     out.push_str(&Value::Array(page_links.to_vec()).to_string());
@@ -155,6 +199,14 @@ mod tests {
         let text = item(&stored, &Links::new("http://h"));
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["links"].as_array().unwrap().len(), 5);
+        let generated: Vec<Value> = v["links"].as_array().unwrap()[..4].to_vec();
+        assert_eq!(generated, Links::new("http://h").item_links("c", "i"));
+        let mut quoted = String::new();
+        push_json_str(&mut quoted, "a\"b\\c\u{1}");
+        assert_eq!(
+            serde_json::from_str::<String>(&quoted).unwrap(),
+            "a\"b\\c\u{1}"
+        );
         assert_eq!(v["id"], "i");
         let page = item_collection(
             &[stored],

@@ -26,6 +26,7 @@ use crate::{Error, Result};
 pub struct Store {
     pool: PgPool,
     count_limit: u64,
+    count_timeout: std::time::Duration,
     queryables: std::sync::Arc<queryables::QueryablesCache>,
 }
 
@@ -71,8 +72,16 @@ impl Store {
         Self {
             pool,
             count_limit,
+            count_timeout: DEFAULT_COUNT_TIMEOUT,
             queryables: std::sync::Arc::default(),
         }
+    }
+
+    /// The same store with another time budget for exact counts.
+    #[must_use]
+    pub fn with_count_timeout(mut self, budget: std::time::Duration) -> Self {
+        self.count_timeout = budget;
+        self
     }
 
     /// The same store with the operator's queryables overrides (see
@@ -99,12 +108,16 @@ impl Store {
     }
 }
 
+/// How long an exact (capped) count may run before the planner's estimate
+/// is answered instead.
+pub const DEFAULT_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// SQLSTATE of a unique violation.
 const UNIQUE_VIOLATION: &str = "23505";
 /// SQLSTATE raised when no partition accepts a row (collection missing).
 const CHECK_VIOLATION: &str = "23514";
 
-fn is_code(e: &sqlx::Error, code: &str) -> bool {
+pub(crate) fn is_code(e: &sqlx::Error, code: &str) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some(code))
 }
 

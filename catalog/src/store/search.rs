@@ -9,6 +9,9 @@ use crate::search::sql::{Sql, Value as SqlValue};
 use crate::search::{Direction, PageToken, Queryables, Search};
 use crate::{Error, Result};
 
+/// SQLSTATE of a statement cancelled by its timeout.
+const QUERY_CANCELED: &str = "57014";
+
 /// How many items matched a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Count {
@@ -123,16 +126,54 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
     }
 }
 
-/// The query for one page of `search`, after `prefix` (`EXPLAIN `).
+/// What the plan of a page query says about counting its matches.
+struct PlanShape {
+    /// The plan sorts all matches (a `Sort` under the `Limit`).
+    sorts_all: bool,
+    /// The planner's estimate of all matches.
+    matches: u64,
+}
+
+fn plan_rows(node: &Value) -> u64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "row estimates are non-negative and far below 2^53"
+    )]
+    let rows = node["Plan Rows"].as_f64().unwrap_or(0.0).max(0.0).round() as u64;
+    rows
+}
+
+impl PlanShape {
+    fn of(explained: &Value) -> Self {
+        let top = &explained[0]["Plan"];
+        // The node under the `Limit` (init plans sit beside it).
+        let below_limit = top["Plans"]
+            .as_array()
+            .and_then(|plans| plans.iter().find(|p| p["Parent Relationship"] == "Outer"))
+            .filter(|_| top["Node Type"] == "Limit")
+            .unwrap_or(top);
+        Self {
+            sorts_all: below_limit["Node Type"] == "Sort",
+            matches: plan_rows(below_limit),
+        }
+    }
+}
+
+/// The query for one page of `search`, after `prefix` (`EXPLAIN `). With
+/// `counted`, each row also carries the number of all matches (a window
+/// count: worth it only when the plan enumerates every match anyway).
 fn page_query<'a>(
     prefix: &str,
     search: &'a Search,
     plan: &Plan,
     direction: Direction,
+    counted: bool,
 ) -> Result<QueryBuilder<'a, Postgres>> {
     let mut qb = QueryBuilder::<Postgres>::new(format!(
-        "{prefix}SELECT collection, id, datetime, content::text, links::text, {}::text FROM items",
-        plan.sort.key_columns()
+        "{prefix}SELECT collection, id, datetime, content::text, links::text, {}::text{} FROM items",
+        plan.sort.key_columns(),
+        if counted { ", count(*) OVER ()" } else { "" }
     ));
     push_filters(&mut qb, search, plan);
     if let Some(token) = &search.token {
@@ -183,8 +224,28 @@ impl Store {
             .token
             .as_ref()
             .map_or(Direction::Next, |t| t.direction);
-        let mut qb = page_query("", search, &plan, direction)?;
+        // A first page needs a count. The plan of the page decides how: a
+        // plan that sorts enumerates every match anyway, so a window count
+        // in the same query costs next to nothing; an ordered scan stops
+        // after one page, and the count is made apart (or estimated).
+        let shape = if search.token.is_none() && !search.exact_count {
+            let mut qb = page_query("EXPLAIN (FORMAT JSON) ", search, &plan, direction, false)?;
+            let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+            Some(PlanShape::of(&explained))
+        } else {
+            None
+        };
+        let counted = shape.as_ref().is_some_and(|s| s.sorts_all);
+        let mut qb = page_query("", search, &plan, direction, counted)?;
         let rows = qb.build().fetch_all(&self.pool).await?;
+        let window_count: Option<u64> = if counted {
+            Some(
+                rows.first()
+                    .map_or(0, |r| u64::try_from(r.get::<i64, _>(6)).unwrap_or(0)),
+            )
+        } else {
+            None
+        };
         let mut keys: Vec<Vec<Value>> = Vec::with_capacity(rows.len());
         let items: Vec<StoredItem> = rows
             .iter()
@@ -201,13 +262,20 @@ impl Store {
             .collect();
         let cap = usize::try_from(limit).unwrap_or(usize::MAX);
         // A first page that is not full holds every match: no count needed.
-        let matched = match &search.token {
-            Some(_) => None,
-            None if items.len() <= cap => Some(Count {
+        let matched = match (&search.token, window_count) {
+            (Some(_), _) => None,
+            (None, _) if items.len() <= cap => Some(Count {
                 value: items.len() as u64,
                 exact: true,
             }),
-            None => Some(self.count_planned(search, &plan).await?),
+            (None, Some(n)) => Some(Count {
+                value: n,
+                exact: true,
+            }),
+            (None, None) => Some(
+                self.count_planned(search, &plan, shape.map(|s| s.matches))
+                    .await?,
+            ),
         };
         let mut items = items;
         let more = items.len() > cap;
@@ -255,7 +323,7 @@ impl Store {
     /// run on `conn` (so session settings there apply).
     pub async fn explain(&self, search: &Search, conn: &mut sqlx::PgConnection) -> Result<String> {
         let plan = self.plan(search).await?;
-        let mut qb = page_query("EXPLAIN ", search, &plan, Direction::Next)?;
+        let mut qb = page_query("EXPLAIN ", search, &plan, Direction::Next, false)?;
         let lines: Vec<String> = qb
             .build()
             .fetch_all(&mut *conn)
@@ -269,14 +337,19 @@ impl Store {
     /// Count the matches of `search`; see [`Store::count_planned`].
     pub async fn count(&self, search: &Search) -> Result<Count> {
         let plan = self.plan(search).await?;
-        self.count_planned(search, &plan).await
+        self.count_planned(search, &plan, None).await
     }
 
     /// Count matches: exactly up to the count limit, else the planner's
     /// estimate. When the planner already expects far more matches than the
     /// limit, the exact (capped) count is skipped: it could only confirm
     /// that there are more.
-    async fn count_planned(&self, search: &Search, plan: &Plan) -> Result<Count> {
+    async fn count_planned(
+        &self,
+        search: &Search,
+        plan: &Plan,
+        estimate: Option<u64>,
+    ) -> Result<Count> {
         if search.exact_count {
             let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM items");
             push_filters(&mut qb, search, plan);
@@ -286,19 +359,16 @@ impl Store {
                 exact: true,
             });
         }
-        let mut qb = QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
-        push_filters(&mut qb, search, plan);
-        let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "row estimates are non-negative and far below 2^53"
-        )]
-        let estimate = explained[0]["Plan"]["Plan Rows"]
-            .as_f64()
-            .unwrap_or(0.0)
-            .max(0.0)
-            .round() as u64;
+        let estimate = match estimate {
+            Some(e) => e,
+            None => {
+                let mut qb =
+                    QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
+                push_filters(&mut qb, search, plan);
+                let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+                plan_rows(&explained[0]["Plan"])
+            }
+        };
         if estimate > self.count_limit.saturating_mul(2) {
             return Ok(Count {
                 value: estimate,
@@ -306,10 +376,28 @@ impl Store {
             });
         }
         let cap = i64::try_from(self.count_limit).unwrap_or(i64::MAX);
+        // The planner can be far off (a selective filter on a property
+        // without an index looks like a third of the table), so the capped
+        // count also runs under a time budget; past it, the estimate stands.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", self.count_timeout.as_millis().max(1)))
+            .execute(&mut *tx)
+            .await?;
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (SELECT 1 FROM items");
         push_filters(&mut qb, search, plan);
         qb.push(" LIMIT ").push_bind(cap + 1).push(") AS capped");
-        let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
+        let n: i64 = match qb.build().fetch_one(&mut *tx).await {
+            Ok(row) => row.get(0),
+            Err(e) if super::is_code(&e, QUERY_CANCELED) => {
+                return Ok(Count {
+                    value: estimate.max(u64::from(search.limit) + 1),
+                    exact: false,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
         if n <= cap {
             return Ok(Count {
                 value: u64::try_from(n).unwrap_or(0),
