@@ -49,14 +49,13 @@ impl Database {
         };
         // Requests are many and short: parallel workers for one query only
         // steal the cores other requests need.
-        // Plans are made for each query's own values: a search geometry
-        // then folds into a constant once (a generic plan would rebuild it
-        // from its parameter for every row) and the planner sees how large
-        // the area is; planning a search costs a fraction of a millisecond.
+        // A first page whose plan sorts every match also counts them in a
+        // window, which holds those rows: 16 MB keeps a few thousand items
+        // in memory instead of a temporary file.
         let mut settings = vec![
             ("max_parallel_workers_per_gather", "0".to_owned()),
             ("timezone", "UTC".to_owned()),
-            ("plan_cache_mode", "force_custom_plan".to_owned()),
+            ("work_mem", "16MB".to_owned()),
         ];
         if let Some(t) = config.statement_timeout {
             settings.push(("statement_timeout", format!("{}ms", t.as_millis().max(1))));

@@ -124,6 +124,7 @@ impl Store {
                 "total_count" => {
                     let n: i64 = run("count(*)", false)
                         .build()
+                        .persistent(!super::search::one_shot(search))
                         .fetch_one(&self.pool)
                         .await?
                         .get(0);
@@ -132,8 +133,12 @@ impl Store {
                 "datetime_min" | "datetime_max" => {
                     let f = if name == "datetime_min" { "min" } else { "max" };
                     let sql = format!("{f}(datetime)");
-                    let v: Option<chrono::DateTime<chrono::Utc>> =
-                        run(&sql, false).build().fetch_one(&self.pool).await?.get(0);
+                    let v: Option<chrono::DateTime<chrono::Utc>> = run(&sql, false)
+                        .build()
+                        .persistent(!super::search::one_shot(search))
+                        .fetch_one(&self.pool)
+                        .await?
+                        .get(0);
                     let v = v.map_or(Value::Null, |t| {
                         Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
                     });
@@ -177,7 +182,11 @@ impl Store {
                         }
                     };
                     let select = format!("{key} AS k, count(*)");
-                    let rows = run(&select, true).build().fetch_all(&self.pool).await?;
+                    let rows = run(&select, true)
+                        .build()
+                        .persistent(!super::search::one_shot(search))
+                        .fetch_all(&self.pool)
+                        .await?;
                     let buckets: Vec<Value> = rows
                         .iter()
                         .filter_map(|r| {

@@ -126,6 +126,15 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
     }
 }
 
+/// Searches with a geometry or a filter are planned for their own values
+/// (an unnamed statement, never a cached generic plan): a search geometry
+/// then folds into a constant once, where a generic plan rebuilds it from
+/// its parameter for every row it tests, and the planner sees how large the
+/// area is and how selective the filter. Other searches reuse their plans.
+pub(super) fn one_shot(search: &Search) -> bool {
+    search.intersects.is_some() || search.filter.is_some()
+}
+
 /// What the plan of a page query says about counting its matches.
 struct PlanShape {
     /// The plan sorts all matches (a `Sort` under the `Limit`).
@@ -230,14 +239,23 @@ impl Store {
         // after one page, and the count is made apart (or estimated).
         let shape = if search.token.is_none() && !search.exact_count {
             let mut qb = page_query("EXPLAIN (FORMAT JSON) ", search, &plan, direction, false)?;
-            let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+            let explained: Value = qb
+                .build()
+                .persistent(!one_shot(search))
+                .fetch_one(&self.pool)
+                .await?
+                .get(0);
             Some(PlanShape::of(&explained))
         } else {
             None
         };
         let counted = shape.as_ref().is_some_and(|s| s.sorts_all);
         let mut qb = page_query("", search, &plan, direction, counted)?;
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb
+            .build()
+            .persistent(!one_shot(search))
+            .fetch_all(&self.pool)
+            .await?;
         let window_count: Option<u64> = if counted {
             Some(
                 rows.first()
@@ -353,7 +371,12 @@ impl Store {
         if search.exact_count {
             let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM items");
             push_filters(&mut qb, search, plan);
-            let n: i64 = qb.build().fetch_one(&self.pool).await?.get(0);
+            let n: i64 = qb
+                .build()
+                .persistent(!one_shot(search))
+                .fetch_one(&self.pool)
+                .await?
+                .get(0);
             return Ok(Count {
                 value: u64::try_from(n).unwrap_or(0),
                 exact: true,
@@ -365,7 +388,12 @@ impl Store {
                 let mut qb =
                     QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
                 push_filters(&mut qb, search, plan);
-                let explained: Value = qb.build().fetch_one(&self.pool).await?.get(0);
+                let explained: Value = qb
+                    .build()
+                    .persistent(!one_shot(search))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .get(0);
                 plan_rows(&explained[0]["Plan"])
             }
         };
@@ -387,7 +415,12 @@ impl Store {
         let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM (SELECT 1 FROM items");
         push_filters(&mut qb, search, plan);
         qb.push(" LIMIT ").push_bind(cap + 1).push(") AS capped");
-        let n: i64 = match qb.build().fetch_one(&mut *tx).await {
+        let n: i64 = match qb
+            .build()
+            .persistent(!one_shot(search))
+            .fetch_one(&mut *tx)
+            .await
+        {
             Ok(row) => row.get(0),
             Err(e) if super::is_code(&e, QUERY_CANCELED) => {
                 return Ok(Count {
