@@ -113,13 +113,27 @@ pub fn item_collection(
     members: &[(&str, Value)],
 ) -> String {
     let size: usize = items.iter().map(|i| i.content.len() + 600).sum();
+    feature_collection(size, items, page_links, members, |out, stored| {
+        splice_item(out, links, stored);
+    })
+}
+
+/// `{"type":"FeatureCollection","features":[…],"links":[…],<members>}` with
+/// each feature written by `feature`.
+fn feature_collection<T>(
+    size: usize,
+    features: &[T],
+    page_links: &[Value],
+    members: &[(&str, Value)],
+    feature: impl Fn(&mut String, &T),
+) -> String {
     let mut out = String::with_capacity(size + 1024);
     out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
-    for (n, stored) in items.iter().enumerate() {
+    for (n, f) in features.iter().enumerate() {
         if n > 0 {
             out.push(',');
         }
-        splice_item(&mut out, links, stored);
+        feature(&mut out, f);
     }
     out.push_str("],\"links\":");
     out.push_str(&Value::Array(page_links.to_vec()).to_string());
@@ -142,45 +156,23 @@ pub fn item_collection_fields(
     members: &[(&str, Value)],
     fields: &Fields,
 ) -> String {
-    let shaped: Vec<StoredItem> = items
+    let shaped: Vec<String> = items
         .iter()
         .map(|stored| {
             let text = item(stored, links);
-            let content = match serde_json::from_str::<Value>(&text) {
+            match serde_json::from_str::<Value>(&text) {
                 Ok(mut v) => {
                     fields.apply(&mut v);
                     v.to_string()
                 }
                 Err(_) => text,
-            };
-            StoredItem {
-                collection: stored.collection.clone(),
-                id: stored.id.clone(),
-                datetime: stored.datetime,
-                content,
-                links: None,
             }
         })
         .collect();
-    let mut out =
-        String::with_capacity(shaped.iter().map(|i| i.content.len() + 8).sum::<usize>() + 1024);
-    out.push_str("{\"type\":\"FeatureCollection\",\"features\":[");
-    for (n, stored) in shaped.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push_str(&stored.content);
-    }
-    out.push_str("],\"links\":");
-    out.push_str(&Value::Array(page_links.to_vec()).to_string());
-    for (name, value) in members {
-        out.push_str(",\"");
-        out.push_str(name);
-        out.push_str("\":");
-        out.push_str(&value.to_string());
-    }
-    out.push('}');
-    out
+    let size = shaped.iter().map(|t| t.len() + 8).sum();
+    feature_collection(size, &shaped, page_links, members, |out, text| {
+        out.push_str(text);
+    })
 }
 
 #[cfg(test)]

@@ -177,12 +177,8 @@ impl Filter {
         on_stack(self.depth, || Compiler::new(queryables).predicate(expr))
     }
 
-    /// The expression, for evaluation outside SQL (collection search).
-    pub fn expr(&self) -> Option<&Expr> {
-        self.expr.as_ref()
-    }
-
-    /// Nesting depth, for running evaluation on a grown stack too.
+    /// Run `f` on the expression (evaluation outside SQL: collection
+    /// search), on a grown stack when the filter is deep.
     pub fn run<T>(&self, f: impl FnOnce(&Expr) -> T) -> Option<T> {
         let expr = self.expr.as_ref()?;
         Some(on_stack(self.depth, || f(expr)))
@@ -629,13 +625,13 @@ impl<'a> Compiler<'a> {
     fn compare(&self, op: &str, a: &Expr, b: &Expr) -> Result<Sql> {
         let (a, b) = (self.operand(a)?, self.operand(b)?);
         // An array-valued property equals a scalar when any element does.
-        let (arr, other, flipped) = match (&a, &b) {
-            (Operand::Typed(s, Kind::Array), o) => (Some(s.clone()), o.clone(), false),
-            (o, Operand::Typed(s, Kind::Array)) => (Some(s.clone()), o.clone(), true),
-            _ => (None, Operand::Null, false),
+        let (arr, other) = match (&a, &b) {
+            (Operand::Typed(s, Kind::Array), o) | (o, Operand::Typed(s, Kind::Array)) => {
+                (Some(s.clone()), o.clone())
+            }
+            _ => (None, Operand::Null),
         };
         if let Some(array) = arr {
-            let _ = flipped;
             if !matches!(op, "=" | "<>") {
                 return Err(bad(format!(
                     "{op} does not apply to an array; use =, <>, in or the a_* functions"
@@ -827,11 +823,7 @@ impl<'a> Compiler<'a> {
                 _ => Err(bad("an INTERVAL has two bounds")),
             },
             // An item's datetime is its whole span, both ends inclusive.
-            Expr::Property { property }
-                if Queryables::canonical(property) == "datetime"
-                    && self.queryables.get("datetime").map(|q| q.column)
-                        == Some(Column::Real("datetime")) =>
-            {
+            Expr::Property { property } if Queryables::canonical(property) == "datetime" => {
                 Ok(Span {
                     start: Sql::text("datetime"),
                     end: Sql::text("end_datetime"),

@@ -333,11 +333,6 @@ impl Queryables {
         name.strip_prefix("properties.").unwrap_or(name)
     }
 
-    /// All names, sorted.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
-    }
-
     /// The JSON Schema document served at a queryables endpoint.
     pub fn to_schema(&self, id: &str, title: &str) -> Value {
         let properties: Map<String, Value> = self

@@ -183,11 +183,6 @@ impl SortPlan {
         })
     }
 
-    /// `true` for the default sort (newest first).
-    pub fn is_default(&self) -> bool {
-        self.keys.len() == 1 && self.keys[0].sql == "datetime" && self.keys[0].descending
-    }
-
     /// The SQL building the page token's key values: a JSON array.
     pub fn key_columns(&self) -> String {
         let parts: Vec<String> = self

@@ -352,12 +352,6 @@ impl Store {
         Ok(lines.join("\n"))
     }
 
-    /// Count the matches of `search`; see [`Store::count_planned`].
-    pub async fn count(&self, search: &Search) -> Result<Count> {
-        let plan = self.plan(search).await?;
-        self.count_planned(search, &plan, None).await
-    }
-
     /// Count matches: exactly up to the count limit, else the planner's
     /// estimate. When the planner already expects far more matches than the
     /// limit, the exact (capped) count is skipped: it could only confirm
