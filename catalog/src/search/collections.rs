@@ -15,14 +15,12 @@ use serde_json::{Map, Value};
 use super::fields::Fields;
 use super::filter::{self, Filter};
 use super::page::{Direction, PageToken};
-use super::request::{Bbox, Interval, parse_q};
+use super::request::{Bbox, Interval, parse_limit_or, parse_q, q_from_value};
 use super::sort::{self, SortBy};
 use crate::{Error, Result};
 
 /// Collections per page when the client does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
-/// The largest page served.
-pub const MAX_LIMIT: u32 = 10_000;
 
 /// Collection search parameters in a query string.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -76,18 +74,7 @@ pub struct CollectionSearch {
 }
 
 fn parse_limit(text: Option<&str>) -> Result<u32> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(DEFAULT_LIMIT);
-    };
-    let n: i64 = text
-        .parse()
-        .map_err(|_| Error::invalid_search(format!("limit {text:?} is not an integer")))?;
-    if n < 1 {
-        return Err(Error::invalid_search(format!(
-            "limit must be at least 1, got {n}"
-        )));
-    }
-    Ok(u32::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT))
+    parse_limit_or(nonempty(text), DEFAULT_LIMIT)
 }
 
 fn nonempty(s: Option<&str>) -> Option<&str> {
@@ -154,24 +141,11 @@ impl CollectionSearch {
             Some(Value::String(s)) => Some(Bbox::parse(s)?),
             Some(_) => return Err(Error::invalid_search("bbox must be an array of numbers")),
         };
-        let q = match b.get("q") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => parse_q(s)?,
-            Some(Value::Array(items)) => {
-                let mut out = Vec::new();
-                for i in items {
-                    out.extend(parse_q(i.as_str().ok_or_else(|| {
-                        Error::invalid_search("q must be a string or a list of strings")
-                    })?)?);
-                }
-                out
-            }
-            Some(_) => {
-                return Err(Error::invalid_search(
-                    "q must be a string or a list of strings",
-                ));
-            }
-        };
+        let q = b
+            .get("q")
+            .map(q_from_value)
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             bbox,
             datetime: nonempty(text("datetime")?.as_deref())

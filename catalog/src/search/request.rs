@@ -327,7 +327,8 @@ pub fn parse_q(text: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-fn q_from_value(v: &Value) -> Result<Vec<String>> {
+/// Free-text alternatives from a POST member: a string or a list of them.
+pub(crate) fn q_from_value(v: &Value) -> Result<Vec<String>> {
     match v {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => parse_q(s),
@@ -364,8 +365,14 @@ fn context_on(v: Option<&str>) -> bool {
 }
 
 fn parse_limit(value: Option<&str>) -> Result<u32> {
+    parse_limit_or(value, DEFAULT_LIMIT)
+}
+
+/// A `limit` value: `default` when absent, at least 1, clamped to
+/// [`MAX_LIMIT`].
+pub(crate) fn parse_limit_or(value: Option<&str>, default: u32) -> Result<u32> {
     let Some(text) = value else {
-        return Ok(DEFAULT_LIMIT);
+        return Ok(default);
     };
     let n: i64 = text
         .trim()
