@@ -438,3 +438,27 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn plan_shape_looks_under_the_limit_past_init_plans() {
+        let sorted = json!([{"Plan": {"Node Type": "Limit", "Plan Rows": 51, "Plans": [
+            {"Node Type": "Result", "Parent Relationship": "InitPlan", "Plan Rows": 1},
+            {"Node Type": "Sort", "Parent Relationship": "Outer", "Plan Rows": 133}
+        ]}}]);
+        let shape = PlanShape::of(&sorted);
+        assert!(shape.sorts_all);
+        assert_eq!(shape.matches, 133);
+        let ordered = json!([{"Plan": {"Node Type": "Limit", "Plan Rows": 51, "Plans": [
+            {"Node Type": "Merge Append", "Parent Relationship": "Outer", "Plan Rows": 99000}
+        ]}}]);
+        let shape = PlanShape::of(&ordered);
+        assert!(!shape.sorts_all);
+        assert_eq!(shape.matches, 99000);
+    }
+}
