@@ -185,9 +185,7 @@ pub async fn aggregate_collection(
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let id = collection_id(collection)?;
-    if !state.store.collection_exists(id.as_str()).await? {
-        return Err(catalog::Error::CollectionNotFound { id }.into());
-    }
+    state.store.require_collection(&id).await?;
     let mut search = Search::from_params(&SearchParams {
         collections: None,
         ids: None,

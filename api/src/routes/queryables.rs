@@ -43,9 +43,7 @@ pub async fn get_collection_queryables(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = collection_id(id)?;
-    if !state.store.collection_exists(id.as_str()).await? {
-        return Err(catalog::Error::CollectionNotFound { id }.into());
-    }
+    state.store.require_collection(&id).await?;
     let q = state
         .store
         .queryables(&[id.as_str().to_owned()], false)

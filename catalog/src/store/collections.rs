@@ -59,6 +59,15 @@ impl Store {
         )
     }
 
+    /// `CollectionNotFound` unless the collection exists.
+    pub async fn require_collection(&self, id: &CollectionId) -> Result<()> {
+        if self.collection_exists(id.as_str()).await? {
+            Ok(())
+        } else {
+            Err(Error::CollectionNotFound { id: id.clone() })
+        }
+    }
+
     /// Create a collection (and its items partition); `CollectionExists` if taken.
     pub async fn create_collection(&self, record: &CollectionRecord) -> Result<()> {
         sqlx::query("INSERT INTO collections (id, content, links) VALUES ($1, $2, $3)")

@@ -290,10 +290,10 @@ impl Store {
                 value: n,
                 exact: true,
             }),
-            (None, None) => Some(
-                self.count_planned(search, &plan, shape.map(|s| s.matches))
-                    .await?,
-            ),
+            (None, None) => Some(match &shape {
+                Some(shape) => self.count_capped(search, &plan, shape.matches).await?,
+                None => self.count_exact(search, &plan).await?,
+            }),
         };
         let mut items = items;
         let more = items.len() > cap;
@@ -352,45 +352,27 @@ impl Store {
         Ok(lines.join("\n"))
     }
 
+    /// Count every match (`context=on`).
+    async fn count_exact(&self, search: &Search, plan: &Plan) -> Result<Count> {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM items");
+        push_filters(&mut qb, search, plan);
+        let n: i64 = qb
+            .build()
+            .persistent(!one_shot(search))
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(Count {
+            value: u64::try_from(n).unwrap_or(0),
+            exact: true,
+        })
+    }
+
     /// Count matches: exactly up to the count limit, else the planner's
-    /// estimate. When the planner already expects far more matches than the
-    /// limit, the exact (capped) count is skipped: it could only confirm
-    /// that there are more.
-    async fn count_planned(
-        &self,
-        search: &Search,
-        plan: &Plan,
-        estimate: Option<u64>,
-    ) -> Result<Count> {
-        if search.exact_count {
-            let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM items");
-            push_filters(&mut qb, search, plan);
-            let n: i64 = qb
-                .build()
-                .persistent(!one_shot(search))
-                .fetch_one(&self.pool)
-                .await?
-                .get(0);
-            return Ok(Count {
-                value: u64::try_from(n).unwrap_or(0),
-                exact: true,
-            });
-        }
-        let estimate = match estimate {
-            Some(e) => e,
-            None => {
-                let mut qb =
-                    QueryBuilder::<Postgres>::new("EXPLAIN (FORMAT JSON) SELECT 1 FROM items");
-                push_filters(&mut qb, search, plan);
-                let explained: Value = qb
-                    .build()
-                    .persistent(!one_shot(search))
-                    .fetch_one(&self.pool)
-                    .await?
-                    .get(0);
-                plan_rows(&explained[0]["Plan"])
-            }
-        };
+    /// `estimate` (from the page query's plan). When the planner already
+    /// expects far more matches than the limit, the exact (capped) count is
+    /// skipped: it could only confirm that there are more.
+    async fn count_capped(&self, search: &Search, plan: &Plan, estimate: u64) -> Result<Count> {
         if estimate > self.count_limit.saturating_mul(2) {
             return Ok(Count {
                 value: estimate,
