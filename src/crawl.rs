@@ -23,6 +23,7 @@ pub struct CrawlRequest {
     pub kind: Option<String>,
     pub options: ingest::CrawlOptions,
     pub fail_on_error: bool,
+    pub follow_links_outside: bool,
 }
 
 /// The sources to crawl, from the sources file or the command line.
@@ -125,6 +126,9 @@ pub async fn run(db: &DbConfig, req: &CrawlRequest) -> anyhow::Result<ExitCode> 
     if reports.iter().any(|r| !r.complete) {
         return Ok(ExitCode::FAILURE);
     }
+    if reports.iter().any(|r| r.removal_refused.is_some()) {
+        return Ok(ExitCode::from(4));
+    }
     if req.fail_on_error && reports.iter().any(|r| r.failed > 0) {
         return Ok(ExitCode::from(3));
     }
@@ -139,6 +143,7 @@ async fn crawl_one(
 ) -> anyhow::Result<CrawlReport> {
     let mut settings = cfg.settings().map_err(anyhow::Error::msg)?;
     settings.concurrency = req.options.concurrency;
+    settings.follow_links_outside = req.follow_links_outside;
     if settings.kind.is_none() {
         settings.kind.clone_from(&req.kind);
     }

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
 const BIN: &str = env!("CARGO_BIN_EXE_arcolake");
 
 /// A data directory the `postgres` user can reach when tests run as root.
@@ -31,6 +34,11 @@ fn arcolake(dir: &Path, args: &[&str]) -> Output {
         .env_remove("DATABASE_URL")
         .output()
         .unwrap()
+}
+
+/// Send a signal from the test itself (a minimal system has no `kill` command).
+fn signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(i32::try_from(pid).unwrap()), sig).unwrap();
 }
 
 fn free_port() -> u16 {
@@ -73,10 +81,7 @@ fn wait_ready(port: u16, child: &mut Child) {
 }
 
 fn terminate(child: &mut Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(child.id(), Signal::SIGTERM);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         if child.try_wait().unwrap().is_some() {
@@ -163,10 +168,7 @@ fn a_crashed_cluster_is_recovered_by_the_next_run() {
     );
     let pid = status(dir.path())["pid"].as_u64().unwrap();
     // Kill the postmaster without letting it clean up.
-    Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
+    signal(u32::try_from(pid).unwrap(), Signal::SIGKILL);
     let start = Instant::now();
     while Path::new(&format!("/proc/{pid}")).exists() && start.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));

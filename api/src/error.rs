@@ -89,10 +89,19 @@ impl From<catalog::Error> for ApiError {
             E::CollectionExists { .. } | E::ItemExists { .. } => {
                 Self::new(StatusCode::CONFLICT, "Conflict", e.to_string())
             }
-            E::Database(sqlx::Error::PoolTimedOut) => Self {
+            E::Busy => Self {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "ServiceUnavailable",
                 description: "the catalog database is busy or unreachable; try again".into(),
+                source: Some(Arc::new(e)),
+            },
+            E::Timeout => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "ServiceUnavailable",
+                description: "the query took longer than the server allows and was cancelled; \
+                              try again later, or narrow it (a smaller area or time range, \
+                              fewer or indexed filter properties)"
+                    .into(),
                 source: Some(Arc::new(e)),
             },
             _ => Self::internal(e),
@@ -108,6 +117,12 @@ impl IntoResponse for ApiError {
             request_id: None,
         };
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Busy and timed-out requests may be tried again.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -174,6 +189,11 @@ pub async fn log_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
+    if status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::RETRY_AFTER) {
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
     let body = serde_json::to_vec(&exception).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
 }

@@ -9,6 +9,7 @@
 //! [`ServeConfig`]; [`serve`] runs it until SIGINT/SIGTERM; [`openapi_json`]
 //! prints the document.
 
+pub mod admission;
 pub mod error;
 pub mod extract;
 mod item_page;
@@ -51,6 +52,13 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Most requests handled at once; more wait up to `admission_wait`, then
+    /// get 503.
+    pub max_in_flight: usize,
+    /// Bytes of request bodies all requests in flight may hold together.
+    pub body_memory: usize,
+    /// Longest a request waits for admission.
+    pub admission_wait: Duration,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -68,6 +76,9 @@ impl Default for ServeConfig {
             admin_token: None,
             request_timeout: Duration::from_secs(30),
             body_limit: 64 << 20,
+            max_in_flight: 512,
+            body_memory: 1 << 30,
+            admission_wait: Duration::from_secs(10),
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"
@@ -102,6 +113,12 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
     let document = serde_json::to_string(&openapi::finish(&api)).unwrap_or_default();
     let timeout = settings.request_timeout;
     let body_limit = settings.body_limit;
+    let admission = admission::Admission::new(
+        settings.max_in_flight,
+        settings.body_memory,
+        settings.body_limit,
+        settings.admission_wait,
+    );
     let state = AppState {
         store,
         settings: Arc::new(settings),
@@ -120,6 +137,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(axum::middleware::from_fn_with_state(admission, admission::admit))
         .layer(axum::middleware::from_fn(error::log_errors))
         .layer(CompressionLayer::new())
         .layer(cors)

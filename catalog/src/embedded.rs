@@ -62,8 +62,8 @@ pub struct Status {
 
 /// A handle on the embedded cluster held by this process.
 ///
-/// Call [`Cluster::release`] when done; dropping without releasing leaves the
-/// lease behind, and it is cleaned up as stale by the next process.
+/// Call [`Cluster::release`] when done; dropping the handle releases it too
+/// (blocking the calling thread while the cluster stops).
 #[derive(Debug)]
 pub struct Cluster {
     layout: Layout,
@@ -244,8 +244,71 @@ fn run(cmd: &mut Command, what: &str) -> Result<Output> {
     }
 }
 
+/// Whether a process lives: it exists and is not a zombie (a killed
+/// postmaster whose parent is gone stays a zombie where nothing reaps it, and
+/// still answers `kill(pid, 0)`).
 fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    let Ok(stat) = fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last `)`.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X" | "x"))
+}
+
+/// Live processes whose working directory is this cluster's data directory:
+/// the postmaster and its backends, including backends orphaned by a killed
+/// postmaster (they keep the old shared memory attached, and a new
+/// postmaster refuses to start while they live).
+fn cluster_processes(layout: &Layout) -> Vec<u32> {
+    let Ok(pgdata) = layout.pgdata.canonicalize() else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == pgdata)
+        })
+        .filter(|&pid| pid_alive(pid))
+        .collect()
+}
+
+/// After a crash of the postmaster: wait a little for its orphaned backends
+/// to notice and exit, then end the rest. They belong to this data directory
+/// and would keep the new server from starting.
+fn clear_orphans(layout: &Layout) {
+    let wait_until = |deadline: std::time::Instant| loop {
+        let left = cluster_processes(layout);
+        if left.is_empty() || std::time::Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let now = std::time::Instant::now();
+    let left = wait_until(now + std::time::Duration::from_secs(10));
+    if left.is_empty() {
+        return;
+    }
+    warn!(pids = ?left, "ending processes of the crashed cluster");
+    for pid in &left {
+        if let Ok(raw) = i32::try_from(*pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(raw),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let left = wait_until(std::time::Instant::now() + std::time::Duration::from_secs(5));
+    if !left.is_empty() {
+        warn!(pids = ?left, "processes of the crashed cluster are still alive");
+    }
 }
 
 /// An exclusive lock on `cluster.lock`, held while deciding to start or stop.
@@ -367,6 +430,7 @@ fn start_server(layout: &Layout, bins: &Binaries, run_as: RunAs) -> Result<()> {
     // server would refuse to start on some of those, so it goes.
     let pidfile = layout.pgdata.join("postmaster.pid");
     if pidfile.exists() && postmaster_pid(layout).is_none() {
+        clear_orphans(layout);
         warn!(path = %pidfile.display(), "removing stale postmaster.pid left by a crash");
         fs::remove_file(&pidfile).map_err(|e| Error::io(&pidfile, e))?;
     }
@@ -493,6 +557,10 @@ impl Cluster {
     /// Give up this process's lease; stop the cluster when this process
     /// started it (or its starter is gone) and no other process uses it.
     pub fn release(mut self) -> Result<()> {
+        self.release_lease()
+    }
+
+    fn release_lease(&mut self) -> Result<()> {
         let Some(lease) = self.lease.take() else {
             return Ok(());
         };
@@ -523,6 +591,19 @@ impl Cluster {
         }
         let _ = fs::remove_file(&self.layout.owner);
         Ok(())
+    }
+}
+
+/// A handle dropped without [`Cluster::release`] (a command interrupted by
+/// Ctrl-C or SIGTERM, an error path) still gives up its lease and stops the
+/// cluster it started, so no stale lease or orphaned server stays behind.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.lease.is_some()
+            && let Err(e) = self.release_lease()
+        {
+            warn!(error = %e, "could not release the embedded cluster");
+        }
     }
 }
 

@@ -50,6 +50,13 @@ pub enum Error {
     /// 22: e.g. a NUL character in text); the client's input is at fault.
     #[error("invalid input: {reason}")]
     InvalidInput { reason: String },
+    /// A statement ran longer than the statement timeout and was cancelled;
+    /// the same request may succeed when the server is less busy.
+    #[error("the query ran longer than the time allowed and was cancelled")]
+    Timeout,
+    /// No database connection became free in time: the server is busy.
+    #[error("the catalog database is busy or unreachable")]
+    Busy,
     /// Any other database failure.
     #[error("database error")]
     Database(#[source] sqlx::Error),
@@ -57,15 +64,58 @@ pub enum Error {
 
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e
-            && db.code().is_some_and(|c| c.starts_with("22"))
-        {
-            return Self::InvalidInput {
-                reason: db.message().to_owned(),
-            };
+        match &e {
+            sqlx::Error::PoolTimedOut => return Self::Busy,
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                // Class 22: a value the database cannot take (a NUL in text,
+                // a number out of range).
+                if code.starts_with("22") {
+                    return Self::InvalidInput {
+                        reason: db.message().to_owned(),
+                    };
+                }
+                // query_canceled: the statement timeout.
+                if code == "57014" {
+                    return Self::Timeout;
+                }
+                // PostGIS reports what it cannot compute for the geometries
+                // it was given as an internal error (XX000): relate predicates
+                // on GEOMETRYCOLLECTIONs, geohashes of projected coordinates,
+                // topology exceptions. The input is at fault.
+                if code == "XX000" && is_geometry_complaint(db.message()) {
+                    return Self::InvalidInput {
+                        reason: format!(
+                            "the spatial operation cannot be computed for the geometries given: {}",
+                            db.message()
+                        ),
+                    };
+                }
+            }
+            _ => {}
         }
         Self::Database(e)
     }
+}
+
+/// Whether an internal-error message comes from PostGIS's geometry code.
+fn is_geometry_complaint(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "geos",
+        "lwgeom",
+        "lwcollection",
+        "geometry",
+        "geohash",
+        "relate",
+        "topologyexception",
+        "illegalargumentexception",
+        "postgis",
+        "st_",
+        "decimal degrees",
+    ]
+    .iter()
+    .any(|marker| m.contains(marker))
 }
 
 impl Error {

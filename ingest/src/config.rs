@@ -185,6 +185,7 @@ impl SourceConfig {
             password: self.password.clone().or(env(&self.password_env)?),
             kind: self.kind.clone(),
             concurrency: self.concurrency.unwrap_or(0),
+            follow_links_outside: false,
         }
         .with_env())
     }
@@ -205,6 +206,12 @@ pub struct CrawlOptions {
     pub progress: bool,
     /// Read every file again, changed or not (after an upgrade of arcolake).
     pub force: bool,
+    /// Remove the items of vanished objects even when the listing is empty or
+    /// lost more than `max_removal_share` of the known objects.
+    pub allow_mass_removal: bool,
+    /// The largest share (0–1) of known objects a complete listing may lose
+    /// before removal is refused as a likely outage (an unmounted mount point).
+    pub max_removal_share: f64,
 }
 
 impl Default for CrawlOptions {
@@ -216,6 +223,8 @@ impl Default for CrawlOptions {
             on_missing: OnMissing::Remove,
             progress: true,
             force: false,
+            allow_mass_removal: false,
+            max_removal_share: 0.5,
         }
     }
 }

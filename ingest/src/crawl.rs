@@ -8,13 +8,12 @@
 //! with the catalog one clean crawl leaves. Removal of vanished objects
 //! happens only after a listing that ran to its end.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use catalog::store::crawl::{CrawlObject, ItemKey};
-use catalog::store::items::{ItemBatch, OnConflict};
+use catalog::store::crawl::{CrawlChange, CrawlObject, ItemKey, Rebuilt, StoredPart};
 use catalog::{CollectionId, CollectionRecord, ItemRecord, Store};
 use chrono::Utc;
 use futures::StreamExt as _;
@@ -32,6 +31,8 @@ type ReadOutcome = Result<(Part, String, Vec<String>), ReadError>;
 
 /// Entries handed from the listing to the readers at a time.
 const CHUNK: usize = 500;
+/// Vanished objects removed (with their items) per transaction.
+const REMOVAL_BATCH: i64 = 500;
 /// Most error and warning entries kept in the report.
 const MAX_REPORTED: usize = 100_000;
 
@@ -90,6 +91,10 @@ pub struct CrawlReport {
     /// Why the crawl stopped early, when it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// Why the items of objects this crawl did not see were kept, when the
+    /// removal guard refused to remove them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal_refused: Option<String>,
 }
 
 /// Everything one crawl needs.
@@ -258,7 +263,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let generation = if job.options.dry_run {
         0
     } else {
-        job.store.begin_crawl(&key).await?
+        job.store
+            .begin_crawl(&key, job.collection.as_str())
+            .await?
     };
     let bar = (job.options.progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -335,6 +342,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
                 None => run.report.skipped += 1,
             }
         }
+        for (href, reason) in job.source.stats().take_unplaced() {
+            run.warn(&href, &reason);
+        }
         if let Err(e) = process_chunk(&mut run, wanted, &writes).await {
             chunk_error = Some(e);
             break;
@@ -343,6 +353,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     }
     drop(rx);
     let _ = lister.await;
+    for (href, reason) in job.source.stats().take_unplaced() {
+        run.warn(&href, &reason);
+    }
     drop(writes);
     let totals = writer_task
         .await
@@ -369,7 +382,12 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     }
     run.report.complete = true;
     if !job.options.dry_run {
-        remove_missing(&mut run).await?;
+        if let Some(why) = removal_refused(&run).await? {
+            tracing::error!(reason = %why, "removal refused");
+            run.report.removal_refused = Some(why);
+        } else {
+            remove_missing(&mut run).await?;
+        }
         job.store
             .refresh_collection_extent(job.collection.as_str())
             .await?;
@@ -531,18 +549,17 @@ async fn write_chunk(
     generation: i64,
     objects: &[CrawlObject],
 ) -> Result<(u64, u64), CrawlError> {
-    let mut tx = store.pool().begin().await.map_err(catalog::Error::from)?;
-    let before = Store::put_crawl_objects(&mut tx, source_key, generation, objects).await?;
-    let mut keys: Vec<ItemKey> = objects
-        .iter()
-        .map(|o| (o.collection.clone(), o.item_id.clone()))
-        .chain(before)
-        .collect();
-    keys.sort();
-    keys.dedup();
-    let written = rebuild_items(&mut tx, &keys).await?;
-    tx.commit().await.map_err(catalog::Error::from)?;
-    Ok(written)
+    let commit = store
+        .commit_crawl_change(
+            source_key,
+            CrawlChange::Put {
+                generation,
+                objects,
+            },
+            rebuild,
+        )
+        .await?;
+    Ok((commit.written, commit.removed))
 }
 
 /// Chunks of objects on their way to the writer.
@@ -572,36 +589,42 @@ fn spawn_writer(
     (tx, handle)
 }
 
-/// Rebuild the given items from their parts; delete those with none left.
-/// Returns (written, removed).
-async fn rebuild_items(
-    conn: &mut sqlx::PgConnection,
-    keys: &[ItemKey],
-) -> Result<(u64, u64), CrawlError> {
-    let parts = Store::item_parts(conn, keys).await?;
-    let mut grouped: BTreeMap<ItemKey, Vec<Part>> = BTreeMap::new();
-    for (key, value) in parts {
-        if let Ok(p) = serde_json::from_value::<Part>(value) {
-            grouped.entry(key).or_default().push(p);
+/// An item rebuilt from all its stored parts. A part that no longer decodes
+/// (stored by another version of arcolake) never costs the item: it stays
+/// as it was, and the part's object is read again by the next crawl.
+fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
+    let (collection, id) = key;
+    let mut parts = Vec::with_capacity(stored.len());
+    let mut undecodable = Vec::new();
+    for s in stored {
+        match serde_json::from_value::<Part>(s.part.clone()) {
+            Ok(p) => parts.push(p),
+            Err(e) => {
+                tracing::warn!(item = %id, path = %s.path, error = %e, "stored crawl part does not decode; it will be read again");
+                undecodable.push((s.source.clone(), s.path.clone()));
+            }
         }
     }
-    let gone: Vec<ItemKey> = keys
-        .iter()
-        .filter(|k| !grouped.contains_key(*k))
-        .cloned()
-        .collect();
-    let removed = Store::delete_items(conn, &gone).await?;
-    let mut batch = ItemBatch::new();
-    for ((collection, id), parts) in &grouped {
-        let value = assemble(collection, id, parts);
-        let cid = CollectionId::new(collection.clone()).map_err(CrawlError::Config)?;
-        match ItemRecord::from_value(value, Some(&cid)) {
-            Ok(record) => batch.push(&record),
-            Err(e) => tracing::warn!(item = %id, error = %e, "crawled item failed validation"),
+    if !undecodable.is_empty() {
+        return Rebuilt::Keep {
+            reread: undecodable,
+        };
+    }
+    let value = assemble(collection, id, &parts);
+    let cid = match CollectionId::new(collection.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(item = %id, error = %e, "crawled item has an invalid collection id");
+            return Rebuilt::Unchanged;
+        }
+    };
+    match ItemRecord::from_value(value, Some(&cid)) {
+        Ok(record) => Rebuilt::Item(Box::new(record)),
+        Err(e) => {
+            tracing::warn!(item = %id, error = %e, "crawled item failed validation");
+            Rebuilt::Unchanged
         }
     }
-    let counts = Store::write_batch(conn, &batch, OnConflict::Replace).await?;
-    Ok((counts.inserted + counts.updated, removed))
 }
 
 /// After a complete listing: objects not seen are removed (or marked).
@@ -611,7 +634,7 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
     loop {
         let stale = job
             .store
-            .stale_crawl_objects(&run.key, run.generation, 1000)
+            .stale_crawl_objects(&run.key, run.generation, REMOVAL_BATCH)
             .await?;
         let stale: Vec<CrawlObject> = stale
             .into_iter()
@@ -620,23 +643,14 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
         if stale.is_empty() {
             return Ok(());
         }
-        let mut tx = job
-            .store
-            .pool()
-            .begin()
-            .await
-            .map_err(catalog::Error::from)?;
-        let mut keys: Vec<ItemKey> = stale
-            .iter()
-            .map(|o| (o.collection.clone(), o.item_id.clone()))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        match job.options.on_missing {
+        let commit = match job.options.on_missing {
             OnMissing::Remove => {
-                let paths: Vec<String> = stale.iter().map(|o| o.path.clone()).collect();
-                Store::delete_crawl_objects(&mut tx, &run.key, &paths).await?;
-                run.report.objects_removed += paths.len() as u64;
+                let commit = job
+                    .store
+                    .commit_crawl_change(&run.key, CrawlChange::Remove { objects: &stale }, rebuild)
+                    .await?;
+                run.report.objects_removed += stale.len() as u64;
+                commit
             }
             OnMissing::Mark => {
                 let now = Utc::now();
@@ -651,12 +665,61 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
                     })
                     .collect();
                 run.report.objects_marked_missing += marked.len() as u64;
-                Store::put_crawl_objects(&mut tx, &run.key, run.generation, &marked).await?;
+                job.store
+                    .commit_crawl_change(
+                        &run.key,
+                        CrawlChange::Put {
+                            generation: run.generation,
+                            objects: &marked,
+                        },
+                        rebuild,
+                    )
+                    .await?
             }
-        }
-        let (written, removed) = rebuild_items(&mut tx, &keys).await?;
-        tx.commit().await.map_err(catalog::Error::from)?;
-        run.report.items_written += written;
-        run.report.items_removed += removed;
+        };
+        run.report.items_written += commit.written;
+        run.report.items_removed += commit.removed;
     }
+}
+
+/// Whether removing what this complete listing did not see is safe: an
+/// empty listing, or one that lost more than the allowed share of what
+/// earlier crawls registered, is what an unmounted FUSE/NFS mount point or
+/// a wrong prefix looks like, not a mass deletion of data. Returns why not.
+async fn removal_refused(run: &Run<'_>) -> Result<Option<String>, CrawlError> {
+    let options = &run.job.options;
+    if options.allow_mass_removal {
+        return Ok(None);
+    }
+    let size = run
+        .job
+        .store
+        .crawl_state_size(&run.key, run.generation)
+        .await?;
+    if size.unseen == 0 {
+        return Ok(None);
+    }
+    let seen = size.known - size.unseen;
+    #[expect(clippy::cast_precision_loss, reason = "a share of object counts")]
+    let share = size.unseen as f64 / size.known as f64;
+    if seen == 0 {
+        return Ok(Some(format!(
+            "the listing found none of the {} objects earlier crawls registered (an unmounted or empty \
+             mount point, a wrong prefix or missing permissions look like this); nothing was removed. \
+             Pass --allow-mass-removal to remove their items",
+            size.known
+        )));
+    }
+    if share > options.max_removal_share {
+        return Ok(Some(format!(
+            "{} of the {} objects earlier crawls registered ({:.0} %) are gone, more than the allowed \
+             {:.0} %; nothing was removed. Pass --allow-mass-removal (or a larger --max-removal-share) \
+             to remove their items",
+            size.unseen,
+            size.known,
+            share * 100.0,
+            options.max_removal_share * 100.0
+        )));
+    }
+    Ok(None)
 }

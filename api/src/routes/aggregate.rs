@@ -30,7 +30,7 @@ fn names_from_text(text: Option<&str>) -> Vec<String> {
 fn options(get: impl Fn(&str) -> Option<String>) -> Result<AggregateOptions, ApiError> {
     let mut o = AggregateOptions::default();
     if let Some(i) = get("datetime_frequency_interval") {
-        o.datetime_interval = i;
+        o.datetime_interval = i.parse()?;
     }
     let int = |name: &str| -> Result<Option<i32>, ApiError> {
         get(name)

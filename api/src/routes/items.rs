@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use catalog::links::link;
 use catalog::model::merge_patch;
 use catalog::search::{Search, SearchParams};
-use catalog::store::items::OnConflict;
-use catalog::{ItemId, ItemRecord, Store, document};
+use catalog::{ItemId, ItemRecord, document};
 use serde_json::{Value, json};
 
 use super::collections::collection_id;
@@ -40,7 +39,7 @@ fn item_id(id: String) -> Result<ItemId, ApiError> {
         ("q" = Option<String>, Query, description = "Free text over title, description, keywords; commas separate alternatives"),
     ),
     responses(
-        (status = 200, description = "An ItemCollection page; `numberMatched` on the first page", content_type = "application/geo+json", body = Object),
+        (status = 200, description = "An ItemCollection page; `numberMatched` on every page (counted for the first, carried by the page tokens)", content_type = "application/geo+json", body = Object),
         (status = 400, description = "Invalid parameters", body = Exception),
         (status = 404, description = "No such collection", body = Exception),
     )
@@ -150,14 +149,7 @@ pub async fn create_item(
                 .map_err(|e| ApiError::bad_request(format!("features[{i}]: {e}")))?;
             records.push(record);
         }
-        let mut tx = state
-            .store
-            .pool()
-            .begin()
-            .await
-            .map_err(catalog::Error::from)?;
-        let counts = Store::write_items(&mut tx, &records, OnConflict::Fail).await?;
-        tx.commit().await.map_err(catalog::Error::from)?;
+        let counts = state.store.insert_items(&records).await?;
         let body = json!({"type": "BulkResult", "collection": collection.as_str(), "inserted": counts.inserted});
         return Ok(json_text(StatusCode::CREATED, JSON, body.to_string()));
     }
@@ -246,11 +238,24 @@ pub async fn patch_item(
     if !patch.is_object() {
         return Err(ApiError::bad_request("a merge patch must be a JSON object"));
     }
-    let mut current = state.store.item_value(&collection, &id).await?;
-    merge_patch(&mut current, &patch);
-    let record = ItemRecord::from_value(current, Some(&collection))?;
-    check_same_id(&record, &id)?;
-    state.store.replace_item(&record).await?;
+    state
+        .store
+        .patch_item(&collection, &id, |mut current| {
+            merge_patch(&mut current, &patch);
+            let record = ItemRecord::from_value(current, Some(&collection))?;
+            if record.id != id {
+                return Err(catalog::Error::invalid_item(
+                    "id",
+                    format!(
+                        "is {:?} but the path names {:?}; ids cannot be changed",
+                        record.id.as_str(),
+                        id.as_str()
+                    ),
+                ));
+            }
+            Ok(record)
+        })
+        .await?;
     let stored = state.store.get_item(&collection, &id).await?;
     Ok(json_text(
         StatusCode::OK,

@@ -36,10 +36,32 @@ fn position(p: &[f64], bounds: &mut Bounds) -> Result<(), String> {
     if p.iter().any(|c| !c.is_finite()) {
         return Err("a coordinate is not a finite number".into());
     }
+    check_lon_lat(p[0], p[1])?;
     bounds[0] = bounds[0].min(p[0]);
     bounds[1] = bounds[1].min(p[1]);
     bounds[2] = bounds[2].max(p[0]);
     bounds[3] = bounds[3].max(p[1]);
+    Ok(())
+}
+
+/// Rounding slack at the edges of the longitude/latitude ranges.
+const EDGE: f64 = 1e-9;
+
+/// GeoJSON and STAC coordinates are WGS 84 longitude/latitude: projected
+/// coordinates (metres) are refused here rather than stored and failing
+/// later inside PostGIS.
+fn check_lon_lat(lon: f64, lat: f64) -> Result<(), String> {
+    if !(-180.0 - EDGE..=180.0 + EDGE).contains(&lon) {
+        return Err(format!(
+            "longitude {lon} is outside -180..180 (coordinates must be WGS 84 longitude/latitude; \
+             projected coordinates belong in proj:* fields)"
+        ));
+    }
+    if !(-90.0 - EDGE..=90.0 + EDGE).contains(&lat) {
+        return Err(format!(
+            "latitude {lat} is outside -90..90 (coordinates must be WGS 84 longitude/latitude)"
+        ));
+    }
     Ok(())
 }
 
@@ -94,8 +116,18 @@ pub fn validate_bbox(value: &Value) -> Result<(), String> {
     if nums.len() != 4 && nums.len() != 6 {
         return Err(format!("has {} numbers; it needs 4 or 6", nums.len()));
     }
-    if nums.iter().any(|n| !n.as_f64().is_some_and(f64::is_finite)) {
+    let nums: Vec<f64> = nums.iter().filter_map(Value::as_f64).collect();
+    if nums.len() != 4 && nums.len() != 6 || nums.iter().any(|n| !n.is_finite()) {
         return Err("must contain only finite numbers".into());
+    }
+    // [west, south, (min z,) east, north, (max z)]; west > east crosses the
+    // antimeridian.
+    let half = nums.len() / 2;
+    let (west, south, east, north) = (nums[0], nums[1], nums[half], nums[half + 1]);
+    check_lon_lat(west, south)?;
+    check_lon_lat(east, north)?;
+    if south > north {
+        return Err(format!("south {south} is greater than north {north}"));
     }
     Ok(())
 }
@@ -127,5 +159,18 @@ mod tests {
         assert!(validate(&json!({"type": "LineString", "coordinates": [[1, 2]]})).is_err());
         assert!(validate(&json!({"type": "MultiPoint", "coordinates": []})).is_err());
         assert!(validate_bbox(&json!([1, 2, 3])).is_err());
+    }
+
+    #[test]
+    fn projected_coordinates_are_refused_with_the_axis_named() {
+        let e = validate(&json!({"type": "Point", "coordinates": [500_000.0, 5_000_000.0]})).unwrap_err();
+        assert!(e.contains("longitude 500000"), "{e}");
+        let e = validate(&json!({"type": "Point", "coordinates": [10.0, 95.0]})).unwrap_err();
+        assert!(e.contains("latitude 95"), "{e}");
+        assert!(validate(&json!({"type": "Point", "coordinates": [180.0, -90.0]})).is_ok());
+        assert!(validate_bbox(&json!([300_000.0, 5_000_000.0, 400_000.0, 5_100_000.0])).is_err());
+        assert!(validate_bbox(&json!([10.0, 50.0, 0.0, 11.0, 40.0, 10.0])).is_err(), "south > north");
+        assert!(validate_bbox(&json!([170.0, -10.0, -170.0, 10.0])).is_ok(), "antimeridian");
+        assert!(validate_bbox(&json!([170.0, -10.0, 0.0, -170.0, 10.0, 5.0])).is_ok());
     }
 }

@@ -46,11 +46,53 @@ pub const AGGREGATIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The calendar interval of `datetime_frequency`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interval {
+    /// Calendar days (UTC).
+    Day,
+    /// ISO weeks, starting on Monday.
+    Week,
+    /// Calendar months.
+    #[default]
+    Month,
+    /// Calendar years.
+    Year,
+}
+
+impl Interval {
+    /// The `date_trunc` field name: trusted SQL text, never user input.
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Year => "year",
+        }
+    }
+}
+
+impl std::str::FromStr for Interval {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "day" => Ok(Self::Day),
+            "week" => Ok(Self::Week),
+            "month" => Ok(Self::Month),
+            "year" => Ok(Self::Year),
+            _ => Err(Error::invalid_search(format!(
+                "datetime_frequency_interval {s:?} is not day, week, month or year"
+            ))),
+        }
+    }
+}
+
 /// Options of the frequency aggregations.
 #[derive(Debug, Clone)]
 pub struct AggregateOptions {
-    /// `day`, `week`, `month` or `year`.
-    pub datetime_interval: String,
+    /// The calendar interval of `datetime_frequency`.
+    pub datetime_interval: Interval,
     /// Geohash length.
     pub geohash_precision: i32,
     /// Tile zoom.
@@ -60,7 +102,7 @@ pub struct AggregateOptions {
 impl Default for AggregateOptions {
     fn default() -> Self {
         Self {
-            datetime_interval: "month".into(),
+            datetime_interval: Interval::Month,
             geohash_precision: 2,
             geotile_precision: 4,
         }
@@ -70,15 +112,6 @@ impl Default for AggregateOptions {
 impl AggregateOptions {
     /// Check the options' ranges.
     pub fn check(self) -> Result<Self> {
-        if !matches!(
-            self.datetime_interval.as_str(),
-            "day" | "week" | "month" | "year"
-        ) {
-            return Err(Error::invalid_search(format!(
-                "datetime_frequency_interval {:?} is not day, week, month or year",
-                self.datetime_interval
-            )));
-        }
         if !(1..=12).contains(&self.geohash_precision) {
             return Err(Error::invalid_search(
                 "grid_geohash_frequency_precision must lie in 1..=12",
@@ -149,7 +182,7 @@ impl Store {
                         "datetime_frequency" => (
                             format!(
                                 "to_char(date_trunc('{}', datetime AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-                                options.datetime_interval
+                                options.datetime_interval.sql()
                             ),
                             "datetime",
                         ),

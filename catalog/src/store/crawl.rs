@@ -1,15 +1,83 @@
 //! Crawl state: what the crawler registered from each storage object.
 //!
 //! See `migrations/0003_create_crawl_objects.sql`. The crawler writes rows
-//! and the items built from them in one transaction per batch.
+//! and the items built from them in one transaction per batch: a
+//! [`CrawlChange`] is applied by [`Store::commit_crawl_change`], which asks
+//! the crawler to rebuild each item the change touches from its stored parts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::Store;
-use crate::Result;
+use super::items::{ItemBatch, OnConflict};
+use crate::{ItemRecord, Result};
+
+/// One batch of changes to a source's crawl state.
+#[derive(Debug, Clone, Copy)]
+pub enum CrawlChange<'a> {
+    /// Objects read (new or changed) or marked missing by this crawl
+    /// generation: inserted or replaced.
+    Put {
+        /// The crawl generation that saw them.
+        generation: i64,
+        /// The objects.
+        objects: &'a [CrawlObject],
+    },
+    /// Objects gone from storage: forgotten.
+    Remove {
+        /// Their paths (relative to the source root).
+        objects: &'a [CrawlObject],
+    },
+}
+
+/// A stored part of an item, as the crawler's rebuild sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPart {
+    /// The crawl-state key of the source the object belongs to.
+    pub source: String,
+    /// The object's path.
+    pub path: String,
+    /// The object's contribution to the item.
+    pub part: Value,
+}
+
+/// What to do with an item after a change touched it.
+#[derive(Debug)]
+pub enum Rebuilt {
+    /// Write this item (insert or replace).
+    Item(Box<ItemRecord>),
+    /// Leave the stored item as it is and forget the change tokens of these
+    /// (source, path) objects, so the next crawl reads them again (for
+    /// stored parts that can no longer be decoded, e.g. after an upgrade).
+    Keep {
+        /// Objects to read again.
+        reread: Vec<(String, String)>,
+    },
+    /// Nothing valid can be built: leave the stored item as it is.
+    Unchanged,
+}
+
+/// What one committed change did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrawlCommit {
+    /// Items inserted or replaced.
+    pub written: u64,
+    /// Items deleted because no part of them is left.
+    pub removed: u64,
+    /// Items kept as they were because a stored part could not be decoded.
+    pub kept: u64,
+}
+
+/// The sizes of a source's crawl state, for the removal guard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrawlStateSize {
+    /// Objects registered by earlier crawls of the source.
+    pub known: u64,
+    /// Of those, the ones the current crawl has not seen.
+    pub unseen: u64,
+}
 
 /// One registered object.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,17 +98,116 @@ pub struct CrawlObject {
 pub type ItemKey = (String, String);
 
 impl Store {
-    /// Start a crawl of `source`: returns its new generation number.
-    pub async fn begin_crawl(&self, source: &str) -> Result<i64> {
+    /// Start a crawl of `source` into `collection`: returns its new
+    /// generation number.
+    pub async fn begin_crawl(&self, source: &str, collection: &str) -> Result<i64> {
         let g: i64 = sqlx::query_scalar(
-            "INSERT INTO crawl_runs (source, generation) VALUES ($1, 1) \
+            "INSERT INTO crawl_runs (source, collection, generation) VALUES ($1, $2, 1) \
              ON CONFLICT (source) DO UPDATE SET generation = crawl_runs.generation + 1, \
              started_at = now(), finished_at = NULL, complete = false RETURNING generation",
         )
         .bind(source)
+        .bind(collection)
         .fetch_one(&self.pool)
         .await?;
         Ok(g)
+    }
+
+    /// How many objects earlier crawls of `source` registered, and how many
+    /// of them crawl `generation` has not seen.
+    pub async fn crawl_state_size(&self, source: &str, generation: i64) -> Result<CrawlStateSize> {
+        let (known, unseen): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE generation < $2) \
+             FROM crawl_objects WHERE source = $1",
+        )
+        .bind(source)
+        .bind(generation)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CrawlStateSize {
+            known: u64::try_from(known).unwrap_or(0),
+            unseen: u64::try_from(unseen).unwrap_or(0),
+        })
+    }
+
+    /// Apply one change to `source`'s crawl state and rebuild every item it
+    /// touches, in one transaction: the objects and the items built from
+    /// them are never out of step, however the process ends.
+    ///
+    /// `rebuild` gets each touched item's key and all its stored parts (from
+    /// every source), and says what the item becomes; an item with no part
+    /// left is deleted.
+    pub async fn commit_crawl_change<F>(
+        &self,
+        source: &str,
+        change: CrawlChange<'_>,
+        rebuild: F,
+    ) -> Result<CrawlCommit>
+    where
+        F: Fn(&ItemKey, &[StoredPart]) -> Rebuilt,
+    {
+        let mut tx = self.pool.begin().await?;
+        let mut keys: Vec<ItemKey> = match change {
+            CrawlChange::Put {
+                generation,
+                objects,
+            } => {
+                let before = Self::put_crawl_objects(&mut tx, source, generation, objects).await?;
+                objects
+                    .iter()
+                    .map(|o| (o.collection.clone(), o.item_id.clone()))
+                    .chain(before)
+                    .collect()
+            }
+            CrawlChange::Remove { objects } => {
+                let paths: Vec<String> = objects.iter().map(|o| o.path.clone()).collect();
+                Self::delete_crawl_objects(&mut tx, source, &paths).await?;
+                objects
+                    .iter()
+                    .map(|o| (o.collection.clone(), o.item_id.clone()))
+                    .collect()
+            }
+        };
+        keys.sort();
+        keys.dedup();
+        let mut grouped: BTreeMap<ItemKey, Vec<StoredPart>> = BTreeMap::new();
+        for (key, part) in Self::item_parts(&mut tx, &keys).await? {
+            grouped.entry(key).or_default().push(part);
+        }
+        let mut commit = CrawlCommit::default();
+        let gone: Vec<ItemKey> = keys
+            .iter()
+            .filter(|k| !grouped.contains_key(*k))
+            .cloned()
+            .collect();
+        commit.removed = Self::delete_items(&mut tx, &gone).await?;
+        let mut batch = ItemBatch::new();
+        let mut reread: Vec<(String, String)> = Vec::new();
+        for (key, parts) in &grouped {
+            match rebuild(key, parts) {
+                Rebuilt::Item(record) => batch.push(&record),
+                Rebuilt::Keep { reread: objects } => {
+                    commit.kept += 1;
+                    reread.extend(objects);
+                }
+                Rebuilt::Unchanged => {}
+            }
+        }
+        if !reread.is_empty() {
+            let (sources, paths): (Vec<String>, Vec<String>) = reread.into_iter().unzip();
+            sqlx::query(
+                "UPDATE crawl_objects o SET token = '' FROM unnest($1::text[], $2::text[]) AS k(source, path) \
+                 WHERE o.source = k.source AND o.path = k.path",
+            )
+            .bind(&sources)
+            .bind(&paths)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let counts = Self::write_batch(&mut tx, &batch, OnConflict::Replace).await?;
+        commit.written = counts.inserted + counts.updated;
+        tx.commit().await?;
+        Ok(commit)
     }
 
     /// Record the end of a crawl.
@@ -94,7 +261,7 @@ impl Store {
 
     /// Write objects (insert or replace); returns the items they fed before,
     /// so that an object moved to another item leaves the old one rebuilt.
-    pub async fn put_crawl_objects(
+    async fn put_crawl_objects(
         conn: &mut PgConnection,
         source: &str,
         generation: i64,
@@ -162,7 +329,7 @@ impl Store {
     }
 
     /// Forget objects.
-    pub async fn delete_crawl_objects(
+    async fn delete_crawl_objects(
         conn: &mut PgConnection,
         source: &str,
         paths: &[String],
@@ -176,26 +343,29 @@ impl Store {
     }
 
     /// Every part of the given items, from every source.
-    pub async fn item_parts(
+    async fn item_parts(
         conn: &mut PgConnection,
         keys: &[ItemKey],
-    ) -> Result<Vec<(ItemKey, Value)>> {
+    ) -> Result<Vec<(ItemKey, StoredPart)>> {
         let (c, i): (Vec<&str>, Vec<&str>) =
             keys.iter().map(|(c, i)| (c.as_str(), i.as_str())).unzip();
-        let rows: Vec<(String, String, Value)> = sqlx::query_as(
-            "SELECT o.collection, o.item_id, o.part FROM crawl_objects o \
+        let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(
+            "SELECT o.collection, o.item_id, o.source, o.path, o.part FROM crawl_objects o \
              JOIN unnest($1::text[], $2::text[]) AS k(collection, item_id) \
-             ON o.collection = k.collection AND o.item_id = k.item_id ORDER BY o.path",
+             ON o.collection = k.collection AND o.item_id = k.item_id ORDER BY o.path, o.source",
         )
         .bind(&c)
         .bind(&i)
         .fetch_all(conn)
         .await?;
-        Ok(rows.into_iter().map(|(c, i, p)| ((c, i), p)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(c, i, source, path, part)| ((c, i), StoredPart { source, path, part }))
+            .collect())
     }
 
     /// Delete items by key; returns how many went.
-    pub async fn delete_items(conn: &mut PgConnection, keys: &[ItemKey]) -> Result<u64> {
+    async fn delete_items(conn: &mut PgConnection, keys: &[ItemKey]) -> Result<u64> {
         if keys.is_empty() {
             return Ok(0);
         }

@@ -290,15 +290,61 @@ impl Store {
     }
 
     /// Create one item; `ItemExists` if the id is taken in its collection.
+    /// The item, the queryables bookkeeping and the collection's longest
+    /// span are written in one transaction.
     pub async fn create_item(&self, record: &ItemRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        Self::write_items(&mut conn, std::slice::from_ref(record), OnConflict::Fail).await?;
+        self.insert_items(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
-    /// Replace an existing item; `ItemNotFound` if it does not exist.
+    /// Create items, all or none (`ItemExists` when any id is taken).
+    pub async fn insert_items(&self, records: &[ItemRecord]) -> Result<WriteCounts> {
+        let mut tx = self.pool.begin().await?;
+        let counts = Self::write_items(&mut tx, records, OnConflict::Fail).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Replace an existing item; `ItemNotFound` if it does not exist. One
+    /// transaction, like [`Store::create_item`].
     pub async fn replace_item(&self, record: &ItemRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut tx = self.pool.begin().await?;
+        Self::update_item(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Apply `change` to the stored item (its JSON with links) and write the
+    /// result, in one transaction that holds the row: two concurrent patches
+    /// of one item both apply, one after the other.
+    pub async fn patch_item<F>(&self, collection: &CollectionId, id: &ItemId, change: F) -> Result<()>
+    where
+        F: FnOnce(serde_json::Value) -> Result<ItemRecord>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT content, links FROM items WHERE collection = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(collection.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(self.missing_item(collection, id).await);
+        };
+        let mut content: serde_json::Value = row.get(0);
+        let links: Option<serde_json::Value> = row.get(1);
+        if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
+            map.insert("links".into(), links);
+        }
+        let record = change(content)?;
+        Self::update_item(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Update one existing item and its bookkeeping on `conn`.
+    async fn update_item(conn: &mut PgConnection, record: &ItemRecord) -> Result<()> {
         let done = sqlx::query(
             "UPDATE items SET geometry = ST_GeomFromGeoJSON($3), datetime = $4, start_datetime = $5, \
              end_datetime = $6, content = $7::json, properties = ($7::json -> 'properties')::jsonb, \
@@ -317,11 +363,24 @@ impl Store {
         .await
         .map_err(|e| item_write_error(e, &record.collection, Some(&record.id)))?;
         if done.rows_affected() == 0 {
-            return Err(self.missing_item(&record.collection, &record.id).await);
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
+                .bind(record.collection.as_str())
+                .fetch_one(&mut *conn)
+                .await?;
+            return Err(if exists {
+                Error::ItemNotFound {
+                    collection: record.collection.clone(),
+                    item: record.id.clone(),
+                }
+            } else {
+                Error::CollectionNotFound {
+                    id: record.collection.clone(),
+                }
+            });
         }
         let mut batch = ItemBatch::new();
         batch.push(record);
-        Self::record_properties(&mut conn, &batch.properties).await?;
+        Self::record_properties(conn, &batch.properties).await?;
         let secs = span_seconds(record.end_datetime - record.start_datetime);
         if secs > 0.0 {
             sqlx::query(
@@ -330,7 +389,7 @@ impl Store {
             )
             .bind(record.collection.as_str())
             .bind(secs)
-            .execute(&self.pool)
+            .execute(&mut *conn)
             .await?;
         }
         Ok(())

@@ -14,7 +14,7 @@ mod search;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-pub use aggregate::{AGGREGATIONS, AggregateOptions};
+pub use aggregate::{AGGREGATIONS, AggregateOptions, Interval};
 pub use queryables::parse_overrides;
 pub use search::{Count, ItemPage};
 

@@ -103,7 +103,9 @@ impl HttpSource {
     /// The URL of a relative path, without credentials.
     fn url_of(&self, path: &str) -> url::Url {
         let mut url = self.root.clone();
-        let mut p = self.root.path().to_owned();
+        // The root of a server has the path "/": joined as is, a child would
+        // become "//child", which doors answer with 400.
+        let mut p = self.root.path().trim_end_matches('/').to_owned();
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             p.push('/');
             p.push_str(&catalog::links::segment(seg));
@@ -194,31 +196,28 @@ impl HttpSource {
         if status != StatusCode::MULTI_STATUS && !status.is_success() {
             return Err(self.status_error(dir, status));
         }
-        let body = resp
-            .bytes()
+        let body = read_bounded(resp, MAX_PROPFIND_BYTES)
             .await
-            .map_err(|e| SourceError::request(self.href(dir), e.without_url()))?;
+            .map_err(|e| SourceError::request(self.href(dir), e))?;
         let responses = parse_multistatus(&body).map_err(|e| {
             SourceError::request(self.href(dir), format!("unreadable PROPFIND answer: {e}"))
         })?;
-        let dir_path = self.url_of(dir).path().trim_end_matches('/').to_owned();
+        drop(body);
+        let dir_segments = decoded_segments(self.url_of(dir).path());
         let mut out = Vec::with_capacity(responses.len());
         for r in responses {
-            let Some(abs) = href_path(&r.href) else {
-                continue;
+            let name = match place(&dir_segments, &r.href) {
+                Ok(Some(name)) => name,
+                Ok(None) => continue,
+                Err(why) => {
+                    self.stats.unplaced(
+                        r.href.clone(),
+                        format!("listed under {}, but {why}; not registered", self.href(dir)),
+                    );
+                    continue;
+                }
             };
-            let abs_trimmed = abs.trim_end_matches('/');
-            if abs_trimmed == dir_path || !abs_trimmed.starts_with(&dir_path) {
-                continue;
-            }
-            let Some(name) = abs_trimmed[dir_path.len()..].strip_prefix('/') else {
-                continue;
-            };
-            if name.is_empty() || name.contains('/') {
-                continue;
-            }
-            let name = percent_decode_str(name).decode_utf8_lossy().into_owned();
-            let is_dir = r.collection || abs.ends_with('/');
+            let is_dir = r.collection || r.href.trim_end().ends_with('/');
             let rel = if dir.is_empty() {
                 name.clone()
             } else {
@@ -470,6 +469,67 @@ fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {
         .map(|d| d.with_timezone(&Utc))
 }
 
+/// Largest PROPFIND answer read for one directory: a directory with more
+/// entries than fit is an error with the reason, never gigabytes in memory.
+const MAX_PROPFIND_BYTES: usize = 256 << 20;
+
+/// A response body, read chunk by chunk up to `limit` bytes.
+async fn read_bounded(mut resp: Response, limit: usize) -> Result<Vec<u8>, String> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(format!(
+            "the directory listing is larger than {} MiB; list its subdirectories as separate sources",
+            limit >> 20
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| scrub(&e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(format!(
+                "the directory listing is larger than {} MiB; list its subdirectories as separate sources",
+                limit >> 20
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The percent-decoded, non-empty segments of a URL path.
+fn decoded_segments(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .collect()
+}
+
+/// Where a PROPFIND `href` goes under the directory with the (decoded)
+/// segments `dir`: `None` for the directory itself, else the child's decoded
+/// name. Servers encode hrefs their own way (`%2F` or `/`, `%20`, upper- or
+/// lower-case hex, trailing slashes), so decoded segments are compared, never
+/// raw text; an href that is not a child is an error with the reason.
+fn place(dir: &[String], href: &str) -> Result<Option<String>, String> {
+    let abs = href_path(href).ok_or("its href is neither a path nor a URL")?;
+    let segments = decoded_segments(&abs);
+    if segments == dir {
+        return Ok(None);
+    }
+    if segments.len() != dir.len() + 1 || segments[..dir.len()] != dir[..] {
+        return Err(format!("{href:?} is not one of its children"));
+    }
+    let name = segments.last().cloned().unwrap_or_default();
+    if name.contains('/') {
+        return Err(format!("{href:?} has an encoded '/' in its name, which cannot be addressed"));
+    }
+    Ok(Some(name))
+}
+
 /// The path of a PROPFIND `href` (absolute path or full URL).
 fn href_path(href: &str) -> Option<String> {
     let href = href.trim();
@@ -559,6 +619,43 @@ fn scrub(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_are_placed_whatever_the_encoding_of_their_href() {
+        let dir = decoded_segments("/data/odd%20names");
+        for href in [
+            "/data/odd%20names/a%20b.tif",
+            "/data/odd names/a b.tif",
+            "/data/odd%20names/a%20b.tif/",
+            "http://door:2880/data/odd%20names/a%20b.tif",
+        ] {
+            assert_eq!(place(&dir, href), Ok(Some("a b.tif".into())), "{href}");
+        }
+        assert_eq!(place(&dir, "/data/odd%20names/zo%C3%AB.tif"), Ok(Some("zoë.tif".into())));
+        assert_eq!(place(&dir, "/data/odd%20names/zo%c3%ab.tif"), Ok(Some("zoë.tif".into())));
+        assert_eq!(place(&dir, "/data/odd%20names/per%25cent.tif"), Ok(Some("per%cent.tif".into())));
+        assert_eq!(place(&dir, "/data/odd%20names/"), Ok(None));
+        assert_eq!(place(&dir, "/data/odd names"), Ok(None));
+        assert!(place(&dir, "/pnfs/example.org/data/odd%20names/a.tif").is_err());
+        assert!(place(&dir, "/data/odd%20names/a%2Fb.tif").is_err());
+        let root: Vec<String> = Vec::new();
+        assert_eq!(place(&root, "/cog/"), Ok(Some("cog".into())));
+        assert_eq!(place(&root, "/"), Ok(None));
+    }
+
+    #[test]
+    fn urls_of_a_source_at_a_server_root_have_no_doubled_slash() {
+        for (root, path, want) in [
+            ("http://door:2880/", "cog", "http://door:2880/cog"),
+            ("http://door:2880", "cog/a b.tif", "http://door:2880/cog/a%20b.tif"),
+            ("http://door:2880/data/", "x.tif", "http://door:2880/data/x.tif"),
+            ("http://door:2880/data", "", "http://door:2880/data"),
+            ("http://door:2880/", "", "http://door:2880/"),
+        ] {
+            let s = HttpSource::new(root, &SourceSettings::default()).unwrap();
+            assert_eq!(s.url_of(path).as_str(), want, "{root} + {path}");
+        }
+    }
 
     #[test]
     fn multistatus_from_xrdhttp_without_resourcetype_on_files() {

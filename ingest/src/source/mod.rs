@@ -98,9 +98,28 @@ pub struct IoStats {
     pub heads: AtomicU64,
     /// Bytes received by reads.
     pub bytes: AtomicU64,
+    /// Listing entries that could not be placed under the directory that was
+    /// listed (href, reason): reported, never silently dropped.
+    pub unplaced: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl IoStats {
+    pub(crate) fn unplaced(&self, href: String, reason: String) {
+        if let Ok(mut list) = self.unplaced.lock()
+            && list.len() < 100_000
+        {
+            list.push((href, reason));
+        }
+    }
+
+    /// Take the unplaced listing entries recorded so far.
+    pub fn take_unplaced(&self) -> Vec<(String, String)> {
+        self.unplaced
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+
     pub(crate) fn read(&self, bytes: usize, whole: bool) {
         self.reads.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
@@ -210,7 +229,7 @@ pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Sou
         }
         None => std::path::PathBuf::from(url),
     };
-    Ok(Arc::new(object::ObjectSource::local(&path)?))
+    Ok(Arc::new(object::ObjectSource::local(&path, settings)?))
 }
 
 fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {
@@ -247,6 +266,9 @@ pub struct SourceSettings {
     pub kind: Option<String>,
     /// Concurrent requests a source may have in flight.
     pub concurrency: usize,
+    /// Local sources: follow symbolic links that lead out of the root
+    /// (by default they are reported and not followed).
+    pub follow_links_outside: bool,
 }
 
 impl std::fmt::Debug for SourceSettings {

@@ -28,6 +28,8 @@ pub struct ObjectSource {
     /// A local directory is walked by [`walk_local`], which does not
     /// descend into Zarr stores or hidden directories.
     local_root: Option<std::path::PathBuf>,
+    /// Local sources: follow symbolic links out of the root.
+    follow_links_outside: bool,
     stats: Arc<IoStats>,
 }
 
@@ -75,12 +77,13 @@ impl ObjectSource {
             base: format!("s3://{bucket}"),
             https_base,
             local_root: None,
+            follow_links_outside: false,
             stats: Arc::default(),
         })
     }
 
     /// A local directory (or FUSE / NFS mount).
-    pub fn local(dir: &FsPath) -> Result<Self, SourceError> {
+    pub fn local(dir: &FsPath, settings: &SourceSettings) -> Result<Self, SourceError> {
         let dir = dir
             .canonicalize()
             .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
@@ -101,6 +104,7 @@ impl ObjectSource {
             base: base.as_str().trim_end_matches('/').to_owned(),
             https_base: None,
             local_root: Some(dir.clone()),
+            follow_links_outside: settings.follow_links_outside,
             stats: Arc::default(),
         })
     }
@@ -141,7 +145,12 @@ impl Source for ObjectSource {
     fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>> {
         if let Some(root) = &self.local_root {
             bump(&self.stats.lists);
-            return walk_local(root.clone());
+            return walk_local(
+                root.clone(),
+                self.follow_links_outside,
+                Arc::clone(&self.stats),
+                self.base.clone(),
+            );
         }
         let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
         let state = ListState {
@@ -272,8 +281,15 @@ impl Source for ObjectSource {
 
 /// Walk a local directory on a blocking thread, entries handed over through
 /// a bounded channel. Hidden directories and Zarr stores are not descended
-/// into (a store is one entry); symbolic links are followed, loops skipped.
-fn walk_local(root: std::path::PathBuf) -> BoxStream<'static, Result<Entry, SourceError>> {
+/// into (a store is one entry); symbolic links are followed within the root
+/// (loops skipped); a link that leads out of it is reported and not followed
+/// unless `outside` allows it.
+fn walk_local(
+    root: std::path::PathBuf,
+    outside: bool,
+    stats: Arc<IoStats>,
+    base: String,
+) -> BoxStream<'static, Result<Entry, SourceError>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, SourceError>>(1024);
     tokio::task::spawn_blocking(move || {
         let mut it = walkdir::WalkDir::new(&root)
@@ -300,6 +316,21 @@ fn walk_local(root: std::path::PathBuf) -> BoxStream<'static, Result<Entry, Sour
                 continue;
             };
             let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+            if e.path_is_symlink()
+                && !outside
+                && !std::fs::canonicalize(e.path()).is_ok_and(|t| t.starts_with(&root))
+            {
+                stats.unplaced(
+                    format!("{base}/{rel}"),
+                    "a symbolic link that leads out of the crawled directory; not followed \
+                     (--follow-links-outside allows it)"
+                        .into(),
+                );
+                if e.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
             let entry = if e.file_type().is_dir() {
                 if !super::is_zarr_name(&rel) {
                     continue;
