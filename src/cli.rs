@@ -89,6 +89,13 @@ struct ServeArgs {
     /// Largest request body accepted, in MiB.
     #[arg(long, env = "ARCOLAKE_BODY_LIMIT_MB", default_value_t = 64)]
     body_limit_mb: usize,
+    /// Most requests handled at once; more wait (up to 10 s), then get 503.
+    #[arg(long, env = "ARCOLAKE_MAX_IN_FLIGHT", default_value_t = 512)]
+    max_in_flight: usize,
+    /// MiB of request bodies all requests in flight may hold together; a
+    /// body is charged its Content-Length (the whole body limit when unknown).
+    #[arg(long, env = "ARCOLAKE_BODY_MEMORY_MB", default_value_t = 1024)]
+    body_memory_mb: usize,
     /// `numberMatched` is exact up to this many matches, estimated above.
     #[arg(long, env = "ARCOLAKE_COUNT_LIMIT", default_value_t = 10_000)]
     count_limit: u64,
@@ -152,18 +159,53 @@ struct CrawlArgs {
     /// Read every file again, changed or not (after upgrading arcolake).
     #[arg(long)]
     force: bool,
+    /// Remove the items of vanished files even when the listing is empty or
+    /// lost more than --max-removal-share of the known files (refused by
+    /// default: an unmounted mount point lists as an empty directory).
+    #[arg(long)]
+    allow_mass_removal: bool,
+    /// Local sources: follow symbolic links that lead out of the crawled
+    /// directory (by default they are reported and skipped).
+    #[arg(long)]
+    follow_links_outside: bool,
+    /// Largest share (0-1) of known files one complete crawl may remove.
+    #[arg(long, env = "ARCOLAKE_MAX_REMOVAL_SHARE", default_value_t = 0.5, value_parser = parse_share)]
+    max_removal_share: f64,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number between 0 and 1")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
 struct LoadArgs {
     #[command(flatten)]
     db: DatabaseArgs,
-    /// Files or directories: JSON, NDJSON, ItemCollections, static catalogs.
+    /// Files or directories: JSON, GeoJSON, NDJSON, ItemCollections, static
+    /// catalogs. Every such file under a directory is loaded, and the
+    /// `child` and `item` links of Collections and Catalogs are followed;
+    /// Collections are written before any Item.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Items written per transaction.
-    #[arg(long, env = "ARCOLAKE_LOAD_BATCH", default_value_t = 2000)]
-    batch_size: usize,
+    /// Most items written per transaction. A batch the database refuses is
+    /// rolled back and written again in parts, so only the refused items are
+    /// left out.
+    #[arg(long, env = "ARCOLAKE_LOAD_BATCH", default_value = "2000")]
+    batch_size: std::num::NonZeroUsize,
+    /// Collection of the items that name none (ItemCollections and NDJSON
+    /// written without a `collection` field). It must exist or be among the
+    /// documents loaded. An item that names, or is linked from, another
+    /// collection is not loaded and is reported as failed.
+    #[arg(long, env = "ARCOLAKE_LOAD_COLLECTION", value_name = "ID")]
+    collection: Option<String>,
+    /// Follow `child` and `item` links (and symbolic links in directories)
+    /// that lead outside the directory of the path given; without it, each
+    /// such link is reported as failed.
+    #[arg(long, env = "ARCOLAKE_LOAD_FOLLOW_OUTSIDE")]
+    follow_outside: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -242,6 +284,8 @@ impl ServeArgs {
                 .filter(|t| !t.trim().is_empty()),
             request_timeout: Duration::from_secs(self.request_timeout.max(1)),
             body_limit: self.body_limit_mb.max(1) << 20,
+            max_in_flight: self.max_in_flight.max(1),
+            body_memory: self.body_memory_mb.max(1) << 20,
             ..api::ServeConfig::default()
         }
     }
@@ -259,8 +303,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let fixtures = args.fixtures.clone().unwrap_or_else(demo_fixtures);
             serve(&args.serve, Some(fixtures)).await
         }
-        Command::Load(args) => load(&args).await,
-        Command::Migrate(args) => migrate(&args).await,
+        Command::Load(args) => interruptible(load(&args)).await,
+        Command::Migrate(args) => interruptible(migrate(&args)).await,
         Command::Db(args) => db(&args).await,
         Command::Openapi => {
             #[expect(clippy::print_stdout, reason = "the document is the command's output")]
@@ -269,7 +313,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Crawl(args) => crate::crawl::run(&args.db.config(true), &args.to_request()).await,
+        Command::Crawl(args) => interruptible(crawl(&args)).await,
+    }
+}
+
+/// Run a command until it ends or Ctrl-C/SIGTERM arrives. On a signal the
+/// command is dropped: open transactions roll back (a crawl's committed
+/// chunks and its crawl state stay consistent), and the embedded cluster's
+/// lease is given up, stopping the cluster when this process started it and
+/// no other process uses it.
+async fn interruptible(
+    command: impl Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::select! {
+        result = command => result,
+        () = api::shutdown_signal() => {
+            tracing::warn!("interrupted; stopping");
+            Ok(ExitCode::from(130))
+        }
     }
 }
 
@@ -305,6 +366,8 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "admin_token": config.admin_token.as_ref().map(|_| "<redacted>"),
             "request_timeout_s": config.request_timeout.as_secs(),
             "body_limit_bytes": config.body_limit,
+            "max_in_flight": config.max_in_flight,
+            "body_memory_bytes": config.body_memory,
             "count_limit": args.count_limit,
             "count_timeout_ms": args.count_timeout_ms,
             "database_url": args.db.database_url.as_ref().map(|_| "<redacted>"),
@@ -359,8 +422,8 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
 }
 
 impl CrawlArgs {
-    fn to_request(&self) -> crate::crawl::CrawlRequest {
-        crate::crawl::CrawlRequest {
+    fn to_request(&self) -> ingest::run::CrawlRequest {
+        ingest::run::CrawlRequest {
             url: self.url.clone(),
             collection: self.collection.clone(),
             include: self.include.clone(),
@@ -375,17 +438,52 @@ impl CrawlArgs {
                 on_missing: self.on_missing,
                 progress: !self.no_progress,
                 force: self.force,
+                allow_mass_removal: self.allow_mass_removal,
+                max_removal_share: self.max_removal_share,
             },
             fail_on_error: self.fail_on_error,
+            follow_links_outside: self.follow_links_outside,
         }
     }
 }
 
+async fn crawl(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
+    let run = ingest::run::run(&args.db.config(true), &args.to_request())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for r in &run.reports {
+        let mut summary = serde_json::to_value(r)?;
+        if let Some(o) = summary.as_object_mut() {
+            o.insert("errors".into(), r.errors.len().into());
+            o.insert("warnings".into(), r.warnings.len().into());
+            o.insert(
+                "first_errors".into(),
+                serde_json::to_value(r.errors.iter().take(20).collect::<Vec<_>>())?,
+            );
+        }
+        #[expect(clippy::print_stdout, reason = "the summary is the command's output")]
+        {
+            println!("{summary}");
+        }
+    }
+    Ok(ExitCode::from(run.outcome.exit_code()))
+}
+
 async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let collection = args
+        .collection
+        .as_deref()
+        .map(catalog::CollectionId::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--collection: {e}"))?;
+    let options = catalog::load::LoadOptions {
+        batch_size: args.batch_size,
+        collection,
+        follow_outside: args.follow_outside,
+    };
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), 0);
-    let result =
-        catalog::load::load_paths(&store, args.paths.clone(), args.batch_size.max(1)).await;
+    let result = catalog::load::load(&store, args.paths.clone(), &options).await;
     database.close().await.context("closing the catalog")?;
     let report = result.context("loading")?;
     info!(
@@ -397,6 +495,19 @@ async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         items_per_second = format!("{:.0}", report.items_per_second()),
         "load finished"
     );
+    let failures: Vec<_> = report
+        .failures
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "place": f.place(),
+                "file": f.file,
+                "line": f.line,
+                "pointer": f.pointer,
+                "reason": f.reason,
+            })
+        })
+        .collect();
     #[expect(clippy::print_stdout, reason = "the report is the command's output")]
     {
         println!(
@@ -408,7 +519,7 @@ async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 "failed": report.failures.len(),
                 "seconds": report.elapsed.as_secs_f64(),
                 "items_per_second": report.items_per_second().round(),
-                "failures": report.failures.iter().take(100).map(|(p, r)| serde_json::json!({"place": p, "reason": r})).collect::<Vec<_>>(),
+                "failures": failures,
             }))?
         );
     }

@@ -1,7 +1,6 @@
 //! The `arcolake` binary: parses the command line and hands over to `cli`.
 
 mod cli;
-mod crawl;
 
 use clap::Parser;
 

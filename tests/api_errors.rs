@@ -25,19 +25,33 @@ async fn projected_coordinates_are_a_400_that_names_the_field() {
     it["bbox"] = json!([500_000.0, 5_500_000.0, 500_000.0, 5_500_000.0]);
     let r = app.write("POST", "/collections/c/items", Some(&it)).await;
     assert_exception(&r, StatusCode::BAD_REQUEST, "geometry");
-    assert!(r.body["description"].as_str().unwrap().contains("longitude 500000"));
+    assert!(
+        r.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("longitude 500000")
+    );
     let mut it = item("c", "bad-bbox", 10.0, 50.0, "2024-01-01T00:00:00Z");
     it["bbox"] = json!([500_000.0, 5_500_000.0, 500_100.0, 5_500_100.0]);
     let r = app.write("POST", "/collections/c/items", Some(&it)).await;
     assert_exception(&r, StatusCode::BAD_REQUEST, "bbox");
     // A PUT and a PATCH are checked the same way.
     let ok = item("c", "ok", 10.0, 50.0, "2024-01-01T00:00:00Z");
-    assert_eq!(app.write("POST", "/collections/c/items", Some(&ok)).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.write("POST", "/collections/c/items", Some(&ok))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     let patch = json!({"geometry": {"type": "Point", "coordinates": [10.0, 91.0]}});
-    let r = app.write("PATCH", "/collections/c/items/ok", Some(&patch)).await;
+    let r = app
+        .write("PATCH", "/collections/c/items/ok", Some(&patch))
+        .await;
     assert_exception(&r, StatusCode::BAD_REQUEST, "latitude 91");
     // The geohash aggregation over what was accepted answers.
-    let r = app.get("/aggregate?aggregations=grid_geohash_frequency&grid_geohash_frequency_precision=5").await;
+    let r = app
+        .get("/aggregate?aggregations=grid_geohash_frequency&grid_geohash_frequency_precision=5")
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
 
@@ -45,14 +59,18 @@ async fn projected_coordinates_are_a_400_that_names_the_field() {
 async fn spatial_inputs_postgis_cannot_compute_are_400s() {
     let app = TestApp::new().await;
     app.collection("c").await;
-    app.items(vec![item("c", "a", 10.0, 50.0, "2024-01-01T00:00:00Z")]).await;
+    app.items(vec![item("c", "a", 10.0, 50.0, "2024-01-01T00:00:00Z")])
+        .await;
     // A self-intersecting ("bow-tie") polygon inside a GEOMETRYCOLLECTION:
     // GEOS raises a TopologyException, which PostGIS reports as XX000.
     let bowtie = "GEOMETRYCOLLECTION(POLYGON((9 49, 11 51, 11 49, 9 51, 9 49)))";
     for op in ["S_DISJOINT", "S_CROSSES"] {
         let filter = format!("{op}(geometry, {bowtie})");
         let r = app
-            .post("/search", &json!({"filter-lang": "cql2-text", "filter": filter}))
+            .post(
+                "/search",
+                &json!({"filter-lang": "cql2-text", "filter": filter}),
+            )
             .await;
         assert_exception(&r, StatusCode::BAD_REQUEST, "spatial operation");
         let r = app
@@ -70,17 +88,36 @@ async fn a_search_past_the_statement_timeout_is_a_503_with_retry_after() {
     let app = TestApp::new().await;
     app.collection("c").await;
     let items: Vec<Value> = (0..3000)
-        .map(|i| item("c", &format!("i{i}"), f64::from(i % 360) - 179.5, f64::from(i % 170) - 84.5, "2024-01-01T00:00:00Z"))
+        .map(|i| {
+            item(
+                "c",
+                &format!("i{i}"),
+                f64::from(i % 360) - 179.5,
+                f64::from(i % 170) - 84.5,
+                "2024-01-01T00:00:00Z",
+            )
+        })
         .collect();
     app.items(items).await;
     // The same catalog, served with a statement timeout no query can meet.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(4)
-        .connect_with(app.db.options.clone().options([("statement_timeout", "1ms")]))
+        .connect_with(
+            app.db
+                .options
+                .clone()
+                .options([("statement_timeout", "1ms")]),
+        )
         .await
         .unwrap();
-    let router = api::app(catalog::Store::new(pool, 10_000), api::ServeConfig::default());
-    let slow = TestApp { router, db: support::TestDb::new().await };
+    let router = api::app(
+        catalog::Store::new(pool, 10_000),
+        api::ServeConfig::default(),
+    );
+    let slow = TestApp {
+        router,
+        db: support::TestDb::new().await,
+    };
     let body = json!({
         "filter-lang": "cql2-text",
         "filter": "S_INTERSECTS(geometry, POLYGON((-170 -80, 170 -80, 170 80, -170 80, -170 -80))) AND \"eo:cloud_cover\" IS NULL",
@@ -104,19 +141,42 @@ async fn long_span_items_written_one_by_one_are_found_by_datetime() {
         "end_datetime": "2020-01-01T00:00:00Z",
         "my:score": 3
     });
-    assert_eq!(app.write("POST", "/collections/c/items", Some(&long)).await.status, StatusCode::CREATED);
-    let r = app.get("/search?datetime=2015-06-01T00:00:00Z&collections=c").await;
+    assert_eq!(
+        app.write("POST", "/collections/c/items", Some(&long))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let r = app
+        .get("/search?datetime=2015-06-01T00:00:00Z&collections=c")
+        .await;
     assert_eq!(support::ids(&r.body), ["decade"], "{}", r.text);
     // A PUT that widens the span and a PATCH that widens it again.
     long["properties"]["start_datetime"] = json!("2000-01-01T00:00:00Z");
-    assert_eq!(app.write("PUT", "/collections/c/items/decade", Some(&long)).await.status, StatusCode::OK);
-    let r = app.get("/search?datetime=2005-06-01T00:00:00Z&collections=c").await;
+    assert_eq!(
+        app.write("PUT", "/collections/c/items/decade", Some(&long))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .get("/search?datetime=2005-06-01T00:00:00Z&collections=c")
+        .await;
     assert_eq!(support::ids(&r.body), ["decade"], "{}", r.text);
     let patch = json!({"properties": {"start_datetime": "1990-01-01T00:00:00Z"}});
-    assert_eq!(app.write("PATCH", "/collections/c/items/decade", Some(&patch)).await.status, StatusCode::OK);
-    let r = app.get("/search?datetime=1995-06-01T00:00:00Z&collections=c").await;
+    assert_eq!(
+        app.write("PATCH", "/collections/c/items/decade", Some(&patch))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .get("/search?datetime=1995-06-01T00:00:00Z&collections=c")
+        .await;
     assert_eq!(support::ids(&r.body), ["decade"], "{}", r.text);
     // The property written by the PATCH is a queryable at once.
-    let r = app.get("/search?filter=%22my:score%22%3D3&collections=c").await;
+    let r = app
+        .get("/search?filter=%22my:score%22%3D3&collections=c")
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

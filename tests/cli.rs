@@ -240,9 +240,9 @@ fn openapi_subcommand_prints_the_committed_document() {
 
 /// A POST of `n` new items to the demo's `sentinel-2-l2a` collection.
 fn post_items(port: u16, token: &str, body_file: &Path, round: usize, n: usize) -> Option<u16> {
-    let features: Vec<serde_json::Value> = (0..n)
+    let features: Vec<serde_json::Value> = (0..u32::try_from(n).unwrap())
         .map(|i| {
-            let (lon, lat) = (-170.0 + (i % 340) as f64, -60.0 + (i % 120) as f64);
+            let (lon, lat) = (-170.0 + f64::from(i % 340), -60.0 + f64::from(i % 120));
             serde_json::json!({
                 "type": "Feature", "stac_version": "1.0.0", "id": format!("load-{round}-{i}"),
                 "geometry": {"type": "Point", "coordinates": [lon, lat]},
@@ -260,7 +260,9 @@ fn post_items(port: u16, token: &str, body_file: &Path, round: usize, n: usize) 
         .args(["-H", "Content-Type: application/json"])
         .arg("--data-binary")
         .arg(format!("@{}", body_file.display()))
-        .arg(format!("http://127.0.0.1:{port}/collections/sentinel-2-l2a/items"))
+        .arg(format!(
+            "http://127.0.0.1:{port}/collections/sentinel-2-l2a/items"
+        ))
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -290,7 +292,11 @@ fn a_server_and_its_postmaster_killed_during_bulk_writes_restart_cleanly() {
     let mut serve = spawn_serve(dir.path(), port, token);
     wait_ready(port, &mut serve);
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/stac");
-    assert!(arcolake(dir.path(), &["load", fixtures.to_str().unwrap()]).status.success());
+    assert!(
+        arcolake(dir.path(), &["load", fixtures.to_str().unwrap()])
+            .status
+            .success()
+    );
     let postmaster = u32::try_from(status(dir.path())["pid"].as_u64().unwrap()).unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -310,7 +316,10 @@ fn a_server_and_its_postmaster_killed_during_bulk_writes_restart_cleanly() {
     };
     let start = Instant::now();
     while committed.load(std::sync::atomic::Ordering::Relaxed) < 4000 {
-        assert!(start.elapsed() < Duration::from_secs(120), "no bulk write committed");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no bulk write committed"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // In the middle of the next writes.
@@ -364,8 +373,14 @@ fn a_crawl_stopped_by_a_signal_releases_the_cluster_it_started() {
         if s["running"] == true && s["leases"].as_array().is_some_and(|l| !l.is_empty()) {
             break;
         }
-        assert!(crawl.try_wait().unwrap().is_none(), "the crawl ended too soon");
-        assert!(start.elapsed() < Duration::from_secs(120), "the crawl never started");
+        assert!(
+            crawl.try_wait().unwrap().is_none(),
+            "the crawl ended too soon"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the crawl never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -375,7 +390,10 @@ fn a_crawl_stopped_by_a_signal_releases_the_cluster_it_started() {
         if let Some(s) = crawl.try_wait().unwrap() {
             break s.code();
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the crawl ignored SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the crawl ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(code, Some(130));

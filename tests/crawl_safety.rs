@@ -164,7 +164,13 @@ fn a_refused_removal_makes_the_crawl_command_exit_4() {
     cogs(dir.path(), 3);
     let run = |extra: &[&str]| {
         Command::new(BIN)
-            .args(["crawl", dir.path().to_str().unwrap(), "--collection", "x", "--no-progress"])
+            .args([
+                "crawl",
+                dir.path().to_str().unwrap(),
+                "--collection",
+                "x",
+                "--no-progress",
+            ])
             .args(extra)
             .env("DATABASE_URL", db.url())
             .stderr(Stdio::null())
@@ -228,9 +234,8 @@ async fn a_stored_part_that_no_longer_decodes_keeps_its_item_and_is_read_again()
     let groups = [group];
     let url = dir.path().to_str().unwrap();
     let settings = SourceSettings::default();
-    let run = async || {
-        crawl_with(&db, url, "up", &settings, &groups, CrawlOptions::default()).await
-    };
+    let run =
+        async || crawl_with(&db, url, "up", &settings, &groups, CrawlOptions::default()).await;
     run().await;
     let before = items(&db, "up").await;
     assert_eq!(before.len(), 1);
@@ -249,21 +254,28 @@ async fn a_stored_part_that_no_longer_decodes_keeps_its_item_and_is_read_again()
     assert_eq!(second.items_removed, 0, "{second:?}");
     let after = items(&db, "up").await;
     assert_eq!(after.len(), 1, "the item was kept");
-    assert!(after.values().next().unwrap()["assets"].get("B03").is_some());
-    let token: String = sqlx::query_scalar("SELECT token FROM crawl_objects WHERE path LIKE '%B03%'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(token, "", "the undecodable object is marked to be read again");
+    assert!(
+        after.values().next().unwrap()["assets"]
+            .get("B03")
+            .is_some()
+    );
+    let token: String =
+        sqlx::query_scalar("SELECT token FROM crawl_objects WHERE path LIKE '%B03%'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        token, "",
+        "the undecodable object is marked to be read again"
+    );
     // The next crawl reads it again and rebuilds the item from both parts.
     let third = run().await;
     assert_eq!(third.read, 1, "{third:?}");
-    let part_ok: bool = sqlx::query_scalar(
-        "SELECT part ? 'asset_key' FROM crawl_objects WHERE path LIKE '%B03%'",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let part_ok: bool =
+        sqlx::query_scalar("SELECT part ? 'asset_key' FROM crawl_objects WHERE path LIKE '%B03%'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert!(part_ok);
     let rebuilt = items(&db, "up").await;
     let item = rebuilt.values().next().unwrap();
@@ -290,7 +302,11 @@ async fn symbolic_links_out_of_the_root_are_reported_not_followed() {
     let url = root.path().to_str().unwrap();
     let report = crawl(&db, url, "links").await;
     let ids: Vec<String> = items(&db, "links").await.into_keys().collect();
-    assert_eq!(ids, ["alias_cog_0000", "cog_0000", "inner_cog_0000"], "{report:?}");
+    assert_eq!(
+        ids,
+        ["alias_cog_0000", "cog_0000", "inner_cog_0000"],
+        "{report:?}"
+    );
     let warned: Vec<&str> = report
         .warnings
         .iter()
@@ -325,7 +341,9 @@ async fn http_doors_are_crawled_at_their_root_and_under_encoded_names() {
     for var in ["ARCOLAKE_TEST_WEBDAV_URL", "ARCOLAKE_TEST_XRDHTTP_URL"] {
         match std::env::var(var) {
             Ok(url) => servers.push(url),
-            Err(_) if std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_ok() => {
+            Err(std::env::VarError::NotPresent)
+                if std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_ok() =>
+            {
                 panic!("{var} is not set, but the test servers are required")
             }
             Err(_) => {}
@@ -350,7 +368,10 @@ async fn http_doors_are_crawled_at_their_root_and_under_encoded_names() {
             assert!(report.complete, "{data_url}: {report:?}");
             assert!(report.errors.is_empty(), "{data_url}: {:?}", report.errors);
             assert!(
-                !report.warnings.iter().any(|w| w.reason.contains("not one of its children")),
+                !report
+                    .warnings
+                    .iter()
+                    .any(|w| w.reason.contains("not one of its children")),
                 "{data_url}: {:?}",
                 report.warnings
             );
@@ -367,9 +388,15 @@ async fn http_doors_are_crawled_at_their_root_and_under_encoded_names() {
         );
         let ids: Vec<String> = items(&db, "root").await.into_keys().collect();
         for name in want {
-            assert!(ids.contains(&format!("odd_names_{name}")), "{data_url}: {ids:?}");
+            assert!(
+                ids.contains(&format!("odd_names_{name}")),
+                "{data_url}: {ids:?}"
+            );
         }
-        assert!(ids.iter().any(|i| i.starts_with("data_")), "{data_url}: {ids:?}");
+        assert!(
+            ids.iter().any(|i| i.starts_with("data_")),
+            "{data_url}: {ids:?}"
+        );
     }
 }
 
@@ -379,54 +406,9 @@ async fn http_doors_are_crawled_at_their_root_and_under_encoded_names() {
 #[tokio::test]
 async fn a_crawl_killed_at_any_point_and_run_again_equals_a_clean_crawl() {
     const FILES: usize = 3000;
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-    }
-    for i in 0..FILES / 2 {
-        for (sub, from, ext) in [("a", COG, "tif"), ("b", "boxes.fgb", "fgb")] {
-            std::fs::copy(fixtures().join(from), dir.path().join(format!("{sub}/f_{i:04}.{ext}")))
-                .unwrap();
-        }
-    }
-    let root = dir.path().to_str().unwrap().to_owned();
-    let crawl_cmd = |db: &TestDb| {
-        let mut c = Command::new(BIN);
-        c.args(["crawl", &root, "--collection", "k", "--concurrency", "1", "--no-progress"])
-            .env("DATABASE_URL", db.url())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        c
-    };
-    let scalar = |db: &TestDb, sql: &'static str| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0)
-        }
-    };
-    let contents = |db: &TestDb| {
-        let pool = db.pool.clone();
-        async move {
-            let items: Vec<(String, Value)> = sqlx::query_as(
-                "SELECT id, content FROM items WHERE collection = 'k' ORDER BY id",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let objects: Vec<(String, String)> =
-                sqlx::query_as("SELECT path, item_id FROM crawl_objects ORDER BY path")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            (items, objects)
-        }
-    };
     const ITEMS: &str = "SELECT count(*) FROM items WHERE collection = 'k'";
     const RUNS: &str = "SELECT count(*) FROM crawl_runs";
-    /// Kill the crawl as soon as `ready` holds, then run it again to its end.
+    /// Kill the crawl as soon as `ready` holds; returns what `ready` saw.
     async fn kill_when<F, Fut>(mut child: std::process::Child, ready: F) -> i64
     where
         F: Fn() -> Fut,
@@ -446,6 +428,61 @@ async fn a_crawl_killed_at_any_point_and_run_again_equals_a_clean_crawl() {
         }
     }
 
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    for i in 0..FILES / 2 {
+        for (sub, from, ext) in [("a", COG, "tif"), ("b", "boxes.fgb", "fgb")] {
+            std::fs::copy(
+                fixtures().join(from),
+                dir.path().join(format!("{sub}/f_{i:04}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let root = dir.path().to_str().unwrap().to_owned();
+    let crawl_cmd = |db: &TestDb| {
+        let mut c = Command::new(BIN);
+        c.args([
+            "crawl",
+            &root,
+            "--collection",
+            "k",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ])
+        .env("DATABASE_URL", db.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        c
+    };
+    let scalar = |db: &TestDb, sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(0)
+        }
+    };
+    let contents = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            let items: Vec<(String, Value)> =
+                sqlx::query_as("SELECT id, content FROM items WHERE collection = 'k' ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let objects: Vec<(String, String)> =
+                sqlx::query_as("SELECT path, item_id FROM crawl_objects ORDER BY path")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            (items, objects)
+        }
+    };
     let clean = TestDb::new().await;
     assert!(crawl_cmd(&clean).status().unwrap().success());
     let want = contents(&clean).await;
@@ -467,7 +504,10 @@ async fn a_crawl_killed_at_any_point_and_run_again_equals_a_clean_crawl() {
         (n > 0).then_some(n)
     })
     .await;
-    assert!(at < i64::try_from(FILES).unwrap(), "killed with {at} items in");
+    assert!(
+        at < i64::try_from(FILES).unwrap(),
+        "killed with {at} items in"
+    );
     assert!(crawl_cmd(&chunks).status().unwrap().success());
     assert_eq!(contents(&chunks).await, want, "killed between chunks");
 

@@ -33,10 +33,14 @@ pub struct Admission {
 
 impl Admission {
     /// Limits for `max_in_flight` requests and `body_memory` bytes of bodies.
-    pub fn new(max_in_flight: usize, body_memory: usize, body_limit: usize, wait: Duration) -> Self {
-        let to_mib = |bytes: usize| {
-            u32::try_from((bytes as u64).div_ceil(MIB).max(1)).unwrap_or(u32::MAX)
-        };
+    pub fn new(
+        max_in_flight: usize,
+        body_memory: usize,
+        body_limit: usize,
+        wait: Duration,
+    ) -> Self {
+        let to_mib =
+            |bytes: usize| u32::try_from((bytes as u64).div_ceil(MIB).max(1)).unwrap_or(u32::MAX);
         let body_limit_mib = to_mib(body_limit);
         // The budget holds at least one body of the largest size.
         let budget = to_mib(body_memory).max(body_limit_mib);
@@ -60,8 +64,10 @@ impl Admission {
             Some(n) => u32::try_from(n.div_ceil(MIB))
                 .unwrap_or(u32::MAX)
                 .min(self.body_limit_mib),
-            None if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE)
-                && !request.headers().contains_key(header::TRANSFER_ENCODING) =>
+            None if matches!(
+                *request.method(),
+                Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE
+            ) && !request.headers().contains_key(header::TRANSFER_ENCODING) =>
             {
                 0
             }
@@ -124,20 +130,32 @@ mod tests {
         assert_eq!(a.charge(&request(Method::GET, None)), 0);
         assert_eq!(a.charge(&request(Method::POST, Some(10))), 1);
         assert_eq!(a.charge(&request(Method::POST, Some(3 << 20))), 3);
-        assert_eq!(a.charge(&request(Method::POST, Some(1 << 40))), 64, "capped at the body limit");
-        assert_eq!(a.charge(&request(Method::POST, None)), 64, "unknown length: the whole limit");
+        assert_eq!(
+            a.charge(&request(Method::POST, Some(1 << 40))),
+            64,
+            "capped at the body limit"
+        );
+        assert_eq!(
+            a.charge(&request(Method::POST, None)),
+            64,
+            "unknown length: the whole limit"
+        );
     }
 
     #[tokio::test]
     async fn a_full_body_budget_answers_503_after_the_wait() {
         let a = Admission::new(8, 64 << 20, 64 << 20, Duration::from_millis(50));
-        let held = Arc::clone(&a.body_mib).acquire_many_owned(64).await.unwrap();
+        let held = Arc::clone(&a.body_mib)
+            .acquire_many_owned(64)
+            .await
+            .unwrap();
         let app = axum::Router::new()
             .route("/search", axum::routing::post(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(a.clone(), admit));
-        let response = tower::ServiceExt::oneshot(app.clone(), request(Method::POST, Some(5 << 20)))
-            .await
-            .unwrap();
+        let response =
+            tower::ServiceExt::oneshot(app.clone(), request(Method::POST, Some(5 << 20)))
+                .await
+                .unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         drop(held);
         let response = tower::ServiceExt::oneshot(app, request(Method::POST, Some(5 << 20)))

@@ -193,6 +193,10 @@ impl SourceConfig {
 
 /// Options of one crawl run.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches, each a plain yes or no"
+)]
 pub struct CrawlOptions {
     /// Concurrent header reads.
     pub concurrency: usize,

@@ -263,9 +263,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let generation = if job.options.dry_run {
         0
     } else {
-        job.store
-            .begin_crawl(&key, job.collection.as_str())
-            .await?
+        job.store.begin_crawl(&key, job.collection.as_str()).await?
     };
     let bar = (job.options.progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();

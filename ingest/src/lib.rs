@@ -9,7 +9,8 @@
 //! - [`build`]: STAC Items from what the readers found, one per file or
 //!   grouped by templates;
 //! - [`crawl`]: listing, change detection, batching into the catalog,
-//!   progress and the report.
+//!   progress and the report;
+//! - [`run`]: the `crawl` command: its sources, its catalog, its outcome.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -33,6 +34,7 @@ pub mod config;
 pub mod crawl;
 pub mod geo;
 pub mod read;
+pub mod run;
 pub mod source;
 
 pub use config::{CrawlOptions, SourceConfig, SourcesFile};

@@ -163,14 +163,21 @@ mod tests {
 
     #[test]
     fn projected_coordinates_are_refused_with_the_axis_named() {
-        let e = validate(&json!({"type": "Point", "coordinates": [500_000.0, 5_000_000.0]})).unwrap_err();
+        let e = validate(&json!({"type": "Point", "coordinates": [500_000.0, 5_000_000.0]}))
+            .unwrap_err();
         assert!(e.contains("longitude 500000"), "{e}");
         let e = validate(&json!({"type": "Point", "coordinates": [10.0, 95.0]})).unwrap_err();
         assert!(e.contains("latitude 95"), "{e}");
         assert!(validate(&json!({"type": "Point", "coordinates": [180.0, -90.0]})).is_ok());
         assert!(validate_bbox(&json!([300_000.0, 5_000_000.0, 400_000.0, 5_100_000.0])).is_err());
-        assert!(validate_bbox(&json!([10.0, 50.0, 0.0, 11.0, 40.0, 10.0])).is_err(), "south > north");
-        assert!(validate_bbox(&json!([170.0, -10.0, -170.0, 10.0])).is_ok(), "antimeridian");
+        assert!(
+            validate_bbox(&json!([10.0, 50.0, 0.0, 11.0, 40.0, 10.0])).is_err(),
+            "south > north"
+        );
+        assert!(
+            validate_bbox(&json!([170.0, -10.0, -170.0, 10.0])).is_ok(),
+            "antimeridian"
+        );
         assert!(validate_bbox(&json!([170.0, -10.0, 0.0, -170.0, 10.0, 5.0])).is_ok());
     }
 }

@@ -317,7 +317,12 @@ impl Store {
     /// Apply `change` to the stored item (its JSON with links) and write the
     /// result, in one transaction that holds the row: two concurrent patches
     /// of one item both apply, one after the other.
-    pub async fn patch_item<F>(&self, collection: &CollectionId, id: &ItemId, change: F) -> Result<()>
+    pub async fn patch_item<F>(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+        change: F,
+    ) -> Result<()>
     where
         F: FnOnce(serde_json::Value) -> Result<ItemRecord>,
     {
@@ -363,10 +368,11 @@ impl Store {
         .await
         .map_err(|e| item_write_error(e, &record.collection, Some(&record.id)))?;
         if done.rows_affected() == 0 {
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
-                .bind(record.collection.as_str())
-                .fetch_one(&mut *conn)
-                .await?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
+                    .bind(record.collection.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
             return Err(if exists {
                 Error::ItemNotFound {
                     collection: record.collection.clone(),

@@ -475,10 +475,7 @@ const MAX_PROPFIND_BYTES: usize = 256 << 20;
 
 /// A response body, read chunk by chunk up to `limit` bytes.
 async fn read_bounded(mut resp: Response, limit: usize) -> Result<Vec<u8>, String> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > limit as u64)
-    {
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
         return Err(format!(
             "the directory listing is larger than {} MiB; list its subdirectories as separate sources",
             limit >> 20
@@ -525,7 +522,9 @@ fn place(dir: &[String], href: &str) -> Result<Option<String>, String> {
     }
     let name = segments.last().cloned().unwrap_or_default();
     if name.contains('/') {
-        return Err(format!("{href:?} has an encoded '/' in its name, which cannot be addressed"));
+        return Err(format!(
+            "{href:?} has an encoded '/' in its name, which cannot be addressed"
+        ));
     }
     Ok(Some(name))
 }
@@ -631,9 +630,18 @@ mod tests {
         ] {
             assert_eq!(place(&dir, href), Ok(Some("a b.tif".into())), "{href}");
         }
-        assert_eq!(place(&dir, "/data/odd%20names/zo%C3%AB.tif"), Ok(Some("zoë.tif".into())));
-        assert_eq!(place(&dir, "/data/odd%20names/zo%c3%ab.tif"), Ok(Some("zoë.tif".into())));
-        assert_eq!(place(&dir, "/data/odd%20names/per%25cent.tif"), Ok(Some("per%cent.tif".into())));
+        assert_eq!(
+            place(&dir, "/data/odd%20names/zo%C3%AB.tif"),
+            Ok(Some("zoë.tif".into()))
+        );
+        assert_eq!(
+            place(&dir, "/data/odd%20names/zo%c3%ab.tif"),
+            Ok(Some("zoë.tif".into()))
+        );
+        assert_eq!(
+            place(&dir, "/data/odd%20names/per%25cent.tif"),
+            Ok(Some("per%cent.tif".into()))
+        );
         assert_eq!(place(&dir, "/data/odd%20names/"), Ok(None));
         assert_eq!(place(&dir, "/data/odd names"), Ok(None));
         assert!(place(&dir, "/pnfs/example.org/data/odd%20names/a.tif").is_err());
@@ -647,8 +655,16 @@ mod tests {
     fn urls_of_a_source_at_a_server_root_have_no_doubled_slash() {
         for (root, path, want) in [
             ("http://door:2880/", "cog", "http://door:2880/cog"),
-            ("http://door:2880", "cog/a b.tif", "http://door:2880/cog/a%20b.tif"),
-            ("http://door:2880/data/", "x.tif", "http://door:2880/data/x.tif"),
+            (
+                "http://door:2880",
+                "cog/a b.tif",
+                "http://door:2880/cog/a%20b.tif",
+            ),
+            (
+                "http://door:2880/data/",
+                "x.tif",
+                "http://door:2880/data/x.tif",
+            ),
             ("http://door:2880/data", "", "http://door:2880/data"),
             ("http://door:2880/", "", "http://door:2880/"),
         ] {

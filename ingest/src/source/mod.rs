@@ -287,6 +287,7 @@ impl std::fmt::Debug for SourceSettings {
             .field("password", &secret(&self.password))
             .field("kind", &self.kind)
             .field("concurrency", &self.concurrency)
+            .field("follow_links_outside", &self.follow_links_outside)
             .finish()
     }
 }

@@ -1,0 +1,225 @@
+//! `arcolake crawl` as a whole: the sources to crawl (one URL from the
+//! command line, or a platform's sources file), the catalog to write to, one
+//! crawl per source, the JSON report, and the outcome the command exits with.
+//!
+//! The binary only parses the command line into a [`CrawlRequest`] and
+//! prints what [`run`] returns.
+
+use std::path::PathBuf;
+
+use catalog::{CollectionId, Database, DbConfig, Store};
+use tracing::info;
+
+use crate::build::Namer;
+use crate::config::{CollectionMetadata, CrawlOptions, SourceConfig, SourcesFile};
+use crate::crawl::{CrawlError, CrawlJob, CrawlReport, ensure_collection};
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct CrawlRequest {
+    /// Storage URL of a one-off crawl (without a sources file).
+    pub url: Option<String>,
+    /// Target collection of a one-off crawl.
+    pub collection: Option<String>,
+    /// Only paths matching these globs.
+    pub include: Vec<String>,
+    /// Leave out paths matching these globs.
+    pub exclude: Vec<String>,
+    /// The platform's sources file.
+    pub config: Option<PathBuf>,
+    /// Crawl only this source of the sources file.
+    pub source: Option<String>,
+    /// Force an HTTP source behaviour: `webdav`, `dcache` or `xrdhttp`.
+    pub kind: Option<String>,
+    /// Options of each crawl run.
+    pub options: CrawlOptions,
+    /// A file error fails the command.
+    pub fail_on_error: bool,
+    /// Local sources follow symbolic links out of their root.
+    pub follow_links_outside: bool,
+}
+
+/// How a crawl command ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every source was listed to its end (file errors are in the report).
+    Done,
+    /// A listing broke off: nothing was removed for that source.
+    Incomplete,
+    /// A file failed and `fail_on_error` was asked for.
+    FileErrors,
+    /// The removal guard kept items whose objects the listing did not see.
+    RemovalRefused,
+}
+
+impl Outcome {
+    /// The command's exit status.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Incomplete => 1,
+            Self::FileErrors => 3,
+            Self::RemovalRefused => 4,
+        }
+    }
+}
+
+/// The reports of a crawl command and how it ends.
+#[derive(Debug)]
+pub struct CrawlRun {
+    /// One report per source crawled (those that ran before an error).
+    pub reports: Vec<CrawlReport>,
+    /// How the command ends.
+    pub outcome: Outcome,
+}
+
+/// The sources to crawl, from the sources file or the command line; and
+/// whether they came from the file.
+fn sources(req: &CrawlRequest) -> Result<(Vec<SourceConfig>, bool), CrawlError> {
+    if let Some(path) = &req.config {
+        let file = SourcesFile::load(path).map_err(CrawlError::Config)?;
+        let chosen: Vec<SourceConfig> = file
+            .source
+            .into_iter()
+            .filter(|s| req.source.as_ref().is_none_or(|n| *n == s.name))
+            .collect();
+        if chosen.is_empty() {
+            return Err(CrawlError::Config(format!(
+                "{}: no source named {:?}",
+                path.display(),
+                req.source.as_deref().unwrap_or("")
+            )));
+        }
+        return Ok((chosen, true));
+    }
+    let url = req
+        .url
+        .clone()
+        .ok_or_else(|| CrawlError::Config("a storage URL or --config is needed".into()))?;
+    let collection = req
+        .collection
+        .clone()
+        .ok_or_else(|| CrawlError::Config("--collection is needed".into()))?;
+    let cfg = SourceConfig {
+        name: "command-line".into(),
+        url,
+        collection,
+        include: req.include.clone(),
+        exclude: req.exclude.clone(),
+        metadata: CollectionMetadata::default(),
+        group: Vec::new(),
+        concurrency: None,
+        on_missing: None,
+        kind: req.kind.clone(),
+        endpoint: None,
+        region: None,
+        path_style: None,
+        allow_http: None,
+        access_key_id: None,
+        access_key_id_env: None,
+        secret_access_key: None,
+        secret_access_key_env: None,
+        bearer_token: None,
+        bearer_token_env: None,
+        authz_token: None,
+        authz_token_env: None,
+        username: None,
+        password: None,
+        password_env: None,
+    };
+    Ok((vec![cfg], false))
+}
+
+/// Run the crawl command: every chosen source in turn, into the catalog of
+/// `db`, writing the report file when asked for.
+pub async fn run(db: &DbConfig, req: &CrawlRequest) -> Result<CrawlRun, CrawlError> {
+    let (sources, configured) = sources(req)?;
+    let database = Database::open(db).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let mut reports = Vec::new();
+    let mut result = Ok(());
+    for cfg in &sources {
+        match crawl_one(&store, cfg, configured, req).await {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                result = Err(CrawlError::Config(format!("source {}: {e}", cfg.name)));
+                break;
+            }
+        }
+    }
+    database.close().await?;
+    if let Some(path) = &req.options.report {
+        let body = if reports.len() == 1 && !configured {
+            serde_json::to_string_pretty(&reports[0])
+        } else {
+            serde_json::to_string_pretty(&serde_json::json!({ "sources": reports }))
+        }
+        .map_err(|e| CrawlError::Config(format!("the report: {e}")))?;
+        std::fs::write(path, body).map_err(|e| {
+            CrawlError::Config(format!("writing the report to {}: {e}", path.display()))
+        })?;
+    }
+    result?;
+    let outcome = if reports.iter().any(|r| !r.complete) {
+        Outcome::Incomplete
+    } else if reports.iter().any(|r| r.removal_refused.is_some()) {
+        Outcome::RemovalRefused
+    } else if req.fail_on_error && reports.iter().any(|r| r.failed > 0) {
+        Outcome::FileErrors
+    } else {
+        Outcome::Done
+    };
+    Ok(CrawlRun { reports, outcome })
+}
+
+async fn crawl_one(
+    store: &Store,
+    cfg: &SourceConfig,
+    configured: bool,
+    req: &CrawlRequest,
+) -> Result<CrawlReport, CrawlError> {
+    let mut settings = cfg.settings().map_err(CrawlError::Config)?;
+    settings.concurrency = req.options.concurrency;
+    settings.follow_links_outside = req.follow_links_outside;
+    if settings.kind.is_none() {
+        settings.kind.clone_from(&req.kind);
+    }
+    let source = crate::source::open(&cfg.url, &settings)?;
+    let collection = CollectionId::new(cfg.collection.clone()).map_err(CrawlError::Config)?;
+    if !req.options.dry_run {
+        let metadata = configured.then_some(&cfg.metadata);
+        ensure_collection(store, &collection, metadata, &source.describe()).await?;
+    }
+    let mut options = req.options.clone();
+    if let Some(c) = cfg.concurrency {
+        options.concurrency = c.max(1);
+    }
+    if let Some(m) = cfg.on_missing {
+        options.on_missing = m;
+    }
+    let job = CrawlJob {
+        store: store.clone(),
+        source,
+        collection,
+        namer: Namer::new(&cfg.group).map_err(CrawlError::Config)?,
+        include: cfg.include.clone(),
+        exclude: cfg.exclude.clone(),
+        options,
+        secrets: settings.secrets(),
+    };
+    let report = crate::crawl(&job).await?;
+    info!(
+        source = %report.source,
+        listed = report.listed,
+        read = report.read,
+        unchanged = report.unchanged,
+        failed = report.failed,
+        skipped = report.skipped,
+        items = report.items_written,
+        removed = report.items_removed,
+        seconds = format!("{:.2}", report.elapsed_seconds),
+        files_per_second = format!("{:.0}", report.files_per_second),
+        "crawl finished"
+    );
+    Ok(report)
+}
