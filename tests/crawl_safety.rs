@@ -533,3 +533,89 @@ async fn a_crawl_killed_at_any_point_and_run_again_equals_a_clean_crawl() {
     assert_eq!(reduced.0.len(), FILES * 3 / 5);
     assert_eq!(contents(&chunks).await, reduced, "killed while removing");
 }
+
+/// Credentials never reach the command's output, its log lines, its report
+/// or the items, whatever their length and wherever they came from: a URL's
+/// user info, a malformed line of the sources file, an unparsable URL, a
+/// password the server refuses.
+#[test]
+fn credentials_never_reach_output_logs_reports_or_items() {
+    let run = |args: &[&str], db: Option<&TestDb>| {
+        let mut c = Command::new(BIN);
+        c.args(args).env("RUST_LOG", "debug");
+        match db {
+            Some(db) => c.env("DATABASE_URL", db.url()),
+            None => c.env("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none"),
+        };
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, text)
+    };
+    // A malformed line of the sources file holding a literal secret.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sources.toml");
+    std::fs::write(
+        &config,
+        "[[source]]\nname = \"s\"\nurl = \"s3://b/p\"\ncollection = \"c\"\nsecret_access_key = \"Zq7x\n",
+    )
+    .unwrap();
+    let (status, text) = run(&["crawl", "--config", config.to_str().unwrap()], None);
+    assert!(!status.success());
+    assert!(text.contains("line 5"), "{text}");
+    assert!(!text.contains("Zq7x"), "{text}");
+    // An unparsable URL with a password in it.
+    let (status, text) = run(
+        &["crawl", "http://crawler:Zq7x@[::1/data", "--collection", "c"],
+        None,
+    );
+    assert!(!status.success());
+    assert!(!text.contains("Zq7x"), "{text}");
+
+    let Ok(url) = std::env::var("ARCOLAKE_TEST_WEBDAV_URL") else {
+        assert!(
+            std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_err(),
+            "ARCOLAKE_TEST_WEBDAV_URL is not set, but the test servers are required"
+        );
+        eprintln!("no WebDAV test server configured (scripts/test starts one)");
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::new());
+    // A short wrong password: the server refuses it, and it shows nowhere.
+    let mut wrong = url::Url::parse(&url).unwrap();
+    wrong.set_password(Some("pw9")).unwrap();
+    let (status, text) = run(
+        &["crawl", wrong.as_str(), "--collection", "sec", "--no-progress"],
+        Some(&db),
+    );
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("401"), "{text}");
+    assert!(!text.contains("pw9"), "{text}");
+    // The right password: output, logs, report and items are clean.
+    let report = dir.path().join("report.json");
+    let secret = url::Url::parse(&url).unwrap().password().unwrap().to_owned();
+    let (status, text) = run(
+        &[
+            "crawl",
+            &url,
+            "--collection",
+            "sec",
+            "--no-progress",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        Some(&db),
+    );
+    assert!(status.success(), "{text}");
+    assert!(!text.contains(&secret), "{text}");
+    assert!(!std::fs::read_to_string(&report).unwrap().contains(&secret));
+    let items = rt.block_on(items(&db, "sec"));
+    assert!(!items.is_empty());
+    for item in items.values() {
+        assert!(!item.to_string().contains(&secret));
+    }
+}

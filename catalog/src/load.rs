@@ -1,16 +1,28 @@
 //! Bulk loading of STAC JSON from disk: Collections, Items, ItemCollections,
 //! NDJSON, and static catalogs (following `child` and `item` links).
 //!
-//! Files are read and validated on a blocking thread while the previous
-//! batch is written, so parsing and PostgreSQL work overlap. Items are
-//! upserted by `(collection, id)` in batches, each batch in one transaction.
-//! A document that fails validation is reported with its file and reason and
-//! the load goes on.
+//! A load runs in two passes. The *scan* walks every path given: it reads
+//! each JSON, GeoJSON and NDJSON document under a directory, follows the
+//! `child` and `item` links of Collections and Catalogs (inside the directory
+//! of the path given, unless [`LoadOptions::follow_outside`]), and collects
+//! every Collection. Each file is visited once, however it is reached. The
+//! Collections are written first, so an Item may come before its Collection
+//! on the command line. The second pass reads the Items: files are read on a
+//! blocking thread, validated on worker threads while the previous batch is
+//! written, and upserted by `(collection, id)` in batches of at most
+//! [`LoadOptions::batch_size`] documents, each batch in one transaction.
+//!
+//! Bad input loses nothing else: a document that fails validation is
+//! reported with its file and line, and a batch the database refuses is
+//! rolled back whole and written again in halves, so that only the items it
+//! refuses are left out (and reported) while the others load.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read};
+use std::num::NonZeroUsize;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -18,8 +30,58 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::model::{CollectionId, CollectionRecord, ItemRecord};
+use crate::store::WriteCounts;
 use crate::store::items::{ItemBatch, OnConflict};
-use crate::{Result, Store};
+use crate::{Error, Result, Store};
+
+/// How a load reads its input.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Most documents, so most items, written per transaction.
+    pub batch_size: NonZeroUsize,
+    /// The collection of items that name none; an item that names (or is
+    /// linked from) another collection is reported as failed.
+    pub collection: Option<CollectionId>,
+    /// Follow `child` and `item` links, and symbolic links met in a
+    /// directory, that lead outside the directory of the path given.
+    pub follow_outside: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: NonZeroUsize::new(2000).unwrap_or(NonZeroUsize::MIN),
+            collection: None,
+            follow_outside: false,
+        }
+    }
+}
+
+/// A document, link or file that was not loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Failure {
+    /// The file, as reached from the paths given.
+    pub file: String,
+    /// The line (from 1) where the document or link starts, when known.
+    pub line: Option<usize>,
+    /// Where inside the file's JSON, e.g. `features[3]` or `links[2]`.
+    pub pointer: Option<String>,
+    /// Why it was not loaded.
+    pub reason: String,
+}
+
+impl Failure {
+    /// `file:line#pointer`, as far as known.
+    pub fn place(&self) -> String {
+        let line = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let pointer = self
+            .pointer
+            .as_ref()
+            .map(|p| format!("#{p}"))
+            .unwrap_or_default();
+        format!("{}{line}{pointer}", self.file)
+    }
+}
 
 /// How a load went.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -30,8 +92,8 @@ pub struct LoadReport {
     pub items_inserted: u64,
     /// Items that replaced an existing one.
     pub items_updated: u64,
-    /// Documents that could not be loaded: `(where, why)`.
-    pub failures: Vec<(String, String)>,
+    /// Documents, links and files that could not be loaded.
+    pub failures: Vec<Failure>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -49,318 +111,996 @@ impl LoadReport {
     }
 }
 
-enum Doc {
-    Collection(String, Value),
-    Item(String, Value, Option<String>),
-    /// Raw NDJSON lines, parsed and validated on a worker thread.
-    Lines {
-        path: String,
-        first: usize,
-        lines: Vec<String>,
-        context: Option<String>,
-    },
-    Failure(String, String),
-}
-
-/// NDJSON lines handed to one validation task.
+/// Documents handed to one validation task, at most.
 const LINES_PER_CHUNK: usize = 500;
 /// Validation tasks running ahead of the writer.
 const VALIDATION_AHEAD: usize = 4;
+/// Root documents of a static catalog, read first in their directory.
+const ROOT_NAMES: [&str; 2] = ["catalog.json", "collection.json"];
 
-struct Walker {
-    tx: mpsc::Sender<Doc>,
-    seen: HashSet<PathBuf>,
+/// Where a document sits, kept cheap to clone while loading.
+#[derive(Debug, Clone)]
+struct Loc {
+    file: Arc<str>,
+    line: Option<usize>,
+    pointer: Option<String>,
 }
 
-impl Walker {
-    fn send(&self, doc: Doc) -> bool {
-        self.tx.blocking_send(doc).is_ok()
-    }
-
-    fn fail(&self, place: &Path, reason: impl Into<String>) -> bool {
-        self.send(Doc::Failure(place.display().to_string(), reason.into()))
-    }
-
-    fn path(&mut self, path: &Path) -> bool {
-        if path.is_dir() {
-            let mut entries: Vec<PathBuf> = match std::fs::read_dir(path) {
-                Ok(rd) => rd.flatten().map(|e| e.path()).collect(),
-                Err(e) => return self.fail(path, e.to_string()),
-            };
-            entries.sort();
-            // A directory holding a static catalog is loaded from its root.
-            for root in ["catalog.json", "collection.json"] {
-                if let Some(p) = entries
-                    .iter()
-                    .find(|p| p.file_name().is_some_and(|n| n == root))
-                {
-                    return self.file(&p.clone(), None);
-                }
-            }
-            for p in entries {
-                let json = p
-                    .extension()
-                    .is_some_and(|e| e == "json" || e == "ndjson" || e == "jsonl");
-                if (p.is_dir() || json) && !self.path(&p) {
-                    return false;
-                }
-            }
-            return true;
-        }
-        self.file(path, None)
-    }
-
-    fn file(&mut self, path: &Path, parent_collection: Option<&str>) -> bool {
-        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if !self.seen.insert(canonical) {
-            return true;
-        }
-        let ndjson = path
-            .extension()
-            .is_some_and(|e| e == "ndjson" || e == "jsonl");
-        if ndjson {
-            return self.ndjson(path, parent_collection);
-        }
-        let value: Value = match File::open(path)
-            .map_err(|e| e.to_string())
-            .and_then(|f| serde_json::from_reader(BufReader::new(f)).map_err(|e| e.to_string()))
-        {
-            Ok(v) => v,
-            Err(e) => return self.fail(path, e),
-        };
-        self.document(path, value, parent_collection)
-    }
-
-    fn ndjson(&mut self, path: &Path, parent_collection: Option<&str>) -> bool {
-        let file = match File::open(path) {
-            Ok(f) => f,
-            Err(e) => return self.fail(path, e.to_string()),
-        };
-        let place = path.display().to_string();
-        let mut lines = Vec::with_capacity(LINES_PER_CHUNK);
-        let mut first = 1;
-        for (n, line) in BufReader::with_capacity(1 << 20, file).lines().enumerate() {
-            match line {
-                Ok(l) => lines.push(l),
-                Err(e) => {
-                    return self.send(Doc::Failure(format!("{place}:{}", n + 1), e.to_string()));
-                }
-            }
-            if lines.len() == LINES_PER_CHUNK {
-                let chunk = std::mem::replace(&mut lines, Vec::with_capacity(LINES_PER_CHUNK));
-                let doc = Doc::Lines {
-                    path: place.clone(),
-                    first,
-                    lines: chunk,
-                    context: parent_collection.map(str::to_owned),
-                };
-                if !self.send(doc) {
-                    return false;
-                }
-                first = n + 2;
-            }
-        }
-        lines.is_empty()
-            || self.send(Doc::Lines {
-                path: place,
-                first,
-                lines,
-                context: parent_collection.map(str::to_owned),
-            })
-    }
-
-    fn document(&mut self, path: &Path, value: Value, parent_collection: Option<&str>) -> bool {
-        let place = path.display().to_string();
-        self.document_at(&place, path, value, parent_collection)
-    }
-
-    fn document_at(
-        &mut self,
-        place: &str,
-        path: &Path,
-        value: Value,
-        parent_collection: Option<&str>,
-    ) -> bool {
-        let kind = value
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        match kind.as_str() {
-            "Feature" => self.send(Doc::Item(
-                place.to_owned(),
-                value,
-                parent_collection.map(str::to_owned),
-            )),
-            "FeatureCollection" => {
-                let Some(Value::Array(features)) = value.get("features") else {
-                    return self.send(Doc::Failure(
-                        place.to_owned(),
-                        "FeatureCollection without features".into(),
-                    ));
-                };
-                for (i, f) in features.iter().enumerate() {
-                    let at = format!("{place}#features[{i}]");
-                    if !self.send(Doc::Item(
-                        at,
-                        f.clone(),
-                        parent_collection.map(str::to_owned),
-                    )) {
-                        return false;
-                    }
-                }
-                true
-            }
-            "Collection" | "Catalog" => {
-                let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-                let links = value
-                    .get("links")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                if kind == "Collection" && !self.send(Doc::Collection(place.to_owned(), value)) {
-                    return false;
-                }
-                let context = if kind == "Collection" {
-                    id.as_deref()
-                } else {
-                    parent_collection
-                };
-                self.follow(path, &links, context)
-            }
-            other => self.send(Doc::Failure(
-                place.to_owned(),
-                format!("unknown STAC document type {other:?}"),
-            )),
+impl Loc {
+    fn file(file: &Arc<str>) -> Self {
+        Self {
+            file: Arc::clone(file),
+            line: None,
+            pointer: None,
         }
     }
 
-    fn follow(&mut self, path: &Path, links: &[Value], collection: Option<&str>) -> bool {
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        for link in links {
-            let rel = link.get("rel").and_then(Value::as_str).unwrap_or_default();
-            if rel != "child" && rel != "item" {
-                continue;
-            }
-            let Some(href) = link.get("href").and_then(Value::as_str) else {
-                continue;
-            };
-            if href.contains("://") && !href.starts_with("file://") {
-                if !self.fail(
-                    path,
-                    format!("{rel} link {href} is remote; load reads local files only"),
-                ) {
-                    return false;
-                }
-                continue;
-            }
-            let target = base.join(href.trim_start_matches("file://"));
-            if !self.file(&target, collection) {
-                return false;
-            }
+    fn at(file: &Arc<str>, line: Option<usize>, pointer: Option<String>) -> Self {
+        Self {
+            file: Arc::clone(file),
+            line,
+            pointer,
         }
-        true
+    }
+
+    fn fail(&self, reason: impl Into<String>) -> Failure {
+        Failure {
+            file: self.file.to_string(),
+            line: self.line,
+            pointer: self.pointer.clone(),
+            reason: reason.into(),
+        }
     }
 }
 
-/// What a validation task hands back: collections found on NDJSON lines (to
-/// write first), the prepared item batch, and the failures.
-struct Validated {
-    collections: Vec<(String, Value)>,
-    batch: ItemBatch,
-    places: Vec<String>,
-    failures: Vec<(String, String)>,
+// ---------------------------------------------------------------------------
+// Reading files
+
+/// How a file holds its documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// One JSON document (an Item, ItemCollection, Collection or Catalog).
+    Json,
+    /// One document per line.
+    Ndjson,
 }
 
-/// Validate items (parsed values or raw NDJSON lines) into a batch.
-fn validate(work: Vec<Doc>) -> Validated {
-    let mut out = Validated {
-        collections: Vec::new(),
-        batch: ItemBatch::new(),
-        places: Vec::new(),
-        failures: Vec::new(),
-    };
-    let accept = |place: String, value: Value, context: Option<&str>, out: &mut Validated| {
-        let context = context.and_then(|c| CollectionId::new(c).ok());
-        let record = if value.get("collection").is_some() || context.is_none() {
-            ItemRecord::from_value(value, None)
-        } else {
-            ItemRecord::from_value(value, context.as_ref())
-        };
-        match record {
-            Ok(r) => {
-                out.batch.push(&r);
-                out.places.push(place);
-            }
-            Err(e) => out.failures.push((place, e.to_string())),
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The format a file name announces, or `None` when it is not a document.
+fn format_of_name(path: &Path) -> Option<Format> {
+    match extension(path).as_str() {
+        "json" | "geojson" => Some(Format::Json),
+        "ndjson" | "jsonl" | "geojsonl" => Some(Format::Ndjson),
+        _ => None,
+    }
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// Why the first bytes of a file show it is not JSON or NDJSON, if they do.
+fn not_json(head: &[u8]) -> Option<String> {
+    const NOT: &str = "not a JSON or NDJSON file";
+    if head.starts_with(b"PAR1") {
+        return Some(format!(
+            "{NOT}: it looks like Parquet (stac-geoparquet?); load reads STAC JSON, NDJSON \
+             and static catalogs, so convert it to NDJSON first"
+        ));
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Some(format!(
+            "{NOT}: it looks gzip-compressed; decompress it first"
+        ));
+    }
+    let text = strip_bom(head);
+    let first = text.iter().find(|b| !b.is_ascii_whitespace())?;
+    if matches!(first, b'{' | b'[') {
+        return None;
+    }
+    let binary =
+        text.contains(&0) || std::str::from_utf8(text).is_err_and(|e| e.error_len().is_some());
+    if binary {
+        return Some(format!("{NOT}: it is binary"));
+    }
+    let start: String = String::from_utf8_lossy(text)
+        .trim_start()
+        .chars()
+        .take(16)
+        .collect();
+    Some(format!(
+        "{NOT}: a JSON document starts with {{, but this file starts with {start:?}"
+    ))
+}
+
+/// A whole file, checked to look like JSON.
+fn read_json_file(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    if strip_bom(&bytes).iter().all(u8::is_ascii_whitespace) {
+        return Err("the file is empty, not a JSON document".into());
+    }
+    match not_json(&bytes[..bytes.len().min(1024)]) {
+        Some(reason) => Err(reason),
+        None => Ok(bytes),
+    }
+}
+
+/// An NDJSON file, checked to look like JSON.
+fn open_ndjson(path: &Path) -> Result<BufReader<File>, String> {
+    let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut head = Vec::with_capacity(1024);
+    reader
+        .by_ref()
+        .take(1024)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if let Some(reason) = not_json(&head) {
+        return Err(reason);
+    }
+    let mut file = reader.into_inner();
+    std::io::Seek::rewind(&mut file).map_err(|e| format!("cannot read: {e}"))?;
+    Ok(BufReader::with_capacity(1 << 20, file))
+}
+
+/// `true` when serde rejected the text only for what follows a first
+/// complete document: several documents, one per line, in a `.json` file.
+fn is_several_documents(e: &serde_json::Error) -> bool {
+    e.is_syntax() && e.to_string().starts_with("trailing characters")
+}
+
+/// The `type` of a JSON document, read without building the whole value.
+#[derive(serde::Deserialize)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    kind: Option<Value>,
+}
+
+/// The line (from 1) where the first non-blank byte of `text` sits.
+fn first_line(text: &[u8]) -> usize {
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    // One more piece than there are line breaks before the document.
+    text[..start].split(|b| *b == b'\n').count()
+}
+
+/// The line (from 1) of each element of the array held by the top-level
+/// member `key` of the JSON object in `text`, in order.
+fn element_lines(text: &[u8], key: &str) -> Vec<usize> {
+    let mut lines = Vec::new();
+    let (mut depth, mut line, mut i) = (0usize, 1usize, 0usize);
+    let mut last_key = (0usize, 0usize);
+    let (mut after_colon, mut key_matches, mut in_target, mut expect) =
+        (false, false, false, false);
+    while i < text.len() {
+        let b = text[i];
+        if in_target && expect && depth == 2 && !b.is_ascii_whitespace() && b != b']' {
+            lines.push(line);
+            expect = false;
         }
-    };
-    for doc in work {
-        match doc {
-            Doc::Item(place, value, context) => accept(place, value, context.as_deref(), &mut out),
-            Doc::Lines {
-                path,
-                first,
-                lines,
-                context,
-            } => {
-                for (k, line) in lines.into_iter().enumerate() {
-                    if line.trim().is_empty() {
-                        continue;
+        match b {
+            b'\n' => line += 1,
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    match text[i] {
+                        b'\\' => i += 1,
+                        b'\n' => line += 1,
+                        _ => {}
                     }
-                    let place = format!("{path}:{}", first + k);
-                    match serde_json::from_str::<Value>(&line) {
-                        Ok(v) => match v.get("type").and_then(Value::as_str) {
-                            Some("Feature") => accept(place, v, context.as_deref(), &mut out),
-                            Some("Collection") => out.collections.push((place, v)),
-                            other => out.failures.push((
-                                place,
-                                format!("expected an Item or a Collection on this NDJSON line, got type {other:?}"),
-                            )),
-                        },
-                        Err(e) => out.failures.push((place, e.to_string())),
-                    }
+                    i += 1;
+                }
+                if depth == 1 && !after_colon {
+                    last_key = (start, i.min(text.len()));
                 }
             }
-            Doc::Collection(..) | Doc::Failure(..) => {}
+            b':' if depth == 1 => {
+                key_matches = &text[last_key.0..last_key.1] == key.as_bytes();
+                after_colon = true;
+            }
+            b',' if depth == 1 => {
+                after_colon = false;
+                key_matches = false;
+            }
+            b',' if in_target && depth == 2 => expect = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth == 2 && b == b'[' && key_matches && after_colon {
+                    in_target = true;
+                    expect = true;
+                }
+            }
+            b'}' | b']' => {
+                if in_target && depth == 2 {
+                    in_target = false;
+                    key_matches = false;
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    lines
+}
+
+/// `path` without `.` components, for messages.
+fn tidy(path: &Path) -> PathBuf {
+    let tidy: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect();
+    if tidy.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        tidy
+    }
+}
+
+/// `path` with `.` and `..` resolved by name alone (for a path that does
+/// not exist, so cannot be canonicalised).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
         }
     }
     out
 }
 
-/// The loading pipeline: validation tasks ahead, one writer behind.
-struct Pipeline<'a> {
-    store: &'a Store,
+/// The local path a link's `href` names, relative to the linking document's
+/// directory unless absolute. `file://` URLs and relative hrefs are
+/// percent-decoded; other URLs are refused.
+fn link_path(base: &Path, href: &str) -> Result<PathBuf, String> {
+    if href
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("file:"))
+    {
+        let url = url::Url::parse(href).map_err(|e| format!("is not a valid file URL ({e})"))?;
+        return url
+            .to_file_path()
+            .map_err(|()| "is a file URL on another host; load reads local files only".into());
+    }
+    if url::Url::parse(href).is_ok_and(|u| u.scheme().len() > 1) {
+        return Err("is remote; load reads local files only".into());
+    }
+    let decoded = percent_encoding::percent_decode_str(href)
+        .decode_utf8()
+        .map_err(|e| format!("does not decode to UTF-8 ({e})"))?;
+    // A file name holding a literal `%` is taken as written when only that exists.
+    if decoded != href && !base.join(&*decoded).exists() && base.join(href).exists() {
+        return Ok(PathBuf::from(href));
+    }
+    Ok(PathBuf::from(decoded.as_ref()))
+}
+
+// ---------------------------------------------------------------------------
+// The scan: find every Collection, and every file holding Items
+
+/// A file holding Items (or an ItemCollection), found by the scan.
+#[derive(Debug)]
+struct Unit {
+    path: PathBuf,
+    source: Source,
+    format: Format,
+    /// NDJSON lines holding the Collections written before the items.
+    collection_lines: Vec<usize>,
+}
+
+/// What the items of one file share.
+#[derive(Debug, Clone)]
+struct Source {
+    /// The file, as reached from the paths given.
+    file: Arc<str>,
+    /// The Collection that links the file with an `item` link, if any.
+    context: Option<Arc<str>>,
+    /// `false` for a file reached only through an `item` link, whose content
+    /// the scan did not read (so Collections inside it were not loaded).
+    scanned: bool,
+}
+
+/// What the scan found.
+#[derive(Debug, Default)]
+struct Scan {
+    collections: Vec<(Loc, Value)>,
+    units: Vec<Unit>,
+    failures: Vec<Failure>,
+}
+
+struct Scanner<'o> {
+    options: &'o LoadOptions,
+    /// The canonical directory of the path given: links stay inside it.
+    root: PathBuf,
+    /// Canonical path of every file met → its unit, if it holds items.
+    seen: HashMap<PathBuf, Option<usize>>,
+    /// Canonical path of every directory walked.
+    dirs: HashSet<PathBuf>,
+    scan: Scan,
+}
+
+/// How the scan reached a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reached {
+    /// Given on the command line, found in a directory, or a `child` link.
+    Read,
+    /// An `item` link: the file is read once, when loading items.
+    ItemLink,
+}
+
+fn scan(paths: &[PathBuf], options: &LoadOptions) -> Scan {
+    let mut s = Scanner {
+        options,
+        root: PathBuf::new(),
+        seen: HashMap::new(),
+        dirs: HashSet::new(),
+        scan: Scan::default(),
+    };
+    for path in paths {
+        let file: Arc<str> = path.display().to_string().into();
+        let canonical = match path.canonicalize() {
+            Ok(c) => c,
+            Err(e) => {
+                s.fail(&Loc::file(&file), format!("cannot read: {e}"));
+                continue;
+            }
+        };
+        if canonical.is_dir() {
+            s.root.clone_from(&canonical);
+            s.dir(path, &canonical);
+        } else {
+            s.root = canonical
+                .parent()
+                .map_or_else(|| canonical.clone(), Path::to_path_buf);
+            s.file(path, canonical, None, Reached::Read);
+        }
+    }
+    s.scan
+}
+
+impl Scanner<'_> {
+    fn fail(&mut self, loc: &Loc, reason: impl Into<String>) {
+        let failure = loc.fail(reason);
+        warn!(place = failure.place(), reason = failure.reason, "skipped");
+        self.scan.failures.push(failure);
+    }
+
+    fn inside(&self, canonical: &Path) -> bool {
+        self.options.follow_outside || canonical.starts_with(&self.root)
+    }
+
+    /// Every document under a directory, root documents of a static catalog first.
+    fn dir(&mut self, shown: &Path, canonical: &Path) {
+        if !self.dirs.insert(canonical.to_path_buf()) {
+            return;
+        }
+        let mut names: Vec<_> = match std::fs::read_dir(canonical) {
+            Ok(rd) => rd.flatten().map(|e| e.file_name()).collect(),
+            Err(e) => {
+                let file: Arc<str> = shown.display().to_string().into();
+                return self.fail(&Loc::file(&file), format!("cannot list: {e}"));
+            }
+        };
+        names.sort_by_key(|n| {
+            let root = ROOT_NAMES
+                .iter()
+                .position(|r| n.as_os_str() == *r)
+                .unwrap_or(ROOT_NAMES.len());
+            (root, n.clone())
+        });
+        for name in names {
+            if name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let shown = shown.join(&name);
+            let entry = canonical.join(&name);
+            let document = format_of_name(&entry).is_some();
+            let target = match entry.canonicalize() {
+                Ok(t) => t,
+                Err(e) if document => {
+                    let file: Arc<str> = shown.display().to_string().into();
+                    self.fail(&Loc::file(&file), format!("cannot read: {e}"));
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if !self.inside(&target) && (document || target.is_dir()) {
+                let file: Arc<str> = shown.display().to_string().into();
+                let reason = format!(
+                    "is a symbolic link to {}, outside {}; pass --follow-outside to read it",
+                    target.display(),
+                    self.root.display()
+                );
+                self.fail(&Loc::file(&file), reason);
+                continue;
+            }
+            if target.is_dir() {
+                self.dir(&shown, &target);
+            } else if document {
+                self.file(&shown, target, None, Reached::Read);
+            } else if extension(&entry) == "parquet" {
+                warn!(
+                    file = %shown.display(),
+                    "not loaded: load reads STAC JSON and NDJSON, not (stac-)geoparquet"
+                );
+            }
+        }
+    }
+
+    /// One file: note it, and read Collections and Catalogs at once.
+    fn file(&mut self, shown: &Path, canonical: PathBuf, context: Option<&Arc<str>>, how: Reached) {
+        if let Some(unit) = self.seen.get(&canonical) {
+            if let (Some(i), Some(c)) = (unit, context) {
+                let source = &mut self.scan.units[*i].source;
+                if source.context.is_none() {
+                    source.context = Some(Arc::clone(c));
+                }
+            }
+            return;
+        }
+        self.seen.insert(canonical.clone(), None);
+        let file: Arc<str> = tidy(shown).display().to_string().into();
+        let named = format_of_name(shown);
+        if how == Reached::ItemLink {
+            let format = named.unwrap_or(Format::Json);
+            return self.unit(canonical, &file, format, context, None);
+        }
+        if named == Some(Format::Ndjson) {
+            return match self.ndjson_collections(&canonical, &file) {
+                Ok(lines) => self.unit(canonical, &file, Format::Ndjson, context, Some(lines)),
+                Err(reason) => self.fail(&Loc::file(&file), reason),
+            };
+        }
+        let bytes = match read_json_file(&canonical) {
+            Ok(b) => b,
+            Err(reason) => return self.fail(&Loc::file(&file), reason),
+        };
+        let text = strip_bom(&bytes);
+        if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            let loc = Loc::at(&file, Some(first_line(text)), None);
+            return self.fail(
+                &loc,
+                "not a STAC document: a JSON array (expected an Item, ItemCollection, \
+                 Collection or Catalog object)",
+            );
+        }
+        let kind = match serde_json::from_slice::<TypeOnly>(text) {
+            Ok(t) => t.kind,
+            Err(e) if is_several_documents(&e) => {
+                // NDJSON under a `.json` name.
+                let collections = ndjson_lines_collections(text, &file);
+                let lines = collections.iter().filter_map(|(loc, _)| loc.line).collect();
+                self.scan.collections.extend(collections);
+                return self.unit(canonical, &file, Format::Ndjson, context, Some(lines));
+            }
+            Err(e) if e.is_data() => {
+                let loc = Loc::at(&file, Some(first_line(text)), None);
+                return self.fail(
+                    &loc,
+                    "not a STAC document: expected a JSON object (an Item, ItemCollection, \
+                     Collection or Catalog)",
+                );
+            }
+            Err(e) => {
+                let loc = Loc::at(&file, Some(e.line()), None);
+                return self.fail(&loc, format!("not valid JSON: {e}"));
+            }
+        };
+        match kind.as_ref().and_then(Value::as_str) {
+            Some("Feature" | "FeatureCollection") => {
+                self.unit(canonical, &file, Format::Json, context, Some(Vec::new()));
+            }
+            Some(kind @ ("Collection" | "Catalog")) => {
+                let kind = kind.to_owned();
+                match serde_json::from_slice::<Value>(text) {
+                    Ok(value) => {
+                        self.container(shown, &canonical, &file, text, &kind, value, context);
+                    }
+                    Err(e) => {
+                        let loc = Loc::at(&file, Some(e.line()), None);
+                        self.fail(&loc, format!("not valid JSON: {e}"));
+                    }
+                }
+            }
+            Some(other) => {
+                let loc = Loc::at(&file, Some(first_line(text)), None);
+                self.fail(
+                    &loc,
+                    format!(
+                        "not a STAC document: type {other:?} is none of Feature, \
+                         FeatureCollection, Collection, Catalog"
+                    ),
+                );
+            }
+            None => {
+                let loc = Loc::at(&file, Some(first_line(text)), None);
+                self.fail(&loc, "not a STAC document: it has no string `type`");
+            }
+        }
+    }
+
+    fn unit(
+        &mut self,
+        canonical: PathBuf,
+        file: &Arc<str>,
+        format: Format,
+        context: Option<&Arc<str>>,
+        collection_lines: Option<Vec<usize>>,
+    ) {
+        self.seen
+            .insert(canonical.clone(), Some(self.scan.units.len()));
+        self.scan.units.push(Unit {
+            path: canonical,
+            source: Source {
+                file: Arc::clone(file),
+                context: context.cloned(),
+                scanned: collection_lines.is_some(),
+            },
+            format,
+            collection_lines: collection_lines.unwrap_or_default(),
+        });
+    }
+
+    /// Collections on the lines of an NDJSON file; returns their lines.
+    /// Lines that are not JSON are left for the item pass, which reports them.
+    fn ndjson_collections(&mut self, path: &Path, file: &Arc<str>) -> Result<Vec<usize>, String> {
+        let mut reader = open_ndjson(path)?;
+        let mut buf = Vec::new();
+        let mut line = 0;
+        let mut lines = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => return Ok(lines),
+                Ok(_) => line += 1,
+                Err(e) => return Err(format!("cannot read line {}: {e}", line + 1)),
+            }
+            if let Some(value) = collection_line(&buf, line) {
+                self.scan
+                    .collections
+                    .push((Loc::at(file, Some(line), None), value));
+                lines.push(line);
+            }
+        }
+    }
+
+    /// A Collection or Catalog: keep a Collection, follow `child` and `item` links.
+    #[expect(clippy::too_many_arguments, reason = "one document, as reached")]
+    fn container(
+        &mut self,
+        shown: &Path,
+        canonical: &Path,
+        file: &Arc<str>,
+        text: &[u8],
+        kind: &str,
+        value: Value,
+        context: Option<&Arc<str>>,
+    ) {
+        let links = value
+            .get("links")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let own: Option<Arc<str>> = if kind == "Collection" {
+            value.get("id").and_then(Value::as_str).map(Arc::from)
+        } else {
+            context.cloned()
+        };
+        if kind == "Collection" {
+            let loc = Loc::at(file, Some(first_line(text)), None);
+            self.scan.collections.push((loc, value));
+        }
+        let mut starts = element_lines(text, "links");
+        if starts.len() != links.len() {
+            starts.clear();
+        }
+        let base = canonical.parent().unwrap_or(canonical);
+        let shown_base = shown.parent().unwrap_or_else(|| Path::new(""));
+        for (i, link) in links.iter().enumerate() {
+            let rel = link.get("rel").and_then(Value::as_str).unwrap_or_default();
+            if rel != "child" && rel != "item" {
+                continue;
+            }
+            let loc = Loc::at(file, starts.get(i).copied(), Some(format!("links[{i}]")));
+            let Some(href) = link.get("href").and_then(Value::as_str) else {
+                self.fail(&loc, format!("the {rel} link has no string href"));
+                continue;
+            };
+            let relative = match link_path(base, href) {
+                Ok(p) => p,
+                Err(reason) => {
+                    self.fail(&loc, format!("{rel} link {href} {reason}"));
+                    continue;
+                }
+            };
+            let joined = base.join(&relative);
+            let target = joined.canonicalize();
+            let lands = target
+                .as_ref()
+                .map_or_else(|_| lexical(&joined), Clone::clone);
+            if !self.inside(&lands) {
+                let reason = format!(
+                    "{rel} link {href} leads outside {} (to {}); pass --follow-outside to follow it",
+                    self.root.display(),
+                    lands.display()
+                );
+                self.fail(&loc, reason);
+                continue;
+            }
+            let target = match target {
+                Ok(t) if t.is_dir() => {
+                    self.fail(&loc, format!("{rel} link {href} names a directory"));
+                    continue;
+                }
+                Ok(t) => t,
+                Err(e) => {
+                    self.fail(
+                        &loc,
+                        format!("{rel} link {href}: {}: {e}", joined.display()),
+                    );
+                    continue;
+                }
+            };
+            let how = if rel == "item" {
+                Reached::ItemLink
+            } else {
+                Reached::Read
+            };
+            self.file(&shown_base.join(&relative), target, own.as_ref(), how);
+        }
+    }
+}
+
+/// The Collections on the lines of NDJSON text held in memory.
+fn ndjson_lines_collections(text: &[u8], file: &Arc<str>) -> Vec<(Loc, Value)> {
+    text.split(|b| *b == b'\n')
+        .enumerate()
+        .filter_map(|(i, l)| {
+            collection_line(l, i + 1).map(|v| (Loc::at(file, Some(i + 1), None), v))
+        })
+        .collect()
+}
+
+/// The Collection on one NDJSON line, if the line holds one. Lines are
+/// looked at only when they could name the type (most Items cannot).
+fn collection_line(line: &[u8], number: usize) -> Option<Value> {
+    let line = if number == 1 { strip_bom(line) } else { line };
+    let text = std::str::from_utf8(line).ok()?;
+    if !text.contains("Collection") && !text.contains("\\u") {
+        return None;
+    }
+    let kind = serde_json::from_str::<TypeOnly>(text).ok()?.kind?;
+    if kind.as_str() != Some("Collection") {
+        return None;
+    }
+    serde_json::from_str(text).ok()
+}
+
+// ---------------------------------------------------------------------------
+// The item pass: read, validate, write
+
+/// One document for a validation task.
+enum Work {
+    /// An NDJSON line, parsed on the worker.
+    Line {
+        source: Arc<Source>,
+        line: usize,
+        text: Vec<u8>,
+    },
+    /// A parsed Item (a whole file, or a feature of an ItemCollection).
+    Value {
+        source: Arc<Source>,
+        line: Option<usize>,
+        pointer: Option<String>,
+        value: Value,
+    },
+    /// A file or document that could not be read.
+    Failed(Failure),
+}
+
+/// Documents for one validation task; `ends_batch` when the last of them
+/// closes a batch.
+struct Chunk {
+    work: Vec<Work>,
+    ends_batch: bool,
+}
+
+/// Cuts the documents into chunks, and chunks into batches of at most
+/// `batch_size` documents.
+struct Reader {
+    tx: mpsc::Sender<Chunk>,
     batch_size: usize,
+    chunk: Vec<Work>,
+    in_batch: usize,
+}
+
+impl Reader {
+    fn push(&mut self, work: Work) -> bool {
+        if !matches!(work, Work::Failed(_)) {
+            self.in_batch += 1;
+        }
+        self.chunk.push(work);
+        if self.in_batch >= self.batch_size {
+            self.in_batch = 0;
+            return self.send(true);
+        }
+        self.chunk.len() < LINES_PER_CHUNK || self.send(false)
+    }
+
+    fn send(&mut self, ends_batch: bool) -> bool {
+        let work = std::mem::take(&mut self.chunk);
+        self.tx.blocking_send(Chunk { work, ends_batch }).is_ok()
+    }
+
+    fn finish(&mut self) {
+        if !self.chunk.is_empty() {
+            self.send(true);
+        }
+    }
+
+    fn fail(&mut self, source: &Source, line: Option<usize>, reason: impl Into<String>) -> bool {
+        self.push(Work::Failed(Loc::at(&source.file, line, None).fail(reason)))
+    }
+
+    fn unit(&mut self, unit: Unit) -> bool {
+        let source = Arc::new(unit.source);
+        match unit.format {
+            Format::Ndjson => match open_ndjson(&unit.path) {
+                Ok(reader) => self.lines(&source, reader, &unit.collection_lines),
+                Err(reason) => self.fail(&source, None, reason),
+            },
+            Format::Json => match read_json_file(&unit.path) {
+                Ok(bytes) => self.json(&source, &bytes),
+                Err(reason) => self.fail(&source, None, reason),
+            },
+        }
+    }
+
+    /// The lines of NDJSON text, but the `skip`ped ones (in order).
+    fn lines(&mut self, source: &Arc<Source>, mut reader: impl BufRead, skip: &[usize]) -> bool {
+        let mut line = 0;
+        let mut skip = skip.iter().peekable();
+        loop {
+            let mut text = Vec::new();
+            match reader.read_until(b'\n', &mut text) {
+                Ok(0) => return true,
+                Ok(_) => line += 1,
+                Err(e) => return self.fail(source, Some(line + 1), format!("cannot read: {e}")),
+            }
+            if skip.next_if_eq(&&line).is_some() || text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if line == 1 && text.starts_with(b"\xEF\xBB\xBF") {
+                text.drain(..3);
+            }
+            let work = Work::Line {
+                source: Arc::clone(source),
+                line,
+                text,
+            };
+            if !self.push(work) {
+                return false;
+            }
+        }
+    }
+
+    fn json(&mut self, source: &Arc<Source>, bytes: &[u8]) -> bool {
+        let text = strip_bom(bytes);
+        let mut value: Value = match serde_json::from_slice(text) {
+            Ok(v) => v,
+            Err(e) if is_several_documents(&e) => return self.lines(source, text, &[]),
+            Err(e) => return self.fail(source, Some(e.line()), format!("not valid JSON: {e}")),
+        };
+        let line = Some(first_line(text));
+        match value.get("type").and_then(Value::as_str) {
+            Some("Feature") => self.push(Work::Value {
+                source: Arc::clone(source),
+                line,
+                pointer: None,
+                value,
+            }),
+            Some("FeatureCollection") => {
+                let Some(Value::Array(features)) = value.get_mut("features").map(Value::take)
+                else {
+                    return self.fail(source, line, "a FeatureCollection without a features array");
+                };
+                let mut lines = element_lines(text, "features");
+                if lines.len() != features.len() {
+                    lines.clear();
+                }
+                for (i, feature) in features.into_iter().enumerate() {
+                    let work = Work::Value {
+                        source: Arc::clone(source),
+                        line: lines.get(i).copied(),
+                        pointer: Some(format!("features[{i}]")),
+                        value: feature,
+                    };
+                    if !self.push(work) {
+                        return false;
+                    }
+                }
+                true
+            }
+            Some(kind @ ("Collection" | "Catalog")) => {
+                let reason = format!(
+                    "reached through an item link, but this is a {kind}; link it with rel \"child\""
+                );
+                self.fail(source, line, reason)
+            }
+            other => self.fail(
+                source,
+                line,
+                format!("not a STAC Item or ItemCollection: type {other:?}"),
+            ),
+        }
+    }
+}
+
+/// What every validation task checks items against.
+struct Rules {
+    /// Collections in the catalog, after this load's were written.
     known: HashSet<String>,
-    pending: std::collections::VecDeque<tokio::task::JoinHandle<Validated>>,
-    work: Vec<Doc>,
-    work_items: usize,
+    /// `--collection`: the collection of items that name none.
+    collection: Option<CollectionId>,
+}
+
+/// What a validation task hands back.
+struct Validated {
     batch: ItemBatch,
-    places: Vec<String>,
+    /// The items of `batch`, kept to write again in parts if the batch fails.
+    records: Vec<(Loc, ItemRecord)>,
+    failures: Vec<Failure>,
+    ends_batch: bool,
+}
+
+fn validate(chunk: Chunk, rules: &Rules) -> Validated {
+    let mut out = Validated {
+        batch: ItemBatch::new(),
+        records: Vec::new(),
+        failures: Vec::new(),
+        ends_batch: chunk.ends_batch,
+    };
+    for work in chunk.work {
+        match work {
+            Work::Failed(f) => out.failures.push(f),
+            Work::Value {
+                source,
+                line,
+                pointer,
+                value,
+            } => {
+                let loc = Loc::at(&source.file, line, pointer);
+                accept(loc, value, &source, rules, &mut out);
+            }
+            Work::Line { source, line, text } => {
+                let loc = Loc::at(&source.file, Some(line), None);
+                match serde_json::from_slice::<Value>(&text) {
+                    Ok(v) => match v.get("type").and_then(Value::as_str) {
+                        Some("Feature") => accept(loc, v, &source, rules, &mut out),
+                        // Written with the other Collections, before any item.
+                        Some("Collection") if source.scanned => {}
+                        Some("Collection") => out.failures.push(loc.fail(
+                            "a Collection in a file reached only through an item link is not \
+                             loaded; give the file on the command line",
+                        )),
+                        other => out.failures.push(loc.fail(format!(
+                            "expected an Item or a Collection on this NDJSON line, got type {other:?}"
+                        ))),
+                    },
+                    Err(e) => out.failures.push(loc.fail(format!("not valid JSON: {e}"))),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn accept(loc: Loc, value: Value, source: &Source, rules: &Rules, out: &mut Validated) {
+    match item_record(value, source.context.as_deref(), rules) {
+        Ok(record) if rules.known.contains(record.collection.as_str()) => {
+            out.batch.push(&record);
+            out.records.push((loc, record));
+        }
+        Ok(record) => out.failures.push(loc.fail(format!(
+            "collection {} not found: it is neither in the catalog nor among the documents \
+             loaded",
+            record.collection
+        ))),
+        Err(reason) => out.failures.push(loc.fail(reason)),
+    }
+}
+
+/// Validate an item for the collection it names, else the one that links
+/// it, else `--collection`.
+fn item_record(value: Value, linked: Option<&str>, rules: &Rules) -> Result<ItemRecord, String> {
+    let own = value
+        .get("collection")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let record = match (&rules.collection, own.as_deref(), linked) {
+        (Some(given), Some(c), _) | (Some(given), None, Some(c)) if c != given.as_str() => {
+            let how = if own.is_some() {
+                "names"
+            } else {
+                "is linked from"
+            };
+            return Err(format!(
+                "the item {how} collection {c:?}, not {:?} as given with --collection",
+                given.as_str()
+            ));
+        }
+        (Some(given), _, _) => ItemRecord::from_value(value, Some(given)),
+        (None, Some(_), _) => ItemRecord::from_value(value, None),
+        (None, None, Some(c)) => {
+            let id = CollectionId::new(c).map_err(|e| format!("collection: {e}"))?;
+            ItemRecord::from_value(value, Some(&id))
+        }
+        (None, None, None) => {
+            return Err(
+                "the item has no `collection`, and no collection was given for items \
+                        without one (--collection ID)"
+                    .into(),
+            );
+        }
+    };
+    record.map_err(|e| e.to_string())
+}
+
+/// An error that no part of the input caused: the load stops. Anything
+/// not known to come from the input counts as such.
+fn is_fatal(e: &Error) -> bool {
+    match e {
+        Error::Database(sqlx::Error::Database(db)) => db.code().is_none_or(|code| {
+            // Connection, resources, operator intervention, system errors.
+            ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
+        }),
+        Error::InvalidDocument { .. }
+        | Error::InvalidInput { .. }
+        | Error::CollectionNotFound { .. }
+        | Error::ItemExists { .. }
+        | Error::ItemNotFound { .. } => false,
+        _ => true,
+    }
+}
+
+/// Why the database refused an item, for the report.
+fn refusal(e: &Error) -> String {
+    match e {
+        Error::Database(sqlx::Error::Database(db)) => {
+            format!("the database refused the item: {}", db.message())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Validation tasks ahead, one writer behind.
+struct Writer<'a> {
+    store: &'a Store,
+    pending: VecDeque<tokio::task::JoinHandle<Validated>>,
+    batch: ItemBatch,
+    records: Vec<(Loc, ItemRecord)>,
     report: LoadReport,
     last_log: Instant,
     wrote_items: bool,
 }
 
-impl Pipeline<'_> {
-    fn queue(&mut self, doc: Doc) {
-        self.work_items += match &doc {
-            Doc::Lines { lines, .. } => lines.len(),
-            _ => 1,
-        };
-        self.work.push(doc);
-    }
-
-    /// Hand the queued work to a validation task once there is enough of it.
-    async fn dispatch(&mut self, force: bool) -> Result<()> {
-        if self.work.is_empty() || (!force && self.work_items < LINES_PER_CHUNK) {
-            return Ok(());
-        }
-        let work = std::mem::take(&mut self.work);
-        self.work_items = 0;
+impl Writer<'_> {
+    async fn take(&mut self, chunk: Chunk, rules: &Arc<Rules>) -> Result<()> {
+        let rules = Arc::clone(rules);
         self.pending
-            .push_back(tokio::task::spawn_blocking(move || validate(work)));
+            .push_back(tokio::task::spawn_blocking(move || validate(chunk, &rules)));
         while self.pending.len() > VALIDATION_AHEAD {
             self.collect_one().await?;
         }
@@ -371,81 +1111,49 @@ impl Pipeline<'_> {
         let Some(task) = self.pending.pop_front() else {
             return Ok(());
         };
-        let mut v = task
+        let v = task
             .await
-            .map_err(|e| crate::Error::embedded(format!("validation task failed: {e}")))?;
+            .map_err(|e| Error::embedded(format!("validation task failed: {e}")))?;
         self.report.failures.extend(v.failures);
-        if !v.collections.is_empty() {
-            self.flush().await?;
-            for (place, value) in v.collections {
-                self.collection(place, value).await?;
-            }
-        }
-        for (collection, id) in v.batch.retain_collections(&self.known) {
-            self.report.failures.push((
-                format!("item {id}"),
-                format!("collection {collection} not found; load it first"),
-            ));
-        }
         self.batch.append(v.batch);
-        self.places.extend(v.places);
-        if self.batch.len() >= self.batch_size {
+        self.records.extend(v.records);
+        if v.ends_batch {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Validate everything queued and write it.
     async fn drain(&mut self) -> Result<()> {
-        self.dispatch(true).await?;
         while !self.pending.is_empty() {
             self.collect_one().await?;
         }
         self.flush().await
     }
 
-    async fn collection(&mut self, place: String, value: Value) -> Result<()> {
-        match CollectionRecord::from_value(value) {
-            Ok(record) => {
-                let mut conn = self.store.pool().acquire().await?;
-                Store::upsert_collection(&mut conn, &record).await?;
-                self.known.insert(record.id.as_str().to_owned());
-                self.report.collections += 1;
-            }
-            Err(e) => self.report.failures.push((place, e.to_string())),
-        }
-        Ok(())
-    }
-
+    /// Write the batch in one transaction. If the database refuses it, the
+    /// transaction is rolled back whole and the batch written again in
+    /// halves, down to the single items it refuses.
     async fn flush(&mut self) -> Result<()> {
-        if self.batch.is_empty() {
+        if self.records.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.pool().begin().await?;
-        // A crash loses at most the last batches of a re-runnable load; no
-        // need to wait for each commit's flush to disk.
-        sqlx::query("SET LOCAL synchronous_commit = off")
-            .execute(&mut *tx)
-            .await?;
-        match Store::write_batch(&mut tx, &self.batch, OnConflict::Replace).await {
-            Ok(c) => {
-                tx.commit().await?;
-                self.report.items_inserted += c.inserted;
-                self.report.items_updated += c.updated;
-                self.wrote_items = true;
-                debug!(inserted = c.inserted, updated = c.updated, "batch written");
+        let batch = std::mem::take(&mut self.batch);
+        let mut records = std::mem::take(&mut self.records);
+        match self.write(&batch).await? {
+            Ok(counts) => self.count(counts),
+            Err(e) if records.len() == 1 => {
+                let (loc, _) = &records[0];
+                self.report.failures.push(loc.fail(refusal(&e)));
             }
-            Err(crate::Error::Database(e)) => return Err(e.into()),
             Err(e) => {
-                tx.rollback().await?;
-                let reason = e.to_string();
-                self.report
-                    .failures
-                    .extend(self.places.iter().map(|p| (p.clone(), reason.clone())));
+                debug!(error = %e, items = records.len(), "batch refused; writing it in parts");
+                let second = records.split_off(records.len() / 2);
+                self.isolate(vec![second, records]).await?;
+                return Ok(());
             }
         }
-        self.batch.clear();
-        self.places.clear();
+        // Items hold parsed JSON; free it off the writer's thread.
+        tokio::task::spawn_blocking(move || drop(records));
         if self.last_log.elapsed() > Duration::from_secs(5) {
             self.last_log = Instant::now();
             info!(
@@ -455,68 +1163,176 @@ impl Pipeline<'_> {
         }
         Ok(())
     }
-}
 
-/// Load every path (files or directories) into the store.
-pub async fn load_paths(
-    store: &Store,
-    paths: Vec<PathBuf>,
-    batch_size: usize,
-) -> Result<LoadReport> {
-    let started = Instant::now();
-    let (tx, mut rx) = mpsc::channel::<Doc>(64);
-    let walker = tokio::task::spawn_blocking(move || {
-        let mut w = Walker {
-            tx,
-            seen: HashSet::new(),
-        };
-        for p in paths {
-            if !w.path(&p) {
-                break;
+    /// Write each part (the last first) in its own transaction, halving the
+    /// parts the database refuses.
+    async fn isolate(&mut self, mut parts: Vec<Vec<(Loc, ItemRecord)>>) -> Result<()> {
+        while let Some(mut part) = parts.pop() {
+            let mut batch = ItemBatch::new();
+            for (_, record) in &part {
+                batch.push(record);
+            }
+            match self.write(&batch).await? {
+                Ok(counts) => self.count(counts),
+                Err(e) if part.len() == 1 => {
+                    let (loc, _) = &part[0];
+                    self.report.failures.push(loc.fail(refusal(&e)));
+                }
+                Err(_) => {
+                    let second = part.split_off(part.len() / 2);
+                    parts.push(second);
+                    parts.push(part);
+                }
             }
         }
-    });
-    let known: HashSet<String> = store
+        Ok(())
+    }
+
+    fn count(&mut self, c: WriteCounts) {
+        self.report.items_inserted += c.inserted;
+        self.report.items_updated += c.updated;
+        self.wrote_items = true;
+        debug!(inserted = c.inserted, updated = c.updated, "batch written");
+    }
+
+    /// One transaction: `Ok(Err(_))` when the database refused the batch
+    /// (and nothing of it was kept), `Err(_)` when the load cannot go on.
+    async fn write(&self, batch: &ItemBatch) -> Result<Result<WriteCounts>> {
+        let mut tx = self.store.pool().begin().await?;
+        // A crash loses at most the last batches of a re-runnable load; no
+        // need to wait for each commit's flush to disk.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        match Store::write_batch(&mut tx, batch, OnConflict::Replace).await {
+            Ok(c) => {
+                tx.commit().await?;
+                Ok(Ok(c))
+            }
+            Err(e) if is_fatal(&e) => Err(e),
+            Err(e) => {
+                tx.rollback().await?;
+                Ok(Err(e))
+            }
+        }
+    }
+}
+
+/// Write the Collections the scan found; returns the ids now in the catalog.
+async fn write_collections(
+    store: &Store,
+    collections: Vec<(Loc, Value)>,
+    report: &mut LoadReport,
+) -> Result<HashSet<String>> {
+    let mut known: HashSet<String> = store
         .list_collections()
         .await?
         .into_iter()
         .map(|c| c.id)
         .collect();
-    let mut p = Pipeline {
-        store,
-        batch_size: batch_size.max(1),
+    if collections.is_empty() {
+        return Ok(known);
+    }
+    let mut conn = store.pool().acquire().await?;
+    for (loc, value) in collections {
+        let record = match CollectionRecord::from_value(value) {
+            Ok(r) => r,
+            Err(e) => {
+                report.failures.push(loc.fail(e.to_string()));
+                continue;
+            }
+        };
+        match Store::upsert_collection(&mut conn, &record).await {
+            Ok(_) => {
+                known.insert(record.id.as_str().to_owned());
+                report.collections += 1;
+            }
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => report.failures.push(loc.fail(refusal(&e))),
+        }
+    }
+    Ok(known)
+}
+
+/// Load every path (files or directories) into the store, with default
+/// options and this batch size.
+pub async fn load_paths(
+    store: &Store,
+    paths: Vec<PathBuf>,
+    batch_size: usize,
+) -> Result<LoadReport> {
+    let options = LoadOptions {
+        batch_size: NonZeroUsize::new(batch_size).unwrap_or(NonZeroUsize::MIN),
+        ..LoadOptions::default()
+    };
+    load(store, paths, &options).await
+}
+
+/// Load every path (files or directories) into the store.
+///
+/// Fails only when the load cannot go on (the database is unreachable, or
+/// the collection of [`LoadOptions::collection`] does not exist); bad
+/// documents are in the report.
+pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> Result<LoadReport> {
+    let started = Instant::now();
+    let scan_options = options.clone();
+    let found = tokio::task::spawn_blocking(move || scan(&paths, &scan_options))
+        .await
+        .map_err(|e| Error::embedded(format!("reader task failed: {e}")))?;
+    let mut report = LoadReport {
+        failures: found.failures,
+        ..LoadReport::default()
+    };
+    let known = write_collections(store, found.collections, &mut report).await?;
+    if let Some(id) = &options.collection
+        && !known.contains(id.as_str())
+    {
+        return Err(Error::CollectionNotFound { id: id.clone() });
+    }
+    info!(
+        collections = report.collections,
+        files = found.units.len(),
+        "collections written; loading items"
+    );
+    let rules = Arc::new(Rules {
         known,
-        pending: std::collections::VecDeque::new(),
-        work: Vec::new(),
-        work_items: 0,
+        collection: options.collection.clone(),
+    });
+
+    let (tx, mut rx) = mpsc::channel::<Chunk>(VALIDATION_AHEAD * 2);
+    let batch_size = options.batch_size.get();
+    let units = found.units;
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut r = Reader {
+            tx,
+            batch_size,
+            chunk: Vec::new(),
+            in_batch: 0,
+        };
+        for unit in units {
+            if !r.unit(unit) {
+                return;
+            }
+        }
+        r.finish();
+    });
+    let mut w = Writer {
+        store,
+        pending: VecDeque::new(),
         batch: ItemBatch::new(),
-        places: Vec::new(),
-        report: LoadReport::default(),
+        records: Vec::new(),
+        report,
         last_log: Instant::now(),
         wrote_items: false,
     };
-    while let Some(doc) = rx.recv().await {
-        match doc {
-            Doc::Failure(place, reason) => {
-                warn!(place, reason, "skipped");
-                p.report.failures.push((place, reason));
-            }
-            Doc::Collection(place, value) => {
-                // Keep document order: what came before is written first.
-                p.drain().await?;
-                p.collection(place, value).await?;
-            }
-            item => {
-                p.queue(item);
-                p.dispatch(false).await?;
-            }
-        }
+    while let Some(chunk) = rx.recv().await {
+        w.take(chunk, &rules).await?;
     }
-    p.drain().await?;
-    walker
+    w.drain().await?;
+    reader
         .await
-        .map_err(|e| crate::Error::embedded(format!("reader task failed: {e}")))?;
-    if p.wrote_items {
+        .map_err(|e| Error::embedded(format!("reader task failed: {e}")))?;
+    if w.wrote_items {
         // Fresh statistics, so that the planner picks the indexes at once,
         // and a visibility map, so that counts are index-only scans; both
         // now rather than whenever autovacuum gets round to it.
@@ -524,7 +1340,111 @@ pub async fn load_paths(
             .execute(store.pool())
             .await?;
     }
-    let mut report = p.report;
+    let mut report = w.report;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn element_lines_finds_each_feature_of_a_pretty_printed_collection() {
+        let text = br#"{
+  "type": "FeatureCollection",
+  "note": "features: [not this]",
+  "links": [{"rel": "x", "href": "y"}],
+  "features": [
+    {"type": "Feature", "links": [1, 2]},
+    {
+      "type": "Feature"
+    },
+    "x", 3
+  ]
+}"#;
+        assert_eq!(element_lines(text, "features"), [6, 7, 10, 10]);
+        assert_eq!(element_lines(text, "links"), [4]);
+        assert!(element_lines(b"{\"features\": []}", "features").is_empty());
+        assert!(element_lines(b"[1, 2]", "features").is_empty());
+    }
+
+    #[test]
+    fn binary_and_parquet_files_are_named_as_such() {
+        let parquet = not_json(b"PAR1\x15\x04\x15").unwrap();
+        assert!(parquet.contains("Parquet"), "{parquet}");
+        assert!(not_json(b"\x00\x01\x02binary").unwrap().contains("binary"));
+        assert!(not_json(b"id,name\n1,a").unwrap().contains("\"id,name"));
+        assert!(not_json(b"\xEF\xBB\xBF {\"type\": 1}").is_none());
+        assert!(not_json(b"\n[1]").is_none());
+    }
+
+    #[test]
+    fn hrefs_are_percent_decoded_and_remote_ones_refused() {
+        let base = Path::new("/data/catalog");
+        assert_eq!(
+            link_path(base, "./my%20items/a%2Bb.json").unwrap(),
+            PathBuf::from("./my items/a+b.json")
+        );
+        assert_eq!(
+            link_path(base, "file:///data/with%20space/x.json").unwrap(),
+            PathBuf::from("/data/with space/x.json")
+        );
+        assert!(link_path(base, "https://example.com/x.json").is_err());
+        assert!(link_path(base, "file://elsewhere/x.json").is_err());
+        assert_eq!(
+            lexical(Path::new("/data/catalog/../../etc/x.json")),
+            PathBuf::from("/etc/x.json")
+        );
+    }
+
+    #[test]
+    fn items_go_to_their_own_collection_else_the_linking_one_else_the_given_one() {
+        let rules = |given: Option<&str>| Rules {
+            known: HashSet::new(),
+            collection: given.map(|c| CollectionId::new(c).unwrap()),
+        };
+        let item = |collection: Option<&str>| {
+            let mut v = serde_json::json!({
+                "type": "Feature", "stac_version": "1.0.0", "id": "x", "geometry": null,
+                "properties": {"datetime": "2024-01-01T00:00:00Z"}, "assets": {}
+            });
+            if let Some(c) = collection {
+                v["collection"] = c.into();
+            }
+            v
+        };
+        let c = |r: Result<ItemRecord, String>| r.map(|r| r.collection.as_str().to_owned());
+        assert_eq!(
+            c(item_record(item(None), None, &rules(Some("g")))),
+            Ok("g".into())
+        );
+        assert_eq!(
+            c(item_record(item(Some("g")), None, &rules(Some("g")))),
+            Ok("g".into())
+        );
+        assert!(
+            c(item_record(item(Some("o")), None, &rules(Some("g"))))
+                .unwrap_err()
+                .contains("\"o\"")
+        );
+        assert!(
+            c(item_record(item(None), Some("l"), &rules(Some("g"))))
+                .unwrap_err()
+                .contains("linked")
+        );
+        assert_eq!(
+            c(item_record(item(None), Some("l"), &rules(None))),
+            Ok("l".into())
+        );
+        assert_eq!(
+            c(item_record(item(Some("o")), Some("l"), &rules(None))),
+            Ok("o".into())
+        );
+        assert!(
+            c(item_record(item(None), None, &rules(None)))
+                .unwrap_err()
+                .contains("--collection")
+        );
+    }
 }

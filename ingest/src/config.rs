@@ -138,7 +138,17 @@ impl SourcesFile {
     /// Read and check a sources file.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: Self = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        // toml's own message quotes the offending line, which may hold a
+        // literal secret: say where, and what, but never show the line.
+        let file: Self = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(l) => format!("{} line {l}: {}", path.display(), e.message()),
+                None => format!("{}: {}", path.display(), e.message()),
+            }
+        })?;
         if file.source.is_empty() {
             return Err(format!("{}: no [[source]] entries", path.display()));
         }

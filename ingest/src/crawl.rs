@@ -203,11 +203,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn scrub(&self, text: &str) -> String {
-        let mut t = text.to_owned();
-        for s in &self.job.secrets {
-            t = t.replace(s.as_str(), "<redacted>");
-        }
-        t
+        crate::source::redact::text(text, &self.job.secrets)
     }
 
     fn error(&mut self, href: &str, reason: &str) {

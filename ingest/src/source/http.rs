@@ -54,7 +54,9 @@ impl HttpSource {
     pub fn new(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
         crate::init_tls();
         let mut root =
-            url::Url::parse(url).map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+            url::Url::parse(url).map_err(|e| {
+                SourceError::Config(format!("{}: {e}", super::redact::text(url, &settings.secrets())))
+            })?;
         let mut basic = settings
             .username
             .clone()
@@ -87,7 +89,7 @@ impl HttpSource {
             .timeout(std::time::Duration::from_secs(120))
             .pool_max_idle_per_host(settings.concurrency.max(8))
             .build()
-            .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+            .map_err(|e| SourceError::Config(super::redact::urls(&format!("{url}: {e}"))))?;
         Ok(Self {
             client,
             root,
@@ -607,12 +609,9 @@ fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, quick_xml::Error> 
     Ok(out)
 }
 
-/// Remove anything that looks like a token from an error text.
+/// Remove anything that looks like a credential from an error text.
 fn scrub(text: &str) -> String {
-    match text.find("authz=") {
-        Some(i) => format!("{}authz=<redacted>", &text[..i]),
-        None => text.to_owned(),
-    }
+    super::redact::urls(text)
 }
 
 #[cfg(test)]

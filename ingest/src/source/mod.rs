@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod object;
+pub mod redact;
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -220,7 +221,9 @@ pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Sou
     let path = match url.strip_prefix("file://") {
         Some(p) => std::path::PathBuf::from(
             percent_decode(p)
-                .map_err(|e| SourceError::Config(format!("bad file URL {url}: {e}")))?,
+                .map_err(|e| {
+                    SourceError::Config(format!("bad file URL {}: {e}", redact::urls(url)))
+                })?,
         ),
         None if url.contains("://") => {
             return Err(SourceError::Config(format!(
@@ -329,7 +332,7 @@ impl SourceSettings {
         ]
         .into_iter()
         .flatten()
-        .filter(|s| s.len() >= 4)
+        .filter(|s| !s.is_empty())
         .cloned()
         .collect()
     }

@@ -40,7 +40,10 @@ impl ObjectSource {
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(SourceError::Config(format!("{url}: no bucket named")));
+            return Err(SourceError::Config(format!(
+                "{}: no bucket named",
+                super::redact::urls(url)
+            )));
         }
         let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
         if let Some(e) = &settings.endpoint {
@@ -63,7 +66,9 @@ impl ObjectSource {
         }
         let store = builder
             .build()
-            .map_err(|e| SourceError::Config(format!("{url}: {e}")))?;
+            .map_err(|e| {
+                SourceError::Config(super::redact::urls(&format!("{url}: {e}")))
+            })?;
         let https_base = match &settings.endpoint {
             Some(e) if e.starts_with("https://") => {
                 Some(format!("{}/{bucket}", e.trim_end_matches('/')))
