@@ -53,10 +53,12 @@ impl HttpSource {
     /// A source rooted at `url`.
     pub fn new(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
         crate::init_tls();
-        let mut root =
-            url::Url::parse(url).map_err(|e| {
-                SourceError::Config(format!("{}: {e}", super::redact::text(url, &settings.secrets())))
-            })?;
+        let mut root = url::Url::parse(url).map_err(|e| {
+            SourceError::Config(format!(
+                "{}: {e}",
+                super::redact::text(url, &settings.secrets())
+            ))
+        })?;
         let mut basic = settings
             .username
             .clone()
@@ -500,11 +502,17 @@ async fn read_bounded(mut resp: Response, limit: usize) -> Result<Vec<u8>, Strin
     Ok(body)
 }
 
-/// The percent-decoded, non-empty segments of a URL path.
+/// The percent-decoded, non-empty segments of a URL path. Some servers
+/// (XrdHttp) send names unencoded: a segment whose decoding is not UTF-8
+/// (`per%cent`) is taken as it stands.
 fn decoded_segments(path: &str) -> Vec<String> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map_or_else(|_| s.to_owned(), std::borrow::Cow::into_owned)
+        })
         .collect()
 }
 
