@@ -83,6 +83,12 @@ impl Bbox {
         Self::from_numbers(&numbers)
     }
 
+    /// Whether the box covers the whole world: it then filters nothing but
+    /// items without a geometry.
+    pub fn covers_world(&self) -> bool {
+        self.west <= -180.0 && self.east >= 180.0 && self.south <= -90.0 && self.north >= 90.0
+    }
+
     /// The box as one or two non-crossing boxes.
     pub fn parts(&self) -> Vec<[f64; 4]> {
         if self.west > self.east {
@@ -236,9 +242,9 @@ pub struct SearchBody {
     pub intersects: Option<Value>,
     /// An RFC 3339 instant or interval.
     pub datetime: Option<String>,
-    /// Item ids: a list, or a comma-separated string.
+    /// Item ids: an array of strings.
     pub ids: Option<Value>,
-    /// Collection ids: a list, or a comma-separated string.
+    /// Collection ids: an array of strings.
     pub collections: Option<Value>,
     /// Page size.
     pub limit: Option<Value>,
@@ -273,12 +279,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
     Value::deserialize(d).map(Some)
 }
 
-/// A list member of a POST body: an array of strings or one
-/// comma-separated string.
+/// A list member of a POST body: an array of strings, as the STAC API
+/// defines it. A string is refused, not split: `"a,b"` may as well be one id
+/// with a comma in it, and a client sending it has a bug worth seeing.
 fn body_list(name: &str, value: Option<&Value>) -> Result<Vec<String>> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => split_list(name, s),
         Some(Value::Array(items)) => check_list(
             name,
             items
@@ -560,6 +566,28 @@ impl Search {
         search.check()
     }
 
+    /// A fingerprint of what decides the matches and their order (not the
+    /// page size, the fields or the count mode), carried by page tokens so a
+    /// token is only honoured by the search it came from.
+    pub fn fingerprint(&self) -> u64 {
+        let filter = self
+            .filter
+            .as_ref()
+            .and_then(|f| f.run(|e| format!("{e:?}")))
+            .unwrap_or_default();
+        let text = format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{filter}",
+            self.collections,
+            self.ids,
+            self.bbox,
+            self.intersects,
+            self.datetime,
+            self.q,
+            self.sortby,
+        );
+        super::page::fnv1a("search", text.as_bytes())
+    }
+
     fn check(self) -> Result<Self> {
         if self.bbox.is_some() && self.intersects.is_some() {
             return Err(Error::invalid_search(
@@ -610,6 +638,41 @@ mod tests {
         assert!(Bbox::parse("1,2,3").is_err());
         assert!(Bbox::parse("0,10,1,5").is_err());
         assert!(Bbox::parse("a,b,c,d").is_err());
+    }
+
+    #[test]
+    fn post_lists_must_be_arrays() {
+        for member in ["ids", "collections"] {
+            let body: SearchBody =
+                serde_json::from_value(serde_json::json!({ member: "a,b" })).unwrap();
+            let e = Search::from_body(&body).unwrap_err().to_string();
+            assert!(e.contains(member) && e.contains("array"), "{e}");
+            let body: SearchBody =
+                serde_json::from_value(serde_json::json!({ member: ["a", "b"] })).unwrap();
+            assert!(Search::from_body(&body).is_ok());
+        }
+    }
+
+    #[test]
+    fn fingerprints_follow_what_decides_the_matches() {
+        let get = |q: &str| {
+            let p: SearchParams = serde_urlencoded_like(q);
+            Search::from_params(&p).unwrap().fingerprint()
+        };
+        assert_eq!(get("collections=a&limit=5"), get("collections=a&limit=9"));
+        assert_eq!(get("filter=gsd=1&fields=id"), get("filter=gsd=1"));
+        assert_ne!(get("collections=a"), get("collections=b"));
+        assert_ne!(get("filter=gsd=1"), get("filter=gsd=2"));
+        assert_ne!(get("sortby=gsd"), get("sortby=-gsd"));
+    }
+
+    fn serde_urlencoded_like(q: &str) -> SearchParams {
+        let map: serde_json::Map<String, Value> = q
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+            .collect();
+        serde_json::from_value(Value::Object(map)).unwrap()
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub struct ItemPage {
     pub next: Option<PageToken>,
     /// Token of the preceding page, if there is one.
     pub prev: Option<PageToken>,
-    /// Matches of the whole search, on first pages only.
+    /// Matches of the whole search: counted for the first page, then carried
+    /// by the page tokens (`None` only for a token from before tokens
+    /// carried it).
     pub matched: Option<Count>,
 }
 
@@ -74,7 +76,12 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
             .push_bind(search.ids.clone())
             .push(")");
     }
-    if let Some(bbox) = &search.bbox {
+    if search.bbox.is_some_and(|b| b.covers_world()) {
+        // What QGIS asks first for a whole layer: a box around the world
+        // filters nothing but items without a footprint, and must cost
+        // what no box costs (the datetime index walks the page in order).
+        qb.push(" AND geometry IS NOT NULL");
+    } else if let Some(bbox) = &search.bbox {
         qb.push(" AND (");
         for (i, [w, s, e, n]) in bbox.parts().into_iter().enumerate() {
             if i > 0 {
@@ -126,13 +133,19 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
     }
 }
 
-/// Searches with a geometry or a filter are planned for their own values
-/// (an unnamed statement, never a cached generic plan): a search geometry
-/// then folds into a constant once, where a generic plan rebuilds it from
-/// its parameter for every row it tests, and the planner sees how large the
-/// area is and how selective the filter. Other searches reuse their plans.
+/// Searches with a geometry, a box or a filter are planned for their own
+/// values (an unnamed statement, never a cached generic plan): a search
+/// geometry then folds into a constant once, where a generic plan rebuilds
+/// it from its parameter for every row it tests, and the planner sees how
+/// large the area is and how selective the filter. A prepared box search
+/// switches to a generic plan after five executions, which cannot tell a
+/// box around a continent from one around a city and scans every match of
+/// a large box spatially, then sorts them all. Other searches reuse their
+/// plans.
 pub(super) fn one_shot(search: &Search) -> bool {
-    search.intersects.is_some() || search.filter.is_some()
+    search.intersects.is_some()
+        || search.filter.is_some()
+        || search.bbox.is_some_and(|b| !b.covers_world())
 }
 
 /// What the plan of a page query says about counting its matches.
@@ -194,7 +207,9 @@ fn page_query<'a>(
 }
 
 impl Store {
-    /// Resolve filter, query, free text and sort against the queryables.
+    /// Resolve filter, query, free text and sort against the queryables:
+    /// those of the searched collections, then those of the rest of the
+    /// catalog (a property only other collections have matches nothing).
     /// A name the cached queryables do not know gets one fresh look.
     pub(super) async fn plan(&self, search: &Search) -> Result<Plan> {
         let build = |q: &Queryables| -> Result<Plan> {
@@ -213,11 +228,11 @@ impl Store {
         if search.filter.is_none() && search.sortby.is_empty() {
             return build(&Queryables::core());
         }
-        let q = self.queryables(&search.collections, false).await?;
+        let q = self.search_queryables(&search.collections, false).await?;
         match build(&q) {
             Ok(plan) => Ok(plan),
             Err(Error::InvalidSearch { .. }) => {
-                let q = self.queryables(&search.collections, true).await?;
+                let q = self.search_queryables(&search.collections, true).await?;
                 build(&q)
             }
             Err(e) => Err(e),
@@ -226,7 +241,19 @@ impl Store {
 
     /// Run one page of `search` in its sort order, with `(collection, id)`
     /// as the tie-break.
+    ///
+    /// The first page counts the matches; its tokens carry the count, so
+    /// every later page repeats it without counting again. A token is only
+    /// honoured by the search it came from.
     pub async fn search(&self, search: &Search) -> Result<ItemPage> {
+        let fingerprint = search.fingerprint();
+        if let Some(token) = &search.token
+            && token.search.is_some_and(|s| s != fingerprint)
+        {
+            return Err(Error::invalid_search(
+                "token belongs to another search; follow the links of this search's pages",
+            ));
+        }
         let plan = self.plan(search).await?;
         let limit = i64::from(search.limit);
         let direction = search
@@ -281,7 +308,10 @@ impl Store {
         let cap = usize::try_from(limit).unwrap_or(usize::MAX);
         // A first page that is not full holds every match: no count needed.
         let matched = match (&search.token, window_count) {
-            (Some(_), _) => None,
+            (Some(token), _) => token.matched.map(|value| Count {
+                value,
+                exact: !token.estimate,
+            }),
             (None, _) if items.len() <= cap => Some(Count {
                 value: items.len() as u64,
                 exact: true,
@@ -310,10 +340,15 @@ impl Store {
         }
         let token = |at: usize, direction| {
             items.get(at).map(|i| PageToken {
-                direction,
-                key: keys[at].clone(),
-                collection: i.collection.clone(),
-                id: i.id.clone(),
+                matched: matched.map(|c| c.value),
+                estimate: matched.is_some_and(|c| !c.exact),
+                search: Some(fingerprint),
+                ..PageToken::new(
+                    direction,
+                    keys[at].clone(),
+                    i.collection.clone(),
+                    i.id.clone(),
+                )
             })
         };
         let next = if has_next {
