@@ -94,7 +94,7 @@ async fn local_crawl_matches_the_manifest() {
     .await;
     let m = manifest();
     assert!(report.complete);
-    assert_eq!(report.read, 15, "{report:?}");
+    assert_eq!(report.read, 25, "{report:?}");
     // Corrupt inputs are error entries with the href and a reason; the text file and the hidden file are skipped.
     let errs: Vec<&str> = report
         .errors
@@ -107,7 +107,7 @@ async fn local_crawl_matches_the_manifest() {
             "{bad} missing from {errs:?}"
         );
     }
-    assert_eq!(report.failed, 6);
+    assert_eq!(report.failed, 8, "{:?}", report.errors);
     assert!(
         report
             .errors
@@ -126,7 +126,11 @@ async fn local_crawl_matches_the_manifest() {
         let want = &m[file];
         let item = &items[id];
         let asset = &item["assets"]["data"];
-        assert_eq!(asset["proj:epsg"], want["epsg"], "{file}");
+        assert_eq!(
+            asset["proj:code"],
+            format!("EPSG:{}", want["epsg"]),
+            "{file}"
+        );
         assert_eq!(
             item["properties"]["proj:code"],
             format!("EPSG:{}", want["epsg"]),
@@ -187,7 +191,11 @@ async fn local_crawl_matches_the_manifest() {
             "{store}"
         );
         assert_eq!(item["properties"]["end_datetime"], want["end"], "{store}");
-        assert_eq!(item["properties"]["proj:epsg"], want["epsg"], "{store}");
+        assert_eq!(
+            item["properties"]["proj:code"],
+            format!("EPSG:{}", want["epsg"]),
+            "{store}"
+        );
         let vars: Vec<&String> = item["properties"]["cube:variables"]
             .as_object()
             .unwrap()
@@ -231,7 +239,11 @@ async fn local_crawl_matches_the_manifest() {
             item["properties"]["table:row_count"], want["rows"],
             "{file}"
         );
-        assert_eq!(item["properties"]["proj:epsg"], want["epsg"], "{file}");
+        assert_eq!(
+            item["properties"]["proj:code"],
+            format!("EPSG:{}", want["epsg"]),
+            "{file}"
+        );
         assert_eq!(
             item["assets"]["data"]["arcolake:geoparquet"]["encoding"], want["encoding"],
             "{file}"
@@ -261,6 +273,46 @@ async fn local_crawl_matches_the_manifest() {
     assert_eq!(raster["pmtiles:tile_type"], "png");
     assert_eq!(items["raster"]["bbox"], m["raster.pmtiles"]["bbox"]);
 
+    // Projection v2.0.0 has no `proj:epsg`: nothing carries it.
+    for (id, item) in &items {
+        assert!(!item.to_string().contains("proj:epsg"), "{id}");
+    }
+    // Footprints across the antimeridian are MultiPolygons with west > east,
+    // and a search on either side of 180° finds them.
+    for id in ["pacific_utm60_cog", "noleap_pacific", "pacific_nobbox"] {
+        let item = &items[id];
+        assert_eq!(item["geometry"]["type"], "MultiPolygon", "{id}");
+        let b = item["bbox"].as_array().unwrap();
+        assert!(
+            b[0].as_f64().unwrap() > b[2].as_f64().unwrap(),
+            "{id}: {b:?}"
+        );
+    }
+    for (w, s, e, n) in [(179.0, -30.0, 180.0, 70.0), (-180.0, -30.0, -179.5, 70.0)] {
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM items WHERE collection = 'fx' \
+             AND ST_Intersects(geometry, ST_MakeEnvelope($1, $2, $3, $4, 4326)) ORDER BY id",
+        )
+        .bind(w)
+        .bind(s)
+        .bind(e)
+        .bind(n)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        for id in ["noleap_pacific", "pacific_nobbox", "pacific_utm60_cog"] {
+            assert!(
+                found.iter().any(|f| f == id),
+                "{id} not found in {w}..{e}: {found:?}"
+            );
+        }
+        assert!(!found.iter().any(|f| f == "utm_uint16_cog"), "{found:?}");
+    }
+    // A global 0..360 grid covers the whole world.
+    assert_eq!(
+        items["era5_global_0_360"]["bbox"],
+        serde_json::json!([-180.0, -90.0, 180.0, 90.0])
+    );
     // Every item declares what it uses.
     for (id, item) in &items {
         let exts = item["stac_extensions"].as_array().unwrap();
@@ -286,7 +338,8 @@ async fn local_crawl_matches_the_manifest() {
             .as_str()
             .unwrap()
             .get(..10),
-        Some("2023-01-01")
+        Some("2020-02-28"),
+        "the earliest fixture time (noleap_pacific.zarr)"
     );
 }
 
@@ -454,7 +507,7 @@ async fn every_backend_registers_the_same_items() {
     for (name, url, settings) in backends {
         let report = crawl(&db, &url, &name, &settings, &[], OnMissing::Remove).await;
         assert!(report.complete, "{name}: {report:?}");
-        assert_eq!(report.failed, 6, "{name}: {:?}", report.errors);
+        assert_eq!(report.failed, 8, "{name}: {:?}", report.errors);
         let got = items(&db, &name).await;
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
@@ -467,7 +520,9 @@ async fn every_backend_registers_the_same_items() {
             // Times from file modification differ between copies; all else must match.
             let strip = |v: &Value| {
                 let mut p = v["properties"].clone();
-                if p["arcolake:datetime_source"] == "file-modified" {
+                if p["arcolake:datetime_source"] == "file-modified"
+                    || p["arcolake:datetime_source"] == "crawl-time"
+                {
                     p.as_object_mut().unwrap().remove("datetime");
                 }
                 p
@@ -483,154 +538,7 @@ async fn every_backend_registers_the_same_items() {
         // Re-crawl: nothing read again.
         let again = crawl(&db, &url, &name, &settings, &[], OnMissing::Remove).await;
         assert_eq!(again.read, 0, "{name}: {again:?}");
-        assert_eq!(again.unchanged, 15, "{name}");
-    }
-}
-
-/// A crawl killed with SIGKILL part-way and run again leaves exactly what
-/// one clean crawl leaves: nothing duplicated, nothing lost.
-#[tokio::test]
-async fn a_killed_crawl_run_again_equals_a_clean_crawl() {
-    const FILES: i64 = 3000;
-    let dir = tempfile::tempdir().unwrap();
-    for sub in ["a", "b"] {
-        std::fs::create_dir(dir.path().join(sub)).unwrap();
-    }
-    for i in 0..FILES / 2 {
-        std::fs::copy(
-            fixtures().join("s2/T31UFU_20230615T104621_B02.tif"),
-            dir.path().join(format!("a/cog_{i:04}.tif")),
-        )
-        .unwrap();
-        std::fs::copy(
-            fixtures().join("boxes.fgb"),
-            dir.path().join(format!("b/box_{i:04}.fgb")),
-        )
-        .unwrap();
-    }
-    let root = dir.path().to_str().unwrap();
-    let bin = env!("CARGO_BIN_EXE_arcolake");
-    let crawl_cmd = |db: &TestDb| {
-        let mut c = std::process::Command::new(bin);
-        c.args([
-            "crawl",
-            root,
-            "--collection",
-            "k",
-            "--concurrency",
-            "1",
-            "--no-progress",
-        ])
-        .env("DATABASE_URL", db.url())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-        c
-    };
-    let count = |db: &TestDb| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM items WHERE collection = 'k'")
-                .fetch_one(&pool)
-                .await
-                .unwrap_or(0)
-        }
-    };
-
-    let killed = TestDb::new().await;
-    let mut child = crawl_cmd(&killed).spawn().unwrap();
-    let partial = loop {
-        let n = count(&killed).await;
-        if n > 0 {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            break count(&killed).await;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the crawl ended before it could be killed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    };
-    assert!(
-        partial > 0 && partial < FILES,
-        "killed with {partial} of {FILES} items in"
-    );
-    assert!(crawl_cmd(&killed).status().unwrap().success());
-
-    let clean = TestDb::new().await;
-    assert!(crawl_cmd(&clean).status().unwrap().success());
-
-    let contents = |db: &TestDb| {
-        let pool = db.pool.clone();
-        async move {
-            let rows: Vec<(String, Value)> =
-                sqlx::query_as("SELECT id, content FROM items WHERE collection = 'k' ORDER BY id")
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
-            rows
-        }
-    };
-    let (a, b) = (contents(&killed).await, contents(&clean).await);
-    assert_eq!(i64::try_from(a.len()).unwrap(), FILES);
-    assert_eq!(a, b, "the resumed catalog differs from a clean one");
-    let objects = |db: &TestDb| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM crawl_objects")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(objects(&killed).await, FILES);
-}
-
-/// Credentials never show in reports, errors or items.
-#[tokio::test]
-async fn secrets_stay_out_of_reports_and_items() {
-    let Ok(url) = std::env::var("ARCOLAKE_TEST_WEBDAV_URL") else {
-        eprintln!("no WebDAV test server configured (scripts/test starts one)");
-        return;
-    };
-    let db = TestDb::new().await;
-    // A wrong password: the listing is refused, and the message names the URL without it.
-    let mut wrong = url::Url::parse(&url).unwrap();
-    wrong.set_password(Some("wrong-password-1234")).unwrap();
-    let src = source::open(wrong.as_str(), &SourceSettings::default()).unwrap();
-    let store = db.store();
-    let cid = CollectionId::new("secret").unwrap();
-    ensure_collection(&store, &cid, None, "x").await.unwrap();
-    let job = CrawlJob {
-        store,
-        source: src,
-        collection: cid,
-        namer: Namer::default(),
-        include: Vec::new(),
-        exclude: Vec::new(),
-        options: CrawlOptions {
-            progress: false,
-            ..CrawlOptions::default()
-        },
-        secrets: vec!["wrong-password-1234".into()],
-    };
-    let err = ingest::crawl(&job).await.unwrap_err().to_string();
-    assert!(err.contains("401"), "{err}");
-    assert!(!err.contains("wrong-password-1234"), "{err}");
-    // The right password: hrefs and the report carry no credentials.
-    let report = crawl(
-        &db,
-        &url,
-        "secret",
-        &SourceSettings::default(),
-        &[],
-        OnMissing::Remove,
-    )
-    .await;
-    let text = serde_json::to_string(&report).unwrap();
-    assert!(!text.contains("crawler-secret"), "{text}");
-    for item in items(&db, "secret").await.values() {
-        assert!(!item.to_string().contains("crawler-secret"));
+        assert_eq!(again.unchanged, 25, "{name}");
     }
 }
 
@@ -665,4 +573,483 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
+}
+
+/// Read one fixture (file or Zarr store) and build its item, without a catalog.
+async fn fixture_item(path: &str) -> (read::AssetInfo, Value) {
+    let src: Arc<dyn Source> =
+        source::open(fixtures().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let entry = if source::is_zarr_name(path) {
+        source::Entry {
+            path: path.into(),
+            size: 0,
+            modified: None,
+            etag: None,
+            kind: source::EntryKind::ZarrStore,
+        }
+    } else {
+        src.head(path).await.unwrap().unwrap()
+    };
+    let format = Format::detect(&entry).unwrap();
+    let info = read::read(&src, &entry, format).await.unwrap();
+    let naming = Namer::default().name(&entry);
+    let part = ingest::build::Part::new(
+        &entry,
+        &naming,
+        info.clone(),
+        src.href(path),
+        None,
+        chrono::Utc::now(),
+    );
+    let item = ingest::build::assemble("fx", &naming.item_id, &[part]);
+    (info, item)
+}
+
+fn bbox_of(item: &Value) -> Vec<f64> {
+    item["bbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn assert_bbox(file: &str, got: &[f64], want: &Value, tol: f64) {
+    let want: Vec<f64> = serde_json::from_value(want.clone()).unwrap();
+    assert!(
+        got.iter().zip(&want).all(|(a, b)| close(*a, *b, tol)),
+        "{file}: bbox {got:?}, want {want:?}"
+    );
+}
+
+#[tokio::test]
+async fn zarr_longitudes_0_to_360_make_a_whole_world_footprint() {
+    let m = manifest();
+    let (_, item) = fixture_item("era5_global_0_360.zarr").await;
+    assert_bbox(
+        "era5",
+        &bbox_of(&item),
+        &m["era5_global_0_360.zarr"]["bbox"],
+        1e-9,
+    );
+    assert_eq!(item["geometry"]["type"], "Polygon");
+    // The datacube keeps the store's own longitudes.
+    let lon = &item["properties"]["cube:dimensions"]["longitude"];
+    assert_eq!(lon["extent"], serde_json::json!([-5.0, 355.0]));
+    assert_eq!(
+        item["properties"]["start_datetime"],
+        m["era5_global_0_360.zarr"]["start"]
+    );
+}
+
+#[tokio::test]
+async fn footprints_across_the_antimeridian_are_multipolygons_with_west_above_east() {
+    let m = manifest();
+    for (path, key) in [
+        ("noleap_pacific.zarr", "bbox"),
+        ("pacific_nobbox.parquet", "bbox_lonlat"),
+    ] {
+        let (_, item) = fixture_item(path).await;
+        assert_eq!(item["geometry"]["type"], "MultiPolygon", "{path}");
+        assert_bbox(path, &bbox_of(&item), &m[path][key], 1e-9);
+    }
+    // A UTM zone 60 tile: GDAL's own extent spans the globe; ours is split.
+    let (_, item) = fixture_item("pacific_utm60_cog.tif").await;
+    let b = bbox_of(&item);
+    let gdal: Vec<f64> =
+        serde_json::from_value(m["pacific_utm60_cog.tif"]["bbox_lonlat_gdal"].clone()).unwrap();
+    assert!(b[0] > 179.0 && b[2] < -179.0, "{b:?}");
+    // GDAL's extent comes from fewer edge points than our densified ring.
+    assert!(close(b[2], gdal[0], 0.1), "east edge {b:?} vs {gdal:?}");
+    assert!(
+        close(b[1], gdal[1], 1e-3) && close(b[3], gdal[3], 1e-3),
+        "{b:?}"
+    );
+    let polygons = item["geometry"]["coordinates"].as_array().unwrap();
+    assert_eq!(polygons.len(), 2);
+    assert_eq!(item["properties"]["proj:code"], "EPSG:32660");
+}
+
+#[tokio::test]
+async fn cf_noleap_time_decodes_in_its_own_calendar() {
+    let m = &manifest()["noleap_pacific.zarr"];
+    let (info, item) = fixture_item("noleap_pacific.zarr").await;
+    assert_eq!(item["properties"]["start_datetime"], m["start"]);
+    assert_eq!(
+        item["properties"]["end_datetime"], m["end"],
+        "{:?}",
+        info.warnings
+    );
+}
+
+#[tokio::test]
+async fn geoparquet_with_an_ogc_crs84_projjson_id_gets_its_footprint() {
+    let m = &manifest()["points_crs84.parquet"];
+    let (info, item) = fixture_item("points_crs84.parquet").await;
+    assert!(info.footprint.is_some(), "{:?}", info.warnings);
+    assert_bbox("points_crs84", &bbox_of(&item), &m["bbox_lonlat"], 1e-9);
+    assert_eq!(item["properties"]["proj:code"], "EPSG:4326");
+    assert_eq!(item["properties"]["table:row_count"], m["rows"]);
+}
+
+#[tokio::test]
+async fn geoparquet_without_any_bbox_gets_one_from_its_geometries_in_few_reads() {
+    let src: Arc<dyn Source> =
+        source::open(fixtures().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let entry = src.head("pacific_nobbox.parquet").await.unwrap().unwrap();
+    let stats = src.stats();
+    let before = stats.reads.load(Ordering::Relaxed);
+    let info = read::read(&src, &entry, Format::GeoParquet).await.unwrap();
+    let reads = stats.reads.load(Ordering::Relaxed) - before;
+    // The footer, then the geometry column chunk (one row group).
+    assert!(reads <= 2, "{reads} range reads");
+    let fp = info.footprint.expect("a footprint from the geometries");
+    let want = serde_json::json!([170.0, -20.0, -160.0, -10.0]);
+    assert_bbox("pacific_nobbox", &fp.bbox, &want, 1e-12);
+}
+
+#[tokio::test]
+async fn user_defined_projected_geotiffs_are_never_labelled_with_their_geographic_crs() {
+    let m = manifest();
+    // The UTM file's datum shift (TOWGS84) is not among the GeoKeys read:
+    // its footprint may be off by the shift, about 100 m.
+    for (file, tol) in [
+        ("tmerc_userdefined.tif", 1e-4),
+        ("utm_userdefined.tif", 2e-3),
+    ] {
+        let want = &m[file];
+        let (info, item) = fixture_item(file).await;
+        let asset = &item["assets"]["data"];
+        assert_eq!(asset["proj:code"], Value::Null, "{file}");
+        assert!(item["properties"].get("proj:code").is_none(), "{file}");
+        // The footprint comes from the projection parameters, where GDAL puts it.
+        assert!(info.footprint.is_some(), "{file}: {:?}", info.warnings);
+        assert_bbox(file, &bbox_of(&item), &want["bbox_lonlat_gdal"], tol);
+    }
+    let (_, item) = fixture_item("tmerc_userdefined.tif").await;
+    let want = &m["tmerc_userdefined.tif"];
+    let bands = item["assets"]["data"]["raster:bands"].as_array().unwrap();
+    for (i, band) in bands.iter().enumerate() {
+        assert_eq!(band["description"], want["descriptions"][i]);
+        let stats = &want["statistics"][i];
+        assert_eq!(band["statistics"]["minimum"], stats["STATISTICS_MINIMUM"]);
+        assert_eq!(band["statistics"]["maximum"], stats["STATISTICS_MAXIMUM"]);
+        assert_eq!(band["statistics"]["mean"], stats["STATISTICS_MEAN"]);
+        assert_eq!(band["statistics"]["stddev"], stats["STATISTICS_STDDEV"]);
+    }
+}
+
+#[tokio::test]
+async fn flatgeobuf_with_an_unknown_feature_count_is_counted_and_bounded() {
+    let m = &manifest()["boxes_streamed.fgb"];
+    let (info, item) = fixture_item("boxes_streamed.fgb").await;
+    assert_eq!(
+        item["properties"]["table:row_count"], m["rows"],
+        "{:?}",
+        info.warnings
+    );
+    assert_bbox("boxes_streamed", &bbox_of(&item), &m["bbox"], 1e-9);
+}
+
+#[tokio::test]
+async fn unsupported_format_versions_are_errors_with_the_reason() {
+    let src: Arc<dyn Source> =
+        source::open(fixtures().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    for file in ["corrupt/spec_v4.pmtiles", "corrupt/major_v4.fgb"] {
+        let entry = src.head(file).await.unwrap().unwrap();
+        let err = read::read(&src, &entry, Format::detect(&entry).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, read::ReadError::Invalid(_)),
+            "{file}: {err:?}"
+        );
+        assert!(err.to_string().contains("not supported"), "{file}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn empty_metadata_strings_are_left_out_of_items() {
+    let (_, item) = fixture_item("empty_description.pmtiles").await;
+    let asset = &item["assets"]["data"];
+    assert!(asset.get("description").is_none(), "{asset}");
+    assert!(asset.get("pmtiles:attribution").is_none(), "{asset}");
+    assert!(!item.to_string().contains("\"\""), "{item}");
+}
+
+#[tokio::test]
+async fn an_unconsolidated_multiscale_zarr_store_is_located_from_its_first_level() {
+    let m = &manifest()["geozarr_multiscale.zarr"];
+    let (info, item) = fixture_item("geozarr_multiscale.zarr").await;
+    let dims = &item["properties"]["cube:dimensions"];
+    assert_eq!(
+        dims["x"]["extent"],
+        serde_json::json!([600_000.0, 601_600.0]),
+        "{:?}",
+        info.warnings
+    );
+    assert_eq!(
+        dims["y"]["extent"],
+        serde_json::json!([5_198_400.0, 5_200_000.0])
+    );
+    assert_eq!(item["properties"]["proj:code"], "EPSG:32632");
+    assert!(item["bbox"].is_array(), "{:?}", info.warnings);
+    let z = &item["assets"]["data"]["arcolake:zarr"];
+    assert_eq!(z["multiscales"]["levels"], m["levels"]);
+    assert_eq!(z["consolidated"], false);
+    // No time in the store: the crawl time, and labelled as such.
+    assert_eq!(item["properties"]["arcolake:datetime_source"], "crawl-time");
+}
+
+/// A little-endian classic TIFF IFD entry: (tag, type, values).
+enum TagData {
+    Short(Vec<u16>),
+    Long(Vec<u32>),
+    Double(Vec<f64>),
+}
+
+impl TagData {
+    fn kind(&self) -> u16 {
+        match self {
+            Self::Short(_) => 3,
+            Self::Long(_) => 4,
+            Self::Double(_) => 12,
+        }
+    }
+
+    fn count(&self) -> u32 {
+        let n = match self {
+            Self::Short(v) => v.len(),
+            Self::Long(v) => v.len(),
+            Self::Double(v) => v.len(),
+        };
+        u32::try_from(n).unwrap()
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Short(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::Long(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Self::Double(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Write a tiled GeoTIFF laid out as GDAL writes COGs (all IFDs first, then
+/// their arrays, then the tiles), with a full-resolution image of `size`
+/// pixels and overviews halving down to `min_size`. Tile data are zeros
+/// (a sparse file): readers read only the header. Returns (tiles, overviews).
+fn write_cog(path: &Path, size: u32, min_size: u32, tile_bytes: u32) -> (usize, usize) {
+    let mut levels = vec![size];
+    while levels.last().unwrap() / 2 >= min_size {
+        levels.push(levels.last().unwrap() / 2);
+    }
+    let tiles_of = |s: u32| s.div_ceil(256) * s.div_ceil(256);
+    let total_tiles: u32 = levels.iter().map(|s| tiles_of(*s)).sum();
+    // Entries per IFD, tile arrays filled in once the data area is placed.
+    let mut ifds: Vec<Vec<(u16, TagData)>> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let n = tiles_of(*s) as usize;
+            let mut e = vec![
+                (254, TagData::Long(vec![u32::from(i > 0)])),
+                (256, TagData::Long(vec![*s])),
+                (257, TagData::Long(vec![*s])),
+                (258, TagData::Short(vec![8])),
+                (259, TagData::Short(vec![1])),
+                (262, TagData::Short(vec![1])),
+                (277, TagData::Short(vec![1])),
+                (284, TagData::Short(vec![1])),
+                (322, TagData::Short(vec![256])),
+                (323, TagData::Short(vec![256])),
+                (324, TagData::Long(vec![0; n])),
+                (325, TagData::Long(vec![tile_bytes; n])),
+                (339, TagData::Short(vec![1])),
+            ];
+            if i == 0 {
+                e.push((33550, TagData::Double(vec![10.0, 10.0, 0.0])));
+                e.push((
+                    33922,
+                    TagData::Double(vec![0.0, 0.0, 0.0, 500_000.0, 5_000_000.0, 0.0]),
+                ));
+                e.push((
+                    34735,
+                    TagData::Short(vec![
+                        1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32631,
+                    ]),
+                ));
+            }
+            e
+        })
+        .collect();
+    let ifd_len = |e: &[(u16, TagData)]| 2 + 12 * u32::try_from(e.len()).unwrap() + 4;
+    let mut at = 8 + ifds.iter().map(|e| ifd_len(e)).sum::<u32>();
+    let arrays_start = at;
+    for e in &ifds {
+        for (_, d) in e {
+            let n = u32::try_from(d.bytes().len()).unwrap();
+            if n > 4 {
+                at += n + (n & 1);
+            }
+        }
+    }
+    let data_start = at.div_ceil(4096) * 4096;
+    let mut next_tile = data_start;
+    for e in &mut ifds {
+        for (tag, d) in e.iter_mut() {
+            if let (324, TagData::Long(v)) = (*tag, d) {
+                for o in v.iter_mut() {
+                    *o = next_tile;
+                    next_tile += tile_bytes;
+                }
+            }
+        }
+    }
+    let mut out = b"II*\0".to_vec();
+    out.extend_from_slice(&8u32.to_le_bytes());
+    let mut arrays = Vec::new();
+    let mut ifd_at = 8u32;
+    for (i, e) in ifds.iter().enumerate() {
+        out.extend_from_slice(&u16::try_from(e.len()).unwrap().to_le_bytes());
+        for (tag, d) in e {
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&d.kind().to_le_bytes());
+            out.extend_from_slice(&d.count().to_le_bytes());
+            let b = d.bytes();
+            if b.len() <= 4 {
+                let mut inline = b.clone();
+                inline.resize(4, 0);
+                out.extend_from_slice(&inline);
+            } else {
+                let offset = arrays_start + u32::try_from(arrays.len()).unwrap();
+                out.extend_from_slice(&offset.to_le_bytes());
+                arrays.extend_from_slice(&b);
+                if b.len() % 2 == 1 {
+                    arrays.push(0);
+                }
+            }
+        }
+        ifd_at += ifd_len(e);
+        let next = if i + 1 < ifds.len() { ifd_at } else { 0 };
+        out.extend_from_slice(&next.to_le_bytes());
+    }
+    out.extend_from_slice(&arrays);
+    let file = std::fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut &file, &out).unwrap();
+    file.set_len(u64::from(next_tile)).unwrap();
+    (total_tiles as usize, levels.len() - 1)
+}
+
+/// A COG with tens of thousands of tiles and several overviews, written at
+/// test time: its header still costs at most 2 range requests.
+#[tokio::test]
+async fn a_large_cog_header_costs_at_most_two_range_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tiles, overviews) = write_cog(&dir.path().join("large.tif"), 40_960, 2_560, 1024);
+    assert!(
+        tiles > 30_000 && overviews == 4,
+        "{tiles} tiles, {overviews} overviews"
+    );
+    let src: Arc<dyn Source> =
+        source::open(dir.path().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let entry = src.head("large.tif").await.unwrap().unwrap();
+    let stats = src.stats();
+    let info = read::read(&src, &entry, Format::GeoTiff).await.unwrap();
+    let reads = stats.reads.load(Ordering::Relaxed);
+    assert!(reads <= 2, "{reads} range reads for the header");
+    assert_eq!(stats.whole_reads.load(Ordering::Relaxed), 0);
+    assert!(
+        info.media_type.contains("cloud-optimized"),
+        "{}",
+        info.media_type
+    );
+    assert_eq!(info.fields["arcolake:tiff"]["overviews"], overviews);
+    assert_eq!(info.fields["proj:code"], "EPSG:32631");
+}
+
+/// An IFD whose tile arrays claim gigabytes: an error entry naming the
+/// limit, after reading no more than the header budget.
+#[tokio::test]
+async fn an_absurd_tiff_ifd_is_an_error_not_gigabytes_of_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absurd.tif");
+    let count: u32 = 400_000_000; // 1.6 GB of tile offsets
+    let mut b = b"II*\0".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    let entries: [(u16, u16, u32, u32); 8] = [
+        (256, 4, 1, 5_000_000),
+        (257, 4, 1, 5_000_000),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (322, 3, 1, 256),
+        (323, 3, 1, 256),
+        (324, 4, count, 4096),
+        (325, 4, count, 4096),
+    ];
+    b.extend_from_slice(&u16::try_from(entries.len()).unwrap().to_le_bytes());
+    for (tag, kind, n, value) in entries {
+        for part in [tag.to_le_bytes().to_vec(), kind.to_le_bytes().to_vec()] {
+            b.extend_from_slice(&part);
+        }
+        b.extend_from_slice(&n.to_le_bytes());
+        b.extend_from_slice(&value.to_le_bytes());
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    let file = std::fs::File::create(&path).unwrap();
+    std::io::Write::write_all(&mut &file, &b).unwrap();
+    file.set_len(3 << 30).unwrap(); // sparse
+    let src: Arc<dyn Source> =
+        source::open(dir.path().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let entry = src.head("absurd.tif").await.unwrap().unwrap();
+    let err = read::read(&src, &entry, Format::GeoTiff).await.unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    let fetched = src.stats().bytes.load(Ordering::Relaxed);
+    assert!(fetched <= read::RangeReader::BUDGET, "{fetched} bytes read");
+}
+
+/// Zarr documents and coordinate chunks over the size limits are error
+/// entries; their size is checked before they are read.
+#[tokio::test]
+async fn oversized_zarr_documents_and_coordinate_chunks_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let big_doc = dir.path().join("big_doc.zarr");
+    std::fs::create_dir(&big_doc).unwrap();
+    std::fs::File::create(big_doc.join("zarr.json"))
+        .unwrap()
+        .set_len(read::zarr::MAX_DOCUMENT + 1)
+        .unwrap();
+    let big_chunk = dir.path().join("big_chunk.zarr");
+    std::fs::create_dir_all(big_chunk.join("lat")).unwrap();
+    std::fs::write(big_chunk.join(".zgroup"), br#"{"zarr_format": 2}"#).unwrap();
+    std::fs::write(
+        big_chunk.join("lat/.zarray"),
+        br#"{"zarr_format": 2, "shape": [10], "chunks": [10], "dtype": "<f8", "compressor": null,
+            "fill_value": null, "filters": null, "order": "C"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        big_chunk.join("lat/.zattrs"),
+        br#"{"_ARRAY_DIMENSIONS": ["lat"], "standard_name": "latitude"}"#,
+    )
+    .unwrap();
+    std::fs::File::create(big_chunk.join("lat/0"))
+        .unwrap()
+        .set_len(read::zarr::MAX_CHUNK + 1)
+        .unwrap();
+    let src: Arc<dyn Source> =
+        source::open(dir.path().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    for store in ["big_doc.zarr", "big_chunk.zarr"] {
+        let entry = source::Entry {
+            path: store.into(),
+            size: 0,
+            modified: None,
+            etag: None,
+            kind: source::EntryKind::ZarrStore,
+        };
+        let err = read::read(&src, &entry, Format::Zarr).await.unwrap_err();
+        assert!(err.to_string().contains("-byte limit"), "{store}: {err}");
+    }
+    let fetched = src.stats().bytes.load(Ordering::Relaxed);
+    assert!(fetched < 1 << 20, "{fetched} bytes read");
 }

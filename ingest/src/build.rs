@@ -177,11 +177,18 @@ pub struct Part {
     pub properties: Map<String, Value>,
     #[serde(default)]
     pub bbox: Option<[f64; 4]>,
+    /// Outer ring of the footprint's (first) polygon.
     #[serde(default)]
     pub ring: Option<Vec<[f64; 2]>>,
+    /// Outer rings of further polygons, when the footprint is split at the
+    /// antimeridian.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_rings: Vec<Vec<[f64; 2]>>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    /// Where the time came from: `template`, `file`, `path`, `modified`.
+    /// Where the time came from: `template`, `file`, `path`, `modified`
+    /// (the object's modification time) or `crawled` (the time of the
+    /// crawl, for objects without one, such as Zarr stores).
     pub time_source: String,
     #[serde(default)]
     pub extensions: BTreeSet<String>,
@@ -218,27 +225,59 @@ impl Part {
         for (k, v) in &naming.properties {
             properties.insert(k.clone(), v.clone());
         }
+        drop_empty_strings(&mut asset);
+        drop_empty_strings(&mut properties);
         let (start, end, time_source) = if let Some(t) = naming.datetime {
             (t, t, "template")
         } else if let Some(s) = info.start {
             (s, info.end.unwrap_or(s).max(s), "file")
         } else if let Some(t) = date_in_path(&entry.path) {
             (t, t, "path")
-        } else {
-            let t = entry.modified.unwrap_or(now);
+        } else if let Some(t) = entry.modified {
             (t, t, "modified")
+        } else {
+            (now, now, "crawled")
+        };
+        let (ring, split_rings) = match info.footprint.as_ref().map(|f| f.rings.clone()) {
+            Some(mut rings) if !rings.is_empty() => {
+                let first = rings.remove(0);
+                (Some(first), rings)
+            }
+            _ => (None, Vec::new()),
         };
         Self {
             asset_key: naming.asset_key.clone(),
             asset,
             properties,
             bbox: info.footprint.as_ref().map(|f| f.bbox),
-            ring: info.footprint.map(|f| f.ring),
+            ring,
+            split_rings,
             start,
             end,
             time_source: time_source.into(),
             extensions,
             missing_since: None,
+        }
+    }
+}
+
+/// Remove fields whose value is an empty string, in nested objects too:
+/// STAC and its extensions give every text field a minimum length of 1, so
+/// an empty `description` (as some PMTiles metadata has) would make the
+/// item invalid.
+fn drop_empty_strings(map: &mut Map<String, Value>) {
+    map.retain(|_, v| !matches!(v, Value::String(s) if s.trim().is_empty()));
+    for v in map.values_mut() {
+        match v {
+            Value::Object(inner) => drop_empty_strings(inner),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(inner) = item {
+                        drop_empty_strings(inner);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -252,7 +291,9 @@ pub fn assemble(collection: &str, id: &str, parts: &[Part]) -> Value {
         let fp = match (&p.ring, p.bbox) {
             (Some(ring), Some(bbox)) => Footprint {
                 bbox,
-                ring: ring.clone(),
+                rings: std::iter::once(ring.clone())
+                    .chain(p.split_rings.iter().cloned())
+                    .collect(),
             },
             _ => continue,
         };
@@ -276,10 +317,17 @@ pub fn assemble(collection: &str, id: &str, parts: &[Part]) -> Value {
     let mut sources = BTreeSet::new();
     for p in &parts {
         for (k, v) in &p.properties {
-            properties.entry(k.clone()).or_insert_with(|| v.clone());
+            if k != "proj:epsg" && !matches!(v, Value::String(s) if s.trim().is_empty()) {
+                properties.entry(k.clone()).or_insert_with(|| v.clone());
+            }
         }
         extensions.extend(p.extensions.iter().cloned());
-        assets.insert(p.asset_key.clone(), Value::Object(p.asset.clone()));
+        // Parts stored by earlier versions may still carry `proj:epsg` or
+        // empty strings; the item gets neither.
+        let mut asset = p.asset.clone();
+        asset.remove("proj:epsg");
+        drop_empty_strings(&mut asset);
+        assets.insert(p.asset_key.clone(), Value::Object(asset));
         sources.insert(p.time_source.as_str());
         if let Some(m) = p.missing_since {
             properties.insert("arcolake:missing_since".into(), iso(m).into());
@@ -295,18 +343,17 @@ pub fn assemble(collection: &str, id: &str, parts: &[Part]) -> Value {
                 .map(str::to_owned)
         })
         .collect();
+    // Projection v2.0.0 has `proj:code` only (its schema forbids `proj:epsg`).
     if codes.len() == 1 {
         let code = codes.into_iter().next().unwrap_or_default();
-        if let Some(epsg) = code
-            .strip_prefix("EPSG:")
-            .and_then(|c| c.parse::<u32>().ok())
-        {
-            properties.insert("proj:epsg".into(), epsg.into());
-        }
         properties.insert("proj:code".into(), code.into());
     }
     if sources.len() == 1 && sources.contains("modified") {
         properties.insert("arcolake:datetime_source".into(), "file-modified".into());
+    } else if sources.iter().all(|s| matches!(*s, "modified" | "crawled"))
+        && sources.contains("crawled")
+    {
+        properties.insert("arcolake:datetime_source".into(), "crawl-time".into());
     }
     let (geometry, bbox) = match &footprint {
         Some(f) => (f.geometry(), Some(f.bbox_value())),
@@ -388,5 +435,90 @@ mod tests {
             "2021-03-04T00:00:00+00:00"
         );
         assert!(date_in_path("a/b123456789.tif").is_none());
+    }
+
+    fn part(info: AssetInfo, modified: Option<DateTime<Utc>>) -> Part {
+        let mut e = entry("a/store.zarr");
+        e.modified = modified;
+        let naming = Namer::default().name(&e);
+        Part::new(
+            &e,
+            &naming,
+            info,
+            "file:///a/store.zarr".into(),
+            None,
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn antimeridian_footprints_become_multipolygons_with_west_above_east() {
+        let info = AssetInfo {
+            footprint: Some(Footprint::from_lonlat_bbox([170.0, -20.0, 200.0, -10.0]).unwrap()),
+            ..AssetInfo::default()
+        };
+        let p = part(info, None);
+        assert_eq!(p.split_rings.len(), 1);
+        // Stored parts round-trip, and older ones without `split_rings` still read.
+        let stored = serde_json::to_value(&p).unwrap();
+        assert_eq!(serde_json::from_value::<Part>(stored).unwrap(), p);
+        let item = assemble("c", "i", std::slice::from_ref(&p));
+        assert_eq!(item["geometry"]["type"], "MultiPolygon");
+        assert_eq!(item["bbox"], json!([170.0, -20.0, -160.0, -10.0]));
+        let mut old = serde_json::to_value(&p).unwrap();
+        old.as_object_mut().unwrap().remove("split_rings");
+        let old: Part = serde_json::from_value(old).unwrap();
+        assert_eq!(assemble("c", "i", &[old])["geometry"]["type"], "Polygon");
+    }
+
+    #[test]
+    fn crawl_time_is_not_called_a_modification_time() {
+        let p = part(AssetInfo::default(), None);
+        let item = assemble("c", "i", &[p]);
+        assert_eq!(item["properties"]["arcolake:datetime_source"], "crawl-time");
+        let t = Utc.with_ymd_and_hms(2020, 1, 2, 3, 4, 5).unwrap();
+        let item = assemble("c", "i", &[part(AssetInfo::default(), Some(t))]);
+        assert_eq!(
+            item["properties"]["arcolake:datetime_source"],
+            "file-modified"
+        );
+        assert_eq!(item["properties"]["datetime"], "2020-01-02T03:04:05Z");
+    }
+
+    #[test]
+    fn empty_strings_are_dropped_from_assets_and_properties() {
+        let mut info = AssetInfo::default();
+        info.fields.insert("description".into(), "".into());
+        info.fields.insert(
+            "raster:bands".into(),
+            json!([{"description": " ", "unit": "m"}]),
+        );
+        info.properties.insert("title".into(), "".into());
+        let p = part(info, None);
+        assert!(!p.asset.contains_key("description"));
+        assert_eq!(p.asset["raster:bands"], json!([{"unit": "m"}]));
+        assert!(!p.properties.contains_key("title"));
+    }
+
+    #[test]
+    fn items_carry_proj_code_and_never_proj_epsg() {
+        let mut info = AssetInfo::default();
+        info.locate(
+            Some(32631),
+            Some([500_000.0, 5_000_000.0, 510_000.0, 5_010_000.0]),
+            "",
+        );
+        assert!(!info.fields.contains_key("proj:epsg"));
+        let item = assemble("c", "i", &[part(info, None)]);
+        assert_eq!(item["properties"]["proj:code"], "EPSG:32631");
+        assert!(item["properties"].get("proj:epsg").is_none());
+        assert!(item["assets"]["data"].get("proj:epsg").is_none());
+        // A part stored by an earlier version, with `proj:epsg` and an empty text.
+        let mut old = part(AssetInfo::default(), None);
+        old.asset.insert("proj:epsg".into(), 32631.into());
+        old.asset.insert("description".into(), "".into());
+        let item = assemble("c", "i", &[old]);
+        assert!(item["assets"]["data"].get("proj:epsg").is_none());
+        assert!(item["assets"]["data"].get("description").is_none());
     }
 }

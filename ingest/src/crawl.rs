@@ -31,6 +31,9 @@ type ReadOutcome = Result<(Part, String, Vec<String>), ReadError>;
 
 /// Entries handed from the listing to the readers at a time.
 const CHUNK: usize = 500;
+/// At most this many vanished objects are removed whatever their share of
+/// the source (an empty listing is still refused).
+const SMALL_REMOVAL: u64 = 10;
 /// Vanished objects removed (with their items) per transaction.
 const REMOVAL_BATCH: i64 = 500;
 /// Most error and warning entries kept in the report.
@@ -704,7 +707,9 @@ async fn removal_refused(run: &Run<'_>) -> Result<Option<String>, CrawlError> {
             size.known
         )));
     }
-    if share > options.max_removal_share {
+    // A handful of files going is ordinary housekeeping, whatever share of
+    // a small source it is; the share guards against losing many at once.
+    if share > options.max_removal_share && size.unseen > SMALL_REMOVAL {
         return Ok(Some(format!(
             "{} of the {} objects earlier crawls registered ({:.0} %) are gone, more than the allowed \
              {:.0} %; nothing was removed. Pass --allow-mass-removal (or a larger --max-removal-share) \

@@ -4,7 +4,9 @@
 //! small read-ahead and keeps what it fetched, so a header costs one or two
 //! requests and never a whole-object GET.
 
+mod cf;
 pub mod fgb;
+mod geokeys;
 pub mod geoparquet;
 pub mod pmtiles;
 pub mod tiff;
@@ -123,9 +125,9 @@ impl AssetInfo {
             (None, _) => {}
         }
         if let Some(code) = epsg {
+            // Projection v2.0.0: `proj:code` only; its schema forbids `proj:epsg`.
             self.fields
                 .insert("proj:code".into(), format!("EPSG:{code}").into());
-            self.fields.insert("proj:epsg".into(), code.into());
             self.extensions.insert(ext::PROJECTION.into());
         }
     }
@@ -192,6 +194,9 @@ pub struct RangeReader {
     path: String,
     size: u64,
     read_ahead: u64,
+    /// Bytes fetched so far, and the most this reader may fetch.
+    fetched: u64,
+    budget: u64,
     blocks: Vec<(u64, Bytes)>,
 }
 
@@ -207,6 +212,11 @@ impl std::fmt::Debug for RangeReader {
 impl RangeReader {
     /// Default read-ahead: one request covers a typical COG header.
     pub const READ_AHEAD: u64 = 64 * 1024;
+    /// Largest read-ahead (it grows eightfold after each miss).
+    pub const MAX_READ_AHEAD: u64 = 8 << 20;
+    /// The most one reader fetches: a header that needs more (an absurd
+    /// TIFF IFD, say) is an error, never gigabytes in memory.
+    pub const BUDGET: u64 = 96 << 20;
 
     pub fn new(source: Arc<dyn Source>, path: &str, size: u64) -> Self {
         Self {
@@ -214,6 +224,8 @@ impl RangeReader {
             path: path.to_owned(),
             size,
             read_ahead: Self::READ_AHEAD,
+            fetched: 0,
+            budget: Self::BUDGET,
             blocks: Vec::new(),
         }
     }
@@ -230,7 +242,19 @@ impl RangeReader {
 
     /// Grow the read-ahead for the next miss (header spread over the file).
     pub fn grow_read_ahead(&mut self) {
-        self.read_ahead = self.read_ahead.saturating_mul(4).min(16 << 20);
+        self.read_ahead = self.read_ahead.saturating_mul(8).min(Self::MAX_READ_AHEAD);
+    }
+
+    /// Count `n` more bytes against the budget; an error once it is spent.
+    fn spend(&mut self, n: u64) -> Result<(), ReadError> {
+        if self.fetched.saturating_add(n) > self.budget {
+            return Err(ReadError::invalid(format!(
+                "reading its metadata needs more than {} MiB, the limit for one file",
+                self.budget >> 20
+            )));
+        }
+        self.fetched += n;
+        Ok(())
     }
 
     fn cached(&self, range: &Range<u64>) -> Option<Bytes> {
@@ -258,11 +282,13 @@ impl RangeReader {
         if let Some(b) = self.cached(&range) {
             return Ok(b);
         }
+        // Read ahead only as far as the budget allows; the range itself must fit.
+        let room = self.budget.saturating_sub(self.fetched);
         let fetch_end = range
             .end
-            .max(range.start.saturating_add(self.read_ahead))
+            .max(range.start.saturating_add(self.read_ahead.min(room)))
             .min(self.size);
-        // Extend a block that ends exactly where this read starts.
+        self.spend(fetch_end - range.start)?;
         let bytes = self
             .source
             .read_range(&self.path, range.start..fetch_end)
@@ -274,6 +300,27 @@ impl RangeReader {
         let out = bytes.slice(0..usize::try_from(range.end - range.start).unwrap_or(usize::MAX));
         self.insert(range.start, bytes);
         Ok(out)
+    }
+
+    /// Bytes `range` in one request of exactly that range, not cached: for
+    /// data sections read once (a GeoParquet column chunk, FlatGeobuf
+    /// features). Counts against the budget.
+    pub async fn read_once(&mut self, range: Range<u64>) -> Result<Bytes, ReadError> {
+        if range.end > self.size || range.start > range.end {
+            return Err(ReadError::invalid(format!(
+                "truncated: needs bytes {}..{} of a {}-byte file",
+                range.start, range.end, self.size
+            )));
+        }
+        if let Some(b) = self.cached(&range) {
+            return Ok(b);
+        }
+        self.spend(range.end - range.start)?;
+        let bytes = self.source.read_range(&self.path, range.clone()).await?;
+        if (bytes.len() as u64) < range.end - range.start {
+            return Err(ReadError::invalid("short read from storage"));
+        }
+        Ok(bytes)
     }
 
     /// The last `n` bytes (fewer when the object is smaller).

@@ -61,8 +61,8 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     let head = r.read(0..HEADER_LEN.min(r.size())).await?;
     if &head[..7] != b"PMTiles" {
         if head.starts_with(b"PM") {
-            return Err(ReadError::Unsupported(
-                "PMTiles v1/v2 archive: only v3 is read".into(),
+            return Err(ReadError::invalid(
+                "PMTiles v1/v2 archive: unsupported spec version (only v3 is read)",
             ));
         }
         return Err(ReadError::invalid("not a PMTiles archive: wrong magic"));
@@ -70,16 +70,19 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
     if (head.len() as u64) < HEADER_LEN {
         return Err(ReadError::invalid("truncated PMTiles header"));
     }
+    let version = head[7];
+    if version != 3 {
+        // Another layout may sit behind the same magic: reading it as v3
+        // would register made-up bounds and zooms.
+        return Err(ReadError::invalid(format!(
+            "PMTiles spec version {version} is not supported (only v3 is read)"
+        )));
+    }
     let mut info = AssetInfo {
         media_type: MEDIA_TYPE.into(),
         roles: vec!["data".into(), "tiles".into()],
         ..AssetInfo::default()
     };
-    let version = head[7];
-    if version != 3 {
-        info.warnings
-            .push(format!("PMTiles spec version {version}: read as v3"));
-    }
     let (meta_offset, meta_len) = (u64_at(&head, 24), u64_at(&head, 32));
     let (internal, tile_comp, tile_type) = (head[97], head[98], head[99]);
     let (min_zoom, max_zoom) = (head[100], head[101]);
@@ -160,12 +163,16 @@ fn decompress(raw: &[u8], compression: u8) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
-    if let Some(name) = meta
-        .get("name")
+/// A non-empty string of the metadata (empty strings make items invalid).
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key)
         .and_then(Value::as_str)
+        .map(str::trim)
         .filter(|s| !s.is_empty())
-    {
+}
+
+fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
+    if let Some(name) = text(meta, "name") {
         info.title = Some(name.to_owned());
     }
     if let Some(layers) = meta.get("vector_layers").and_then(Value::as_array) {
@@ -173,11 +180,14 @@ fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
             .iter()
             .filter_map(|l| {
                 let mut out = Map::new();
-                out.insert("id".into(), l.get("id")?.clone());
-                for k in ["minzoom", "maxzoom", "fields", "description"] {
+                out.insert("id".into(), text(l, "id")?.into());
+                for k in ["minzoom", "maxzoom", "fields"] {
                     if let Some(v) = l.get(k) {
                         out.insert(k.into(), v.clone());
                     }
+                }
+                if let Some(d) = text(l, "description") {
+                    out.insert("description".into(), d.into());
                 }
                 Some(Value::Object(out))
             })
@@ -185,10 +195,32 @@ fn apply_metadata(info: &mut AssetInfo, meta: &Value) {
         info.fields
             .insert("pmtiles:vector_layers".into(), Value::Array(layers));
     }
-    if let Some(a) = meta.get("attribution").and_then(Value::as_str) {
+    if let Some(a) = text(meta, "attribution") {
         info.fields.insert("pmtiles:attribution".into(), a.into());
     }
-    if let Some(d) = meta.get("description").and_then(Value::as_str) {
+    if let Some(d) = text(meta, "description") {
         info.fields.insert("description".into(), d.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metadata_strings_are_dropped() {
+        let mut info = AssetInfo::default();
+        let meta = serde_json::json!({
+            "name": "", "description": "", "attribution": " ",
+            "vector_layers": [{"id": "roads", "description": ""}, {"id": ""}]
+        });
+        apply_metadata(&mut info, &meta);
+        assert_eq!(info.title, None);
+        assert!(!info.fields.contains_key("description"));
+        assert!(!info.fields.contains_key("pmtiles:attribution"));
+        assert_eq!(
+            info.fields["pmtiles:vector_layers"],
+            serde_json::json!([{"id": "roads"}])
+        );
     }
 }

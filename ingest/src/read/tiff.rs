@@ -7,7 +7,9 @@ use bytes::Bytes;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
+use super::geokeys::{self, Crs};
 use super::{AssetInfo, RangeReader, ReadError, ext};
+use crate::geo::Footprint;
 
 /// Most IFDs read (full resolution, overviews, masks).
 const MAX_IFDS: usize = 64;
@@ -102,40 +104,57 @@ fn describe(
     info.media_type = if cog { COG } else { GEOTIFF }.into();
 
     // Geo-referencing.
-    let geokeys = first.geo_key_directory();
-    let epsg = geokeys.and_then(|g| {
-        g.projected_type
-            .filter(|c| *c != 0 && *c != 32767)
-            .or(g.geographic_type.filter(|c| *c != 0 && *c != 32767))
-    });
-    let pixel_is_point = geokeys.and_then(|g| g.raster_type) == Some(2);
+    let crs = first
+        .geo_key_directory()
+        .map_or_else(|| Crs::Unknown("no GeoKeys".into()), geokeys::crs);
+    let pixel_is_point = first.geo_key_directory().and_then(|g| g.raster_type) == Some(2);
     let transform = geotransform(first, pixel_is_point);
-    if let Some(t) = transform {
-        let [a, b, c, d, e, f] = t;
+    let bbox = transform.map(|[a, b, c, d, e, f]| {
         let (w, h) = (f64::from(width), f64::from(height));
         let xs = [c, a * w + c, b * h + c, a * w + b * h + c];
         let ys = [f, d * w + f, e * h + f, d * w + e * h + f];
+        info.fields
+            .insert("proj:transform".into(), json!([a, b, c, d, e, f]));
         let bbox = [
             xs.iter().copied().fold(f64::INFINITY, f64::min),
             ys.iter().copied().fold(f64::INFINITY, f64::min),
             xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         ];
-        info.fields
-            .insert("proj:transform".into(), json!([a, b, c, d, e, f]));
         info.fields.insert("proj:bbox".into(), json!(bbox));
-        info.locate(
-            epsg.map(u32::from),
-            Some(bbox),
-            "no EPSG code in the GeoKeys",
-        );
-    } else {
+        bbox
+    });
+    if bbox.is_none() {
         info.warnings
             .push("no geotransform: not georeferenced".into());
-        info.locate(epsg.map(u32::from), None, "");
     }
-    if epsg.is_none() {
-        info.fields.insert("proj:code".into(), Value::Null);
+    match &crs {
+        Crs::Epsg(code) => info.locate(Some(*code), bbox, ""),
+        Crs::Custom(proj) => {
+            // A CRS without a code: `proj:code` null, the footprint from PROJ parameters.
+            info.fields.insert("proj:code".into(), Value::Null);
+            if let Some(b) = bbox {
+                let located = proj4rs::Proj::from_proj_string(proj)
+                    .map_err(|e| e.to_string())
+                    .and_then(|p| {
+                        if p.is_latlong() {
+                            Footprint::from_lonlat_bbox(b)
+                        } else {
+                            Footprint::from_projected_bbox_with(&p, "the user-defined CRS", b)
+                        }
+                    });
+                match located {
+                    Ok(fp) => info.footprint = Some(fp),
+                    Err(e) => info.warnings.push(format!("no footprint: {e}")),
+                }
+            }
+        }
+        Crs::Unknown(why) => {
+            info.fields.insert("proj:code".into(), Value::Null);
+            if bbox.is_some() {
+                info.warnings.push(format!("{why}: no footprint"));
+            }
+        }
     }
     info.fields
         .insert("proj:shape".into(), json!([height, width]));
@@ -165,11 +184,29 @@ fn describe(
             if let Some(r) = resolution {
                 band.insert("spatial_resolution".into(), json!(r));
             }
-            if let Some(s) = gdal.band(i, "scale") {
+            if let Some(s) = gdal.number(i, "scale") {
                 band.insert("scale".into(), json!(s));
             }
-            if let Some(o) = gdal.band(i, "offset") {
+            if let Some(o) = gdal.number(i, "offset") {
                 band.insert("offset".into(), json!(o));
+            }
+            if let Some(d) = gdal.text(i, "description") {
+                band.insert("description".into(), d.into());
+            }
+            let mut stats = Map::new();
+            for (item, key) in [
+                ("statistics_minimum", "minimum"),
+                ("statistics_maximum", "maximum"),
+                ("statistics_mean", "mean"),
+                ("statistics_stddev", "stddev"),
+                ("statistics_valid_percent", "valid_percent"),
+            ] {
+                if let Some(v) = gdal.number(i, item) {
+                    stats.insert(key.into(), json!(v));
+                }
+            }
+            if !stats.is_empty() {
+                band.insert("statistics".into(), Value::Object(stats));
             }
             if bits != 8 && bits != 16 && bits != 32 && bits != 64 {
                 band.insert("bits_per_sample".into(), bits.into());
@@ -303,19 +340,30 @@ fn parse_tiff_datetime(s: &str) -> Option<chrono::DateTime<Utc>> {
         .map(|n| Utc.from_utc_datetime(&n))
 }
 
-/// The items of GDAL's metadata XML that matter here.
+/// The per-band items of GDAL's metadata XML (`GDAL_METADATA`, tag 42112).
 #[derive(Debug, Default)]
 struct GdalMetadata {
-    /// (sample, role, value)
-    band_items: Vec<(usize, String, f64)>,
+    /// (sample, role or lower-cased name, text)
+    band_items: Vec<(usize, String, String)>,
 }
 
 impl GdalMetadata {
-    fn band(&self, sample: usize, role: &str) -> Option<f64> {
+    /// The text of a band item, by role (`scale`, `description`) or name
+    /// (`statistics_mean`); empty texts are absent.
+    fn text(&self, sample: usize, key: &str) -> Option<&str> {
         self.band_items
             .iter()
-            .find(|(s, r, _)| *s == sample && r == role)
-            .map(|(_, _, v)| *v)
+            .find(|(s, k, _)| *s == sample && k == key)
+            .map(|(_, _, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A band item as a finite number.
+    fn number(&self, sample: usize, key: &str) -> Option<f64> {
+        self.text(sample, key)?
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
     }
 }
 
@@ -323,30 +371,48 @@ fn parse_gdal_metadata(xml: &str) -> GdalMetadata {
     use quick_xml::events::Event;
     let mut out = GdalMetadata::default();
     let mut reader = quick_xml::Reader::from_str(xml);
-    let mut current: Option<(usize, String)> = None;
+    // (sample, key, text so far): text comes in pieces around entity references.
+    let mut current: Option<(usize, String, String)> = None;
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) if e.local_name().as_ref() == "Item" => {
                 let mut sample = None;
                 let mut role = None;
+                let mut name = None;
                 for a in e.attributes().flatten() {
                     let v = a.value.clone().into_owned();
                     match a.key.as_ref() {
                         "sample" => sample = v.parse().ok(),
                         "role" => role = Some(v),
+                        "name" => name = Some(v.to_ascii_lowercase()),
                         _ => {}
                     }
                 }
-                current = sample.zip(role);
+                current = sample
+                    .zip(role.or(name))
+                    .map(|(s, k)| (s, k, String::new()));
             }
             Ok(Event::Text(t)) => {
-                if let Some((s, r)) = current.take()
-                    && let Ok(v) = t.xml10_content().trim().parse::<f64>()
-                {
-                    out.band_items.push((s, r, v));
+                if let Some((_, _, text)) = current.as_mut() {
+                    text.push_str(&t.xml10_content());
                 }
             }
-            Ok(Event::End(_)) => current = None,
+            Ok(Event::GeneralRef(r)) => {
+                if let Some((_, _, text)) = current.as_mut() {
+                    if let Ok(Some(c)) = r.resolve_char_ref() {
+                        text.push(c);
+                    } else if let Some(v) =
+                        quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                    {
+                        text.push_str(v);
+                    }
+                }
+            }
+            Ok(Event::End(_)) => {
+                if let Some(item) = current.take() {
+                    out.band_items.push(item);
+                }
+            }
             Ok(Event::Eof) | Err(_) => break,
             _ => {}
         }
@@ -362,9 +428,24 @@ mod tests {
     fn gdal_metadata_scale_offset() {
         let xml = r#"<GDALMetadata><Item name="OFFSET" sample="0" role="offset">-0.1</Item><Item name="SCALE" sample="0" role="scale">0.0001</Item><Item name="X">y</Item></GDALMetadata>"#;
         let m = parse_gdal_metadata(xml);
-        assert_eq!(m.band(0, "scale"), Some(0.0001));
-        assert_eq!(m.band(0, "offset"), Some(-0.1));
-        assert_eq!(m.band(1, "scale"), None);
+        assert_eq!(m.number(0, "scale"), Some(0.0001));
+        assert_eq!(m.number(0, "offset"), Some(-0.1));
+        assert_eq!(m.number(1, "scale"), None);
+    }
+
+    #[test]
+    fn gdal_metadata_descriptions_and_statistics() {
+        let xml = r#"<GDALMetadata>
+  <Item name="STATISTICS_MAXIMUM" sample="0">900</Item>
+  <Item name="STATISTICS_MEAN" sample="0">450.5</Item>
+  <Item name="DESCRIPTION" sample="0" role="description">red &amp; nir</Item>
+  <Item name="DESCRIPTION" sample="1" role="description"></Item>
+</GDALMetadata>"#;
+        let m = parse_gdal_metadata(xml);
+        assert_eq!(m.number(0, "statistics_maximum"), Some(900.0));
+        assert_eq!(m.number(0, "statistics_mean"), Some(450.5));
+        assert_eq!(m.text(0, "description"), Some("red & nir"));
+        assert_eq!(m.text(1, "description"), None);
     }
 
     #[test]

@@ -2,14 +2,22 @@
 //!
 //! A store is one asset. Its metadata comes from the consolidated document
 //! (`.zmetadata`, or `consolidated_metadata` in `zarr.json`) when there is
-//! one, else from the root group documents; coordinate arrays are decoded
-//! with `zarrs` through a small bridge store that fetches keys on demand.
+//! one, else from the node documents that can be named: the root group,
+//! the usual coordinate arrays, the arrays their CF attributes refer to,
+//! and the same under the first level of a multiscale store (`GeoZarr`
+//! `multiscales.layout`, or `multiscales[0].datasets`). Coordinate arrays
+//! are decoded with `zarrs` through a small bridge store that fetches keys
+//! on demand.
+//!
+//! Every object is sized (HEAD) before it is fetched: a metadata document
+//! over [`MAX_DOCUMENT`] or a coordinate chunk over [`MAX_CHUNK`] makes the
+//! store an error entry that names the limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use zarrs::array::Array;
 use zarrs::storage::byte_range::ByteRangeIterator;
@@ -17,11 +25,15 @@ use zarrs::storage::{
     MaybeBytes, MaybeBytesIterator, ReadableStorageTraits, StorageError, StoreKey,
 };
 
-use super::{AssetInfo, ReadError, ext};
+use super::{AssetInfo, ReadError, cf, ext};
 use crate::geo::crs_string_epsg;
 use crate::source::Source;
 
 pub const MEDIA_TYPE: &str = "application/vnd+zarr";
+/// Largest metadata document read (`zarr.json`, `.zmetadata`, `.zarray`, `.zattrs`).
+pub const MAX_DOCUMENT: u64 = 32 << 20;
+/// Largest coordinate chunk read.
+pub const MAX_CHUNK: u64 = 64 << 20;
 /// Longest coordinate array decoded.
 const MAX_COORD_LEN: u64 = 10_000_000;
 /// Names of the coordinate arrays tried when a v3 store has no consolidated metadata.
@@ -30,6 +42,9 @@ const GUESSED_COORDS: [&str; 8] = ["lat", "lon", "latitude", "longitude", "x", "
 /// One array's metadata.
 #[derive(Debug, Clone)]
 struct ArrayMeta {
+    /// Path from the store root, when it differs from the array's name (an
+    /// array of a multiscale store's first level).
+    path: Option<String>,
     shape: Vec<u64>,
     chunks: Vec<u64>,
     dtype: String,
@@ -53,8 +68,37 @@ fn json_doc(bytes: &[u8], what: &str) -> Result<Value, ReadError> {
         .map_err(|e| ReadError::invalid(format!("{what} is not JSON: {e}")))
 }
 
+/// A whole small object, its size checked first: `None` when it does not
+/// exist, an error naming the limit when it is larger than `limit`.
+async fn get_bounded(
+    source: &dyn Source,
+    path: &str,
+    limit: u64,
+) -> Result<Option<Bytes>, ReadError> {
+    let Some(entry) = source.head(path).await? else {
+        return Ok(None);
+    };
+    if entry.size > limit {
+        return Err(ReadError::invalid(format!(
+            "{path} is {} bytes, over the {limit}-byte limit for what a Zarr reader fetches",
+            entry.size
+        )));
+    }
+    if entry.size > 0 {
+        return Ok(Some(source.read_range(path, 0..entry.size).await?));
+    }
+    // No length reported (some HTTP servers): read it and check afterwards.
+    match source.read_small(path).await? {
+        Some(b) if b.len() as u64 > limit => Err(ReadError::invalid(format!(
+            "{path} is {} bytes, over the {limit}-byte limit for what a Zarr reader fetches",
+            b.len()
+        ))),
+        other => Ok(other),
+    }
+}
+
 async fn get(source: &dyn Source, root: &str, key: &str) -> Result<Option<Bytes>, ReadError> {
-    Ok(source.read_small(&format!("{root}/{key}")).await?)
+    get_bounded(source, &format!("{root}/{key}"), MAX_DOCUMENT).await
 }
 
 /// Read a Zarr store rooted at `root`.
@@ -69,7 +113,7 @@ pub async fn read(source: &Arc<dyn Source>, root: &str) -> Result<AssetInfo, Rea
         info.warnings
             .push("no arrays found in the store's metadata".into());
     }
-    let coords = decode_coords(source, root, &meta).await;
+    let coords = decode_coords(source, root, &meta).await?;
     describe(&meta, &coords, &mut info);
     Ok(info)
 }
@@ -104,15 +148,51 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
                         .insert(format!("{name}/zarr.json"), Bytes::from(node.to_string()));
                 }
             }
+            if let Some(node) = first_level(&meta.attrs).and_then(|l| nodes.get(&l)) {
+                merge_level_attrs(&mut meta, node);
+            }
+            promote_first_level(&mut meta);
         } else {
-            for name in GUESSED_COORDS {
-                if let Some(doc) = get(source, root, &format!("{name}/zarr.json")).await? {
+            // No consolidated metadata: read the node documents that can be
+            // named (coordinates, the arrays attributes name, and the same
+            // under a multiscale store's first level).
+            let mut groups = vec![String::new()];
+            if let Some(level) = first_level(&meta.attrs) {
+                if let Some(doc) = get(source, root, &format!("{level}/zarr.json")).await? {
+                    merge_level_attrs(&mut meta, &json_doc(&doc, "zarr.json")?);
+                }
+                groups.push(format!("{level}/"));
+            }
+            for group in groups {
+                let mut names: Vec<String> =
+                    GUESSED_COORDS.iter().map(|n| (*n).to_owned()).collect();
+                let mut i = 0;
+                while i < names.len() && i < 256 {
+                    let key = format!("{group}{}/zarr.json", names[i]);
+                    i += 1;
+                    if meta.docs.contains_key(&key) {
+                        continue;
+                    }
+                    let Some(doc) = get(source, root, &key).await? else {
+                        continue;
+                    };
                     let node = json_doc(&doc, "zarr.json")?;
-                    meta.arrays.insert(name.into(), v3_array(&node));
-                    meta.docs.insert(format!("{name}/zarr.json"), doc);
+                    meta.docs.insert(key.clone(), doc);
+                    if node.get("node_type").and_then(Value::as_str) != Some("array") {
+                        continue;
+                    }
+                    let array = v3_array(&node);
+                    for named in referenced_names(&array.attrs) {
+                        if !names.contains(&named) {
+                            names.push(named);
+                        }
+                    }
+                    let name = names[i - 1].clone();
+                    meta.arrays.insert(format!("{group}{name}"), array);
                 }
             }
         }
+        promote_first_level(&mut meta);
         return Ok(meta);
     }
     meta.format = 2;
@@ -179,6 +259,78 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
     Ok(meta)
 }
 
+/// The path of the first (full-resolution) level of a multiscale store:
+/// `GeoZarr` `multiscales.layout[0].asset`, or the older
+/// `multiscales[0].datasets[0].path`.
+fn first_level(attrs: &Map<String, Value>) -> Option<String> {
+    let ms = attrs.get("multiscales")?;
+    ms.pointer("/layout/0/asset")
+        .or_else(|| ms.pointer("/0/datasets/0/path"))
+        .and_then(Value::as_str)
+        .map(|p| p.trim_matches('/').to_owned())
+        .filter(|p| !p.is_empty() && !p.contains(".."))
+}
+
+/// Levels named in a `multiscales` attribute.
+fn level_count(ms: &Value) -> usize {
+    ms.pointer("/layout")
+        .or_else(|| ms.pointer("/0/datasets"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+}
+
+/// Array names a CF array's attributes refer to (`grid_mapping`,
+/// `coordinates`, `bounds`, `ancillary_variables`).
+fn referenced_names(attrs: &Map<String, Value>) -> Vec<String> {
+    [
+        "grid_mapping",
+        "coordinates",
+        "bounds",
+        "ancillary_variables",
+    ]
+    .iter()
+    .filter_map(|k| attrs.get(*k).and_then(Value::as_str))
+    .flat_map(str::split_whitespace)
+    .map(|n| n.trim_end_matches(':').to_owned())
+    .filter(|n| !n.is_empty() && !n.contains(['/', '.']) && n.len() < 128)
+    .collect()
+}
+
+/// Attributes of a multiscale store's first level group (a CRS, say) that
+/// the root does not have.
+fn merge_level_attrs(meta: &mut StoreMeta, level: &Value) {
+    if let Some(attrs) = level.get("attributes").and_then(Value::as_object) {
+        for (k, v) in attrs {
+            meta.attrs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+}
+
+/// A multiscale store's first level describes the store: its arrays are
+/// known by their names (`x`, not `0/x`) unless the root has arrays of the
+/// same name; arrays of the other levels are left out.
+fn promote_first_level(meta: &mut StoreMeta) {
+    let Some(level) = first_level(&meta.attrs) else {
+        return;
+    };
+    let prefix = format!("{level}/");
+    let nested: Vec<String> = meta
+        .arrays
+        .keys()
+        .filter(|k| k.contains('/'))
+        .cloned()
+        .collect();
+    for key in nested {
+        let Some(mut array) = meta.arrays.remove(&key) else {
+            continue;
+        };
+        if let Some(name) = key.strip_prefix(&prefix).filter(|n| !n.contains('/')) {
+            array.path = Some(key.clone());
+            meta.arrays.entry(name.to_owned()).or_insert(array);
+        }
+    }
+}
+
 fn u64s(v: Option<&Value>) -> Vec<u64> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
@@ -197,6 +349,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 fn v3_array(v: &Value) -> ArrayMeta {
     ArrayMeta {
+        path: None,
         shape: u64s(v.get("shape")),
         chunks: u64s(v.pointer("/chunk_grid/configuration/chunk_shape")),
         dtype: v
@@ -216,6 +369,7 @@ fn v3_array(v: &Value) -> ArrayMeta {
 fn v2_array(v: &Value, attrs: Map<String, Value>) -> ArrayMeta {
     let dtype = v.get("dtype").and_then(Value::as_str).unwrap_or("unknown");
     ArrayMeta {
+        path: None,
         shape: u64s(v.get("shape")),
         chunks: u64s(v.get("chunks")),
         dtype: v2_dtype(dtype).to_owned(),
@@ -252,6 +406,8 @@ struct Bridge {
     root: String,
     docs: HashMap<String, Bytes>,
     handle: tokio::runtime::Handle,
+    /// The first key that was over [`MAX_CHUNK`]: the read fails with it.
+    over_limit: std::sync::Mutex<Option<String>>,
 }
 
 impl Bridge {
@@ -260,9 +416,26 @@ impl Bridge {
             return Ok(Some(b.clone()));
         }
         let path = format!("{}/{}", self.root, key.as_str());
-        self.handle
-            .block_on(self.source.read_small(&path))
-            .map_err(|e| StorageError::Other(e.to_string()))
+        let limit = if key.as_str().ends_with("zarr.json") || key.as_str().contains("/.z") {
+            MAX_DOCUMENT
+        } else {
+            MAX_CHUNK
+        };
+        match self
+            .handle
+            .block_on(get_bounded(self.source.as_ref(), &path, limit))
+        {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                let msg = e.to_string();
+                if msg.contains("-byte limit")
+                    && let Ok(mut slot) = self.over_limit.lock()
+                {
+                    slot.get_or_insert(msg.clone());
+                }
+                Err(StorageError::Other(msg))
+            }
+        }
     }
 }
 
@@ -304,8 +477,14 @@ impl ReadableStorageTraits for Bridge {
 /// Decoded 1-D coordinate values, by array name.
 type Coords = HashMap<String, Vec<f64>>;
 
-async fn decode_coords(source: &Arc<dyn Source>, root: &str, meta: &StoreMeta) -> Coords {
-    let wanted: Vec<(String, String)> = meta
+/// Decode the 1-D coordinate arrays. A coordinate whose chunks are over
+/// [`MAX_CHUNK`] makes the whole read an error naming the limit.
+async fn decode_coords(
+    source: &Arc<dyn Source>,
+    root: &str,
+    meta: &StoreMeta,
+) -> Result<Coords, ReadError> {
+    let wanted: Vec<(String, String, String)> = meta
         .arrays
         .iter()
         .filter(|(name, a)| {
@@ -314,22 +493,28 @@ async fn decode_coords(source: &Arc<dyn Source>, root: &str, meta: &StoreMeta) -
                 && a.shape[0] <= MAX_COORD_LEN
                 && (a.dims.first() == Some(*name) || role(name, a).is_some())
         })
-        .map(|(name, a)| (name.clone(), a.dtype.clone()))
+        .map(|(name, a)| {
+            let path = a.path.clone().unwrap_or_else(|| name.clone());
+            (name.clone(), path, a.dtype.clone())
+        })
         .collect();
     if wanted.is_empty() {
-        return Coords::new();
+        return Ok(Coords::new());
     }
     let bridge = Arc::new(Bridge {
         source: Arc::clone(source),
         root: root.to_owned(),
         docs: meta.docs.clone(),
         handle: tokio::runtime::Handle::current(),
+        over_limit: std::sync::Mutex::new(None),
     });
-    tokio::task::spawn_blocking(move || {
+    let decoding = Arc::clone(&bridge);
+    let coords = tokio::task::spawn_blocking(move || {
+        let bridge = decoding;
         let mut out = Coords::new();
-        for (name, dtype) in wanted {
+        for (name, path, dtype) in wanted {
             let store: Arc<dyn ReadableStorageTraits> = bridge.clone();
-            let Ok(array) = Array::open(store, &format!("/{name}")) else {
+            let Ok(array) = Array::open(store, &format!("/{path}")) else {
                 continue;
             };
             let subset = array.subset_all();
@@ -360,7 +545,11 @@ async fn decode_coords(source: &Arc<dyn Source>, root: &str, meta: &StoreMeta) -
         out
     })
     .await
-    .unwrap_or_default()
+    .unwrap_or_default();
+    if let Some(why) = bridge.over_limit.lock().ok().and_then(|mut s| s.take()) {
+        return Err(ReadError::invalid(why));
+    }
+    Ok(coords)
 }
 
 /// What a 1-D coordinate array is.
@@ -427,41 +616,6 @@ fn extent(values: &[f64]) -> Option<(f64, f64, Option<f64>)> {
     }
 }
 
-/// CF `units = "<unit> since <date>"` applied to a value.
-fn cf_time(value: f64, units: &str) -> Option<DateTime<Utc>> {
-    let (unit, since) = units.split_once(" since ")?;
-    let since = since.trim();
-    let base = NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S")
-        .or_else(|_| NaiveDateTime::parse_from_str(since, "%Y-%m-%dT%H:%M:%S"))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(since.trim_end_matches('Z'), "%Y-%m-%dT%H:%M:%S")
-        })
-        .or_else(|_| NaiveDateTime::parse_from_str(since, "%Y-%m-%d %H:%M:%S%.f"))
-        .ok()
-        .or_else(|| {
-            let date = since.split([' ', 'T']).next()?;
-            NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .ok()?
-                .and_hms_opt(0, 0, 0)
-        })?;
-    let secs = match unit.trim().to_ascii_lowercase().as_str() {
-        "days" | "day" | "d" => value * 86_400.0,
-        "hours" | "hour" | "h" => value * 3_600.0,
-        "minutes" | "minute" | "min" => value * 60.0,
-        "seconds" | "second" | "s" => value,
-        "milliseconds" | "ms" => value / 1_000.0,
-        "microseconds" | "us" => value / 1_000_000.0,
-        "nanoseconds" | "ns" => value / 1_000_000_000.0,
-        _ => return None,
-    };
-    if !secs.is_finite() || secs.abs() > 1.0e12 {
-        return None;
-    }
-    #[expect(clippy::cast_possible_truncation, reason = "bounded above")]
-    let d = Duration::milliseconds((secs * 1_000.0).round() as i64);
-    Some(Utc.from_utc_datetime(&base) + d)
-}
-
 /// The EPSG code of a grid mapping variable's attributes.
 fn grid_mapping_epsg(attrs: &Map<String, Value>) -> Option<u32> {
     for key in ["proj:code", "epsg_code", "crs"] {
@@ -522,14 +676,17 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
             }
             Some(Role::Time) if time.is_none() => {
                 let units = a.attrs.get("units").and_then(Value::as_str).unwrap_or("");
+                let calendar = a.attrs.get("calendar").and_then(Value::as_str);
                 let first = values.iter().copied().fold(f64::INFINITY, f64::min);
                 let last = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                if let (Some(s), Some(e)) = (cf_time(first, units), cf_time(last, units)) {
-                    time = Some((name, s, e));
-                } else {
-                    info.warnings.push(format!(
-                        "time coordinate `{name}` has units {units:?} that are not read"
-                    ));
+                match cf::decode(first, units, calendar)
+                    .and_then(|s| Ok((s, cf::decode(last, units, calendar)?)))
+                {
+                    Ok((s, e)) => time = Some((name, s, e)),
+                    Err(why) => info.warnings.push(format!(
+                        "time coordinate `{name}` (units {units:?}, calendar {}) not read: {why}",
+                        calendar.unwrap_or("standard")
+                    )),
                 }
             }
             _ => {}
@@ -647,13 +804,10 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
     z.insert("zarr_format".into(), meta.format.into());
     z.insert("consolidated".into(), meta.consolidated.into());
     if let Some(ms) = meta.attrs.get("multiscales") {
-        let levels = ms
-            .as_array()
-            .and_then(|a| a.first())
-            .and_then(|m| m.get("datasets"))
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        z.insert("multiscales".into(), json!({"levels": levels}));
+        z.insert(
+            "multiscales".into(),
+            json!({"levels": level_count(ms), "first_level": first_level(&meta.attrs)}),
+        );
     }
     info.fields.insert("arcolake:zarr".into(), Value::Object(z));
     if let Some(t) = meta.attrs.get("title").and_then(Value::as_str) {
@@ -664,15 +818,6 @@ fn describe(meta: &StoreMeta, coords: &Coords, info: &mut AssetInfo) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cf_times() {
-        let t = cf_time(1.5, "days since 2020-01-01").unwrap();
-        assert_eq!(t.to_rfc3339(), "2020-01-02T12:00:00+00:00");
-        let t = cf_time(3600.0, "seconds since 2020-01-01 00:00:00").unwrap();
-        assert_eq!(t.to_rfc3339(), "2020-01-01T01:00:00+00:00");
-        assert!(cf_time(1.0, "fortnights since 2020-01-01").is_none());
-    }
 
     #[test]
     fn regular_coordinates_extend_to_cell_edges() {

@@ -727,7 +727,7 @@ mod tests {
     fn tokens_are_scrubbed() {
         assert_eq!(
             scrub("GET /x?authz=secret failed"),
-            "GET /x?authz=<redacted>"
+            "GET /x?authz=<redacted> failed"
         );
     }
 }
