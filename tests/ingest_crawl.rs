@@ -797,6 +797,14 @@ async fn an_unconsolidated_multiscale_zarr_store_is_located_from_its_first_level
     let z = &item["assets"]["data"]["arcolake:zarr"];
     assert_eq!(z["multiscales"]["levels"], m["levels"]);
     assert_eq!(z["consolidated"], false);
+    // Without a listing of the store's keys, the report says what was probed.
+    assert!(
+        info.warnings
+            .iter()
+            .any(|w| w.contains("without consolidated metadata")),
+        "{:?}",
+        info.warnings
+    );
     // No time in the store: the crawl time, and labelled as such.
     assert_eq!(item["properties"]["arcolake:datetime_source"], "crawl-time");
 }

@@ -113,6 +113,16 @@ pub async fn read(source: &Arc<dyn Source>, root: &str) -> Result<AssetInfo, Rea
         info.warnings
             .push("no arrays found in the store's metadata".into());
     }
+    if meta.format == 3 && !meta.consolidated {
+        // The store's keys are not listed: only arrays whose names are known
+        // (coordinates, and those attributes refer to) were read.
+        info.warnings.push(
+            "Zarr v3 store without consolidated metadata: only the coordinate arrays and the arrays \
+             their attributes name were probed, so data variables may be missing from cube:variables \
+             (consolidate the store's metadata to list them)"
+                .into(),
+        );
+    }
     let coords = decode_coords(source, root, &meta).await?;
     describe(&meta, &coords, &mut info);
     Ok(info)
