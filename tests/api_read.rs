@@ -45,6 +45,8 @@ async fn landing_page_links_everything_a_client_needs() {
         "data",
         "search",
         "child",
+        "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+        "http://www.opengis.net/def/rel/ogc/1.0/sortables",
     ] {
         assert!(rels.contains(&rel), "landing page lacks {rel}: {rels:?}");
     }
@@ -384,6 +386,131 @@ async fn bad_search_input_is_a_400_that_says_what_is_wrong() {
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["code"], "MethodNotAllowed");
+}
+
+#[tokio::test]
+async fn post_search_lists_given_as_strings_are_400s_that_name_the_field() {
+    let app = two_collections().await;
+    for (body, field) in [
+        (json!({"ids": "a,b"}), "ids"),
+        (json!({"ids": "a"}), "ids"),
+        (json!({"collections": "s2"}), "collections"),
+        (json!({"collections": "s2,l8", "ids": ["a"]}), "collections"),
+        (json!({"collections": ["s2", 1]}), "collections"),
+    ] {
+        let r = app.post("/search", &body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert_eq!(r.body["code"], "BadRequest", "{body}");
+        let d = r.body["description"].as_str().unwrap();
+        assert!(d.contains(field), "{body}: {d:?} should name {field}");
+    }
+    let r = app
+        .post(
+            "/search",
+            &json!({"ids": ["a", "b"], "collections": ["s2"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(ids(&r.body), ["b", "a"]);
+    // The GET form stays comma-separated, as the spec defines it.
+    let r = app.get("/search?ids=a,b&collections=s2").await;
+    assert_eq!(ids(&r.body), ["b", "a"]);
+}
+
+#[tokio::test]
+async fn get_and_post_are_read_by_one_parser() {
+    let app = two_collections().await;
+    // The same search both ways: the same answer, or the same 400 in the
+    // same words.
+    let cases = [
+        (
+            "bbox=9,49,12,51&collections=s2",
+            json!({"bbox": [9, 49, 12, 51], "collections": ["s2"]}),
+        ),
+        ("ids=a,c&limit=1", json!({"ids": ["a", "c"], "limit": 1})),
+        (
+            "datetime=2024-02-01T00:00:00Z&limit=",
+            json!({"datetime": "2024-02-01T00:00:00Z", "limit": null}),
+        ),
+        (
+            "sortby=-id,collection&q=",
+            json!({"sortby": [{"field": "id", "direction": "desc"}, {"field": "collection"}], "q": null}),
+        ),
+        (
+            "filter=id%3D'a'&filter-lang=cql2-text",
+            json!({"filter": "id='a'", "filter-lang": "cql2-text"}),
+        ),
+        (
+            "query=%7B%22id%22%3A%7B%22eq%22%3A%22b%22%7D%7D",
+            json!({"query": {"id": {"eq": "b"}}}),
+        ),
+        ("bbox=1,2,3", json!({"bbox": [1, 2, 3]})),
+        ("limit=0", json!({"limit": 0})),
+        ("datetime=yesterday", json!({"datetime": "yesterday"})),
+        (
+            "sortby=-nope",
+            json!({"sortby": [{"field": "nope", "direction": "desc"}]}),
+        ),
+        ("token=garbage", json!({"token": "garbage"})),
+        (
+            "filter-crs=EPSG:4326&filter=true",
+            json!({"filter-crs": "EPSG:4326", "filter": true}),
+        ),
+        (
+            "query=%7B%22gsd%22%3A%7B%22near%22%3A1%7D%7D",
+            json!({"query": {"gsd": {"near": 1}}}),
+        ),
+    ];
+    for (query, body) in cases {
+        let got = app.get(&format!("/search?{query}")).await;
+        let posted = app.post("/search", &body).await;
+        assert_eq!(
+            got.status, posted.status,
+            "{query} / {body}: {} / {}",
+            got.text, posted.text
+        );
+        if got.status == StatusCode::OK {
+            assert_eq!(ids(&got.body), ids(&posted.body), "{query} / {body}");
+            assert_eq!(got.body["numberMatched"], posted.body["numberMatched"]);
+        } else {
+            assert_eq!(
+                got.body["description"], posted.body["description"],
+                "{query} / {body}"
+            );
+        }
+    }
+    // Collection search reads its members with the same parser.
+    for (query, body) in [
+        ("bbox=1,2,3", json!({"bbox": [1, 2, 3]})),
+        ("limit=0", json!({"limit": 0})),
+        ("datetime=yesterday", json!({"datetime": "yesterday"})),
+        ("token=garbage", json!({"token": "garbage"})),
+        ("sortby=-id&limit=1", json!({"sortby": "-id", "limit": "1"})),
+    ] {
+        let got = app.get(&format!("/collections?{query}")).await;
+        let posted = app.post("/collections-search", &body).await;
+        assert_eq!(
+            got.status, posted.status,
+            "{query} / {body}: {} / {}",
+            got.text, posted.text
+        );
+        if got.status == StatusCode::OK {
+            assert_eq!(
+                got.body["collections"][0]["id"],
+                posted.body["collections"][0]["id"]
+            );
+        } else {
+            let search = app.get(&format!("/search?{query}")).await;
+            assert_eq!(
+                got.body["description"], posted.body["description"],
+                "{query}"
+            );
+            assert_eq!(
+                got.body["description"], search.body["description"],
+                "{query}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

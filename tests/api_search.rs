@@ -82,138 +82,218 @@ async fn filter_ids(app: &TestApp, text: &str) -> Result<Vec<String>, String> {
     Ok(by_text)
 }
 
+/// Filters over [`catalog`]'s `sat` collection, and the ids they match:
+/// every CQL2 class the conformance page declares.
+const CORPUS: &[(&str, &[&str])] = &[
+    // basic-cql2: comparisons, and/or/not, isNull, typed by queryables
+    ("\"eo:cloud_cover\" < 20", &["a"]),
+    ("eo:cloud_cover >= 25 AND eo:cloud_cover <= 60", &["b", "c"]),
+    ("eo:cloud_cover IS NULL", &["d"]),
+    // `"datetime": null` (an item given by its range) is null; the
+    // span's ends are null where the document does not give them.
+    ("datetime IS NULL", &["d"]),
+    ("datetime IS NOT NULL", &["a", "b", "c", "e"]),
+    ("start_datetime IS NOT NULL", &["d"]),
+    ("end_datetime IS NULL", &["a", "b", "c", "e"]),
+    ("NOT eo:cloud_cover < 50", &["c", "e"]),
+    ("platform = 'sentinel-2a'", &["a", "e"]),
+    ("platform <> 'sentinel-2a'", &["b", "c", "d"]),
+    ("gsd = 10 OR gsd = 20", &["a", "b", "e"]),
+    ("id IN ('a','c')", &["a", "c"]),
+    ("collection = 'sat' AND id = 'b'", &["b"]),
+    ("created > '2024-01-01T12:00:00Z'", &["a"]),
+    ("datetime > TIMESTAMP('2024-01-20T00:00:00Z')", &["b", "c"]),
+    ("flag = true", &["a"]),
+    ("view:off_nadir > 10", &["e"]),
+    // advanced comparison: like, between, in
+    ("eo:cloud_cover BETWEEN 20 AND 70", &["b", "c"]),
+    ("platform LIKE 'sentinel%'", &["a", "b", "e"]),
+    ("mission LIKE 'sentinel%'", &["b"]),
+    ("platform IN ('landsat-8','sentinel-2b')", &["b", "c"]),
+    ("eo:cloud_cover IN (5, 90)", &["a", "e"]),
+    // case- and accent-insensitive
+    ("CASEI(platform) = casei('LANDSAT-9')", &["d"]),
+    ("CASEI(mission) LIKE casei('SENTINEL%')", &["a", "b"]),
+    ("ACCENTI(description) LIKE accenti('%Cafe%')", &["c"]),
+    (
+        "CASEI(ACCENTI(description)) LIKE casei(accenti('%CAFÉ%'))",
+        &["c"],
+    ),
+    ("description LIKE '%Cafe%'", &[]),
+    // arrays: scalar equality means any element
+    ("instruments = 'oli'", &["c", "d"]),
+    ("A_CONTAINS(instruments, ('oli','tirs'))", &["c"]),
+    (
+        "A_CONTAINEDBY(instruments, ('oli','tirs','msi'))",
+        &["a", "b", "c", "d", "e"],
+    ),
+    // pgstac's spelling, which many clients send.
+    ("A_CONTAINED_BY(instruments, ('oli','tirs'))", &["c", "d"]),
+    ("A_OVERLAPS(instruments, ('tirs','x'))", &["c"]),
+    ("A_EQUALS(instruments, ('tirs','oli'))", &["c"]),
+    // spatial
+    ("S_INTERSECTS(geometry, BBOX(9,49,12,51))", &["a", "b", "d"]),
+    (
+        "S_INTERSECTS(geometry, POLYGON((9 49, 10.5 49, 10.5 51, 9 51, 9 49)))",
+        &["a", "d"],
+    ),
+    (
+        "S_WITHIN(geometry, POLYGON((-121 34, -119 34, -119 36, -121 36, -121 34)))",
+        &["c"],
+    ),
+    ("S_CONTAINS(geometry, POINT(10 50))", &["a", "d"]),
+    (
+        "S_DISJOINT(geometry, BBOX(-180,-90,0,90))",
+        &["a", "b", "d", "e"],
+    ),
+    (
+        "S_EQUALS(geometry, POLYGON((29.9 -10.1, 30.1 -10.1, 30.1 -9.9, 29.9 -9.9, 29.9 -10.1)))",
+        &["e"],
+    ),
+    (
+        "S_OVERLAPS(geometry, BBOX(10,49.95,10.5,50.5))",
+        &["a", "d"],
+    ),
+    (
+        "S_TOUCHES(geometry, BBOX(10.1,50.1,10.3,50.3))",
+        &["a", "d"],
+    ),
+    ("S_TOUCHES(geometry, BBOX(10.12,50.1,10.3,50.3))", &["d"]),
+    (
+        "S_CROSSES(geometry, LINESTRING(9 50, 12 50))",
+        &["a", "b", "d"],
+    ),
+    // temporal: an item's datetime is its whole span
+    (
+        "T_INTERSECTS(datetime, INTERVAL('2024-02-15T00:00:00Z','2024-03-15T00:00:00Z'))",
+        &["c", "d"],
+    ),
+    (
+        "T_BEFORE(datetime, TIMESTAMP('2024-01-10T00:00:00Z'))",
+        &["a"],
+    ),
+    (
+        "T_AFTER(datetime, TIMESTAMP('2024-01-20T00:00:00Z'))",
+        &["b", "c"],
+    ),
+    (
+        "T_DURING(datetime, INTERVAL('2023-01-01T00:00:00Z','2025-01-01T00:00:00Z'))",
+        &["a", "b", "c", "d", "e"],
+    ),
+    (
+        "T_CONTAINS(datetime, TIMESTAMP('2024-04-01T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_INTERSECTS(datetime, INTERVAL('2024-06-30T00:00:00Z','..'))",
+        &["d"],
+    ),
+    (
+        "T_EQUALS(datetime, TIMESTAMP('2024-01-15T00:00:00Z'))",
+        &["e"],
+    ),
+    (
+        "T_DISJOINT(datetime, INTERVAL('..','2024-01-31T00:00:00Z'))",
+        &["b", "c"],
+    ),
+    (
+        "T_STARTS(datetime, INTERVAL('2023-12-01T00:00:00Z','2024-12-31T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_FINISHEDBY(datetime, TIMESTAMP('2024-06-30T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_METBY(INTERVAL('2024-06-30T00:00:00Z','2024-07-30T00:00:00Z'), datetime)",
+        &["d"],
+    ),
+    (
+        "T_MEETS(datetime, INTERVAL('2024-06-30T00:00:00Z','2024-12-31T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_MEETS(datetime, INTERVAL('2024-01-01T00:00:00Z','2024-02-01T00:00:00Z'))",
+        &["a"],
+    ),
+    (
+        "T_OVERLAPS(datetime, INTERVAL('2024-03-01T00:00:00Z','2024-12-31T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_OVERLAPS(datetime, INTERVAL('2023-01-01T00:00:00Z','2024-03-01T00:00:00Z'))",
+        &[],
+    ),
+    (
+        "T_OVERLAPPEDBY(datetime, INTERVAL('2023-06-01T00:00:00Z','2024-01-01T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_STARTEDBY(datetime, INTERVAL('2023-12-01T00:00:00Z','2024-01-31T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_STARTEDBY(datetime, INTERVAL('2024-01-15T00:00:00Z','2024-01-31T00:00:00Z'))",
+        &[],
+    ),
+    (
+        "T_FINISHES(datetime, INTERVAL('2023-01-01T00:00:00Z','2024-06-30T00:00:00Z'))",
+        &["d"],
+    ),
+    (
+        "T_FINISHES(datetime, INTERVAL('2023-12-31T00:00:00Z','2024-01-15T00:00:00Z'))",
+        &["e"],
+    ),
+    // property-property and arithmetic
+    ("eo:cloud_cover < gsd", &["a"]),
+    ("eo:cloud_cover * 2 > 100", &["c", "e"]),
+    ("eo:cloud_cover - gsd >= 40", &["e"]),
+    ("eo:cloud_cover / 0 > 1", &[]),
+    ("eo:cloud_cover + gsd > 80", &["c", "e"]),
+    ("eo:cloud_cover + gsd + 1 = 16", &["a"]),
+    ("eo:cloud_cover % 20 = 5", &["a", "b"]),
+    ("eo:cloud_cover % 0 = 0", &[]),
+    ("gsd ^ 2 > 500", &["c", "d"]),
+    ("2 ^ (gsd / 10) = 4", &["e"]),
+    ("eo:cloud_cover div 20 = 1", &["b"]),
+    ("eo:cloud_cover div 0 = 0", &[]),
+];
+
 #[tokio::test]
 async fn every_cql2_class_finds_the_expected_items_in_text_and_json() {
     let app = catalog().await;
-    let corpus: &[(&str, &[&str])] = &[
-        // basic-cql2: comparisons, and/or/not, isNull, typed by queryables
-        ("\"eo:cloud_cover\" < 20", &["a"]),
-        ("eo:cloud_cover >= 25 AND eo:cloud_cover <= 60", &["b", "c"]),
-        ("eo:cloud_cover IS NULL", &["d"]),
-        ("NOT eo:cloud_cover < 50", &["c", "e"]),
-        ("platform = 'sentinel-2a'", &["a", "e"]),
-        ("platform <> 'sentinel-2a'", &["b", "c", "d"]),
-        ("gsd = 10 OR gsd = 20", &["a", "b", "e"]),
-        ("id IN ('a','c')", &["a", "c"]),
-        ("collection = 'sat' AND id = 'b'", &["b"]),
-        ("created > '2024-01-01T12:00:00Z'", &["a"]),
-        ("datetime > TIMESTAMP('2024-01-20T00:00:00Z')", &["b", "c"]),
-        ("flag = true", &["a"]),
-        ("view:off_nadir > 10", &["e"]),
-        // advanced comparison: like, between, in
-        ("eo:cloud_cover BETWEEN 20 AND 70", &["b", "c"]),
-        ("platform LIKE 'sentinel%'", &["a", "b", "e"]),
-        ("mission LIKE 'sentinel%'", &["b"]),
-        ("platform IN ('landsat-8','sentinel-2b')", &["b", "c"]),
-        ("eo:cloud_cover IN (5, 90)", &["a", "e"]),
-        // case- and accent-insensitive
-        ("CASEI(platform) = casei('LANDSAT-9')", &["d"]),
-        ("CASEI(mission) LIKE casei('SENTINEL%')", &["a", "b"]),
-        ("ACCENTI(description) LIKE accenti('%Cafe%')", &["c"]),
-        (
-            "CASEI(ACCENTI(description)) LIKE casei(accenti('%CAFÉ%'))",
-            &["c"],
-        ),
-        ("description LIKE '%Cafe%'", &[]),
-        // arrays: scalar equality means any element
-        ("instruments = 'oli'", &["c", "d"]),
-        ("A_CONTAINS(instruments, ('oli','tirs'))", &["c"]),
-        (
-            "A_CONTAINEDBY(instruments, ('oli','tirs','msi'))",
-            &["a", "b", "c", "d", "e"],
-        ),
-        ("A_OVERLAPS(instruments, ('tirs','x'))", &["c"]),
-        ("A_EQUALS(instruments, ('tirs','oli'))", &["c"]),
-        // spatial
-        ("S_INTERSECTS(geometry, BBOX(9,49,12,51))", &["a", "b", "d"]),
-        (
-            "S_INTERSECTS(geometry, POLYGON((9 49, 10.5 49, 10.5 51, 9 51, 9 49)))",
-            &["a", "d"],
-        ),
-        (
-            "S_WITHIN(geometry, POLYGON((-121 34, -119 34, -119 36, -121 36, -121 34)))",
-            &["c"],
-        ),
-        ("S_CONTAINS(geometry, POINT(10 50))", &["a", "d"]),
-        (
-            "S_DISJOINT(geometry, BBOX(-180,-90,0,90))",
-            &["a", "b", "d", "e"],
-        ),
-        (
-            "S_EQUALS(geometry, POLYGON((29.9 -10.1, 30.1 -10.1, 30.1 -9.9, 29.9 -9.9, 29.9 -10.1)))",
-            &["e"],
-        ),
-        (
-            "S_OVERLAPS(geometry, BBOX(10,49.95,10.5,50.5))",
-            &["a", "d"],
-        ),
-        (
-            "S_TOUCHES(geometry, BBOX(10.1,50.1,10.3,50.3))",
-            &["a", "d"],
-        ),
-        ("S_TOUCHES(geometry, BBOX(10.12,50.1,10.3,50.3))", &["d"]),
-        (
-            "S_CROSSES(geometry, LINESTRING(9 50, 12 50))",
-            &["a", "b", "d"],
-        ),
-        // temporal: an item's datetime is its whole span
-        (
-            "T_INTERSECTS(datetime, INTERVAL('2024-02-15T00:00:00Z','2024-03-15T00:00:00Z'))",
-            &["c", "d"],
-        ),
-        (
-            "T_BEFORE(datetime, TIMESTAMP('2024-01-10T00:00:00Z'))",
-            &["a"],
-        ),
-        (
-            "T_AFTER(datetime, TIMESTAMP('2024-01-20T00:00:00Z'))",
-            &["b", "c"],
-        ),
-        (
-            "T_DURING(datetime, INTERVAL('2023-01-01T00:00:00Z','2025-01-01T00:00:00Z'))",
-            &["a", "b", "c", "d", "e"],
-        ),
-        (
-            "T_CONTAINS(datetime, TIMESTAMP('2024-04-01T00:00:00Z'))",
-            &["d"],
-        ),
-        (
-            "T_INTERSECTS(datetime, INTERVAL('2024-06-30T00:00:00Z','..'))",
-            &["d"],
-        ),
-        (
-            "T_EQUALS(datetime, TIMESTAMP('2024-01-15T00:00:00Z'))",
-            &["e"],
-        ),
-        (
-            "T_DISJOINT(datetime, INTERVAL('..','2024-01-31T00:00:00Z'))",
-            &["b", "c"],
-        ),
-        (
-            "T_STARTS(datetime, INTERVAL('2023-12-01T00:00:00Z','2024-12-31T00:00:00Z'))",
-            &["d"],
-        ),
-        (
-            "T_FINISHEDBY(datetime, TIMESTAMP('2024-06-30T00:00:00Z'))",
-            &["d"],
-        ),
-        (
-            "T_METBY(INTERVAL('2024-06-30T00:00:00Z','2024-07-30T00:00:00Z'), datetime)",
-            &["d"],
-        ),
-        // property-property and arithmetic
-        ("eo:cloud_cover < gsd", &["a"]),
-        ("eo:cloud_cover * 2 > 100", &["c", "e"]),
-        ("eo:cloud_cover - gsd >= 40", &["e"]),
-        ("eo:cloud_cover / 0 > 1", &[]),
-    ];
-    for (text, expected) in corpus {
+    for (text, expected) in CORPUS {
         let got = filter_ids(&app, text)
             .await
             .unwrap_or_else(|e| panic!("{text}: {e}"));
         let expected: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
         assert_eq!(got, expected, "{text}");
     }
+}
+
+#[tokio::test]
+async fn pgstac_operator_spellings_are_accepted_in_cql2_json() {
+    let app = catalog().await;
+    // pgstac's snake_case names in cql2-json, as those clients write them.
+    for (op, expected) in [
+        ("a_contained_by", json!(["c", "d"])),
+        ("A_Contained_By", json!(["c", "d"])),
+        ("a_containedBy", json!(["c", "d"])),
+    ] {
+        let filter = json!({"op": op, "args": [{"property": "instruments"}, ["oli", "tirs"]]});
+        let r = app
+            .post(
+                "/search",
+                &json!({"collections": ["sat"], "limit": 100, "filter": filter}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{op}: {}", r.text);
+        assert_eq!(json!(sorted(ids(&r.body))), expected, "{op}");
+    }
+    let r = app
+        .post("/search", &json!({"collections": ["sat"], "filter": {"op": "t_overlapped_by", "args": [{"property": "datetime"}, {"interval": ["2023-06-01T00:00:00Z", "2024-01-01T00:00:00Z"]}]}}))
+        .await;
+    assert_eq!(ids(&r.body), ["d"], "{}", r.text);
 }
 
 #[tokio::test]
@@ -253,18 +333,57 @@ async fn malformed_filters_are_400s_that_say_what_is_wrong() {
 }
 
 #[tokio::test]
-async fn filters_apply_to_collection_items_and_use_that_collections_queryables() {
+async fn filters_may_name_any_property_of_the_catalog_and_unknown_names_are_400s() {
     let app = catalog().await;
     let r = app
         .get("/collections/other/items?filter=other_only%3D1")
         .await;
     assert_eq!(ids(&r.body), ["f"], "{}", r.text);
-    // `other_only` is carried by no item of `sat`.
+    // `other_only` is carried by no item of `sat`, but by one of the
+    // catalog: clients offer the catalog's queryables whatever collection
+    // is chosen, so it matches nothing there rather than being refused.
+    for uri in [
+        "/collections/sat/items?filter=other_only%3D1",
+        "/search?collections=sat&filter=other_only%3D1",
+        "/collections/sat/items?sortby=-other_only&filter=other_only%3E0",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.text);
+        assert!(ids(&r.body).is_empty(), "{uri}: {}", r.text);
+        assert_eq!(r.body["numberMatched"], 0, "{uri}");
+    }
     let r = app
-        .get("/collections/sat/items?filter=other_only%3D1")
+        .post("/search", &json!({"collections": ["sat"], "filter": {"op": "=", "args": [{"property": "other_only"}, 1]}}))
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text.contains("other_only"));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(ids(&r.body).is_empty());
+    // It is missing, so null, on every item of `sat`; it sorts as missing.
+    let r = app
+        .get("/collections/sat/items?filter=other_only%20IS%20NULL&sortby=other_only&limit=100")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(sorted(ids(&r.body)), ["a", "b", "c", "d", "e"]);
+    // A name no item of the catalog carries is still a 400 that names it,
+    // on item lists, search and sort alike.
+    for uri in [
+        "/collections/sat/items?filter=nope%3D1",
+        "/search?collections=sat&filter=nope%3D1",
+        "/search?filter=nope%3D1",
+        "/collections/sat/items?sortby=nope",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.text);
+        assert!(
+            r.body["description"].as_str().unwrap().contains("nope"),
+            "{uri}: {}",
+            r.text
+        );
+    }
+    // STAC common metadata is queryable though no item carries it.
+    let r = app
+        .get("/search?collections=other&filter=constellation%3D'x'")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     // A property written a moment ago is a queryable at once.
     app.items(vec![item(
         "sat",
@@ -292,7 +411,16 @@ async fn queryables_are_json_schema_typed_by_what_items_hold() {
     assert_eq!(q["properties"]["created"]["format"], "date-time");
     assert_eq!(q["properties"]["flag"]["type"], "boolean");
     assert_eq!(q["properties"]["instruments"]["type"], "array");
-    assert!(q["properties"]["geometry"]["$ref"].is_string());
+    // The geometry is described inline: an offline client resolves nothing.
+    assert_eq!(q["properties"]["geometry"]["type"], "object");
+    assert_eq!(q["properties"]["geometry"]["format"], "geometry-any");
+    assert!(q["properties"]["geometry"]["title"].is_string());
+    for doc in [&r.text, &app.get("/queryables").await.text] {
+        assert!(
+            !doc.contains("$ref") && !doc.contains("geojson.org"),
+            "{doc}"
+        );
+    }
     assert!(q["properties"].get("other_only").is_none());
     let all = app.get("/queryables").await;
     assert!(all.body["properties"].get("other_only").is_some());
@@ -306,6 +434,144 @@ async fn queryables_are_json_schema_typed_by_what_items_hold() {
         local(l["href"].as_str().unwrap()),
         "/collections/sat/queryables"
     );
+}
+
+#[tokio::test]
+async fn queryables_take_titles_from_summaries_and_the_extensions() {
+    let app = TestApp::new().await;
+    let mut c = support::collection("ls");
+    c["summaries"] = json!({
+        "tile": {"title": "Tile", "type": "string"},
+        "landsat:wrs_row": {"title": "Row of the path"},
+        "gsd": [30],
+        "eo:cloud_cover": {"minimum": 0, "maximum": 100},
+    });
+    let r = app.write("POST", "/collections", Some(&c)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    app.collection("plain").await;
+    app.items(vec![
+        item("ls", "x", 0.0, 0.0, json!({"datetime": "2024-01-01T00:00:00Z", "tile": "T32",
+            "landsat:wrs_path": "195", "landsat:wrs_row": "026", "s2:mgrs_tile": "32TNS", "mgrs:utm_zone": 32,
+            "sar:instrument_mode": "IW", "view:incidence_angle": 30.5, "sat:absolute_orbit": 41000,
+            "proj:shape": [10, 10], "file:size": 1024, "table:row_count": 7, "raster:bands": [],
+            "s2:water_percentage": 1.5, "landsat:cloud_cover_land": 3, "cube:dimensions": {},
+            "eo:cloud_cover": 10})),
+        item("plain", "y", 0.0, 0.0, json!({"datetime": "2024-01-01T00:00:00Z", "tile": 5})),
+    ])
+    .await;
+    let r = app.get("/collections/ls/queryables").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let title = |name: &str| r.body["properties"][name]["title"].clone();
+    for (name, expected) in [
+        // From the collection's summaries (they win over the built-in titles).
+        ("tile", "Tile"),
+        ("landsat:wrs_row", "Row of the path"),
+        // From the extensions' field definitions.
+        ("landsat:wrs_path", "WRS path"),
+        ("s2:mgrs_tile", "MGRS tile"),
+        ("mgrs:utm_zone", "UTM zone"),
+        ("sar:instrument_mode", "Instrument mode"),
+        ("view:incidence_angle", "Incidence angle (°)"),
+        ("sat:absolute_orbit", "Absolute orbit"),
+        ("proj:shape", "Shape (rows, columns)"),
+        ("file:size", "File size (bytes)"),
+        ("table:row_count", "Row count"),
+        ("raster:bands", "Raster bands"),
+        ("s2:water_percentage", "Water (%)"),
+        ("landsat:cloud_cover_land", "Cloud cover over land (%)"),
+        ("cube:dimensions", "Dimensions"),
+        ("gsd", "Ground sample distance (m)"),
+    ] {
+        assert_eq!(
+            title(name),
+            expected,
+            "{name}: {}",
+            r.body["properties"][name]
+        );
+    }
+    // A summary that is a list or a range has no title to give.
+    assert_eq!(title("eo:cloud_cover"), "Cloud cover (%)");
+    // The whole catalog's queryables take the summaries' titles too; a
+    // collection whose summaries say nothing keeps the item-typed schema.
+    let all = app.get("/queryables").await;
+    assert_eq!(all.body["properties"]["tile"]["title"], "Tile");
+    let plain = app.get("/collections/plain/queryables").await;
+    assert_eq!(plain.body["properties"]["tile"], json!({"type": "number"}));
+}
+
+#[tokio::test]
+async fn sortables_list_exactly_what_sortby_accepts() {
+    let app = catalog().await;
+    let r = app.get("/sortables").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers["content-type"], "application/schema+json");
+    assert_eq!(r.body["$id"], "http://stac.test/api/sortables");
+    let sortables: Vec<String> = r.body["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    for name in [
+        "id",
+        "collection",
+        "datetime",
+        "eo:cloud_cover",
+        "platform",
+        "created",
+        "flag",
+        "other_only",
+    ] {
+        assert!(
+            sortables.iter().any(|s| s == name),
+            "{name} in {sortables:?}"
+        );
+    }
+    for name in ["geometry", "instruments", "keywords"] {
+        assert!(
+            !sortables.iter().any(|s| s == name),
+            "{name} in {sortables:?}"
+        );
+    }
+    // Every sortable sorts; every other queryable is refused by sortby.
+    let queryables = app.get("/queryables").await;
+    for name in queryables.body["properties"].as_object().unwrap().keys() {
+        let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+        let r = app.get(&format!("/search?sortby=-{encoded}")).await;
+        let expected = if sortables.contains(name) {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(r.status, expected, "sortby={name}: {}", r.text);
+    }
+    let c = app.get("/collections/sat/sortables").await;
+    assert_eq!(c.status, StatusCode::OK);
+    assert!(c.body["properties"].get("eo:cloud_cover").is_some());
+    assert!(c.body["properties"].get("other_only").is_none());
+    assert!(c.body["properties"].get("instruments").is_none());
+    assert_eq!(
+        app.get("/collections/nope/sortables").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let rel = "http://www.opengis.net/def/rel/ogc/1.0/sortables";
+    let coll = app.get("/collections/sat").await;
+    assert_eq!(
+        local(link(&coll.body, rel).unwrap()["href"].as_str().unwrap()),
+        "/collections/sat/sortables"
+    );
+    let landing = app.get("/").await;
+    assert_eq!(
+        local(link(&landing.body, rel).unwrap()["href"].as_str().unwrap()),
+        "/sortables"
+    );
+    let api = app.get("/api").await;
+    for path in ["/sortables", "/collections/{collectionId}/sortables"] {
+        assert!(
+            api.body["paths"][path]["get"].is_object(),
+            "{path} in the OpenAPI document"
+        );
+    }
 }
 
 /// The order a sort must produce: keys compared with missing values
@@ -775,6 +1041,29 @@ async fn big_inputs_are_answered_or_refused_with_the_limit() {
     assert_eq!(sorted(ids(&r.body)), ["a", "b", "c", "e"]);
 }
 
+/// GET `uri` from `router`, expecting a 200 and JSON.
+async fn get_from(router: &axum::Router, uri: &str) -> Value {
+    let response = tower::ServiceExt::oneshot(
+        router.clone(),
+        axum::http::Request::get(uri)
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 #[tokio::test]
 async fn counts_say_when_they_are_estimates_and_context_on_is_exact() {
     let app = catalog().await;
@@ -783,6 +1072,92 @@ async fn counts_say_when_they_are_estimates_and_context_on_is_exact() {
     assert!(r.body.get("numberMatchedIsEstimate").is_none());
     let r = app.get("/search?limit=1&context=on&filter=gsd%3E0").await;
     assert_eq!(r.body["numberMatched"], 5);
+
+    // A collection large enough for the planner to read the first page in
+    // index order (no window count), and stores with lowered count limits
+    // and time budgets over it.
+    let mut seed = support::item("big", "seed", 5.0, 5.0, "2020-01-01T00:00:00Z");
+    seed["properties"]["tile"] = json!("x");
+    app.collection("big").await;
+    app.items(vec![seed]).await;
+    let n: i64 = 40_000;
+    sqlx::query(
+        "INSERT INTO items (collection, id, geometry, datetime, start_datetime, end_datetime, content, properties, links) \
+         SELECT collection, id || '-' || g, geometry, datetime + g * interval '1 minute', \
+                start_datetime + g * interval '1 minute', end_datetime + g * interval '1 minute', \
+                jsonb_set(content::jsonb, '{id}', to_jsonb(id || '-' || g))::json, properties, links \
+         FROM items, generate_series(1, $1) AS g WHERE collection = 'big' AND id = 'seed'",
+    )
+    .bind(n)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE items")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let total = n + 1;
+    let router = |count_limit: u64, budget_ms: u64| {
+        api::app(
+            catalog::Store::new(app.db.pool.clone(), count_limit)
+                .with_count_timeout(std::time::Duration::from_millis(budget_ms)),
+            api::ServeConfig {
+                public_url: Some("http://stac.test/api/".parse().unwrap()),
+                ..api::ServeConfig::default()
+            },
+        )
+    };
+    let estimate = |body: &Value| body["numberMatchedIsEstimate"] == json!(true);
+    // `tile = 'x'` reads a property without statistics: the planner expects
+    // a small share of the rows (far fewer than match).
+    let filtered = "/search?collections=big&limit=1&filter=tile%3D'x'";
+
+    // The planner expects far more than twice the limit: its estimate is
+    // answered at once, flagged, and carried to the following pages.
+    let small = router(10, 10_000);
+    let first = get_from(&small, "/search?collections=big&limit=1").await;
+    assert!(estimate(&first), "{first}");
+    let guess = first["numberMatched"].as_i64().unwrap();
+    assert!(
+        (total / 2..=total * 2).contains(&guess),
+        "{guess} of {total}"
+    );
+    let next = link(&first, "next").unwrap();
+    let second = get_from(&small, &local(next["href"].as_str().unwrap())).await;
+    assert_eq!(second["numberMatched"], first["numberMatched"], "{second}");
+    assert!(estimate(&second));
+
+    // The planner expects fewer than twice the limit, so the capped count
+    // runs, and finds more than the limit: one more than it, flagged.
+    let capped = router(1_000, 10_000);
+    let body = get_from(&capped, filtered).await;
+    assert_eq!(body["numberMatched"], 1_001, "{body}");
+    assert!(estimate(&body));
+
+    // The capped count runs out of time: the planner's estimate stands.
+    let hurried = router(1_000_000, 1);
+    let body = get_from(&hurried, filtered).await;
+    assert!(estimate(&body), "{body}");
+    let guess = body["numberMatched"].as_i64().unwrap();
+    assert!(guess < total && guess != 1_001, "{guess}");
+
+    // Given the time, the same capped count is exact.
+    let patient = router(1_000_000, 30_000);
+    let body = get_from(&patient, filtered).await;
+    assert_eq!(body["numberMatched"], total);
+    assert!(body.get("numberMatchedIsEstimate").is_none(), "{body}");
+
+    // `context=on` counts exactly however low the limits are.
+    for uri in [
+        format!("{filtered}&context=on"),
+        "/search?collections=big&limit=1&context=on".to_owned(),
+    ] {
+        let body = get_from(&hurried, &uri).await;
+        assert_eq!(body["numberMatched"], total, "{uri}");
+        assert!(body.get("numberMatchedIsEstimate").is_none(), "{uri}");
+        let body = get_from(&small, &uri).await;
+        assert_eq!(body["numberMatched"], total, "{uri}");
+    }
 }
 
 #[tokio::test]

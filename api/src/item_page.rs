@@ -53,6 +53,20 @@ pub fn paging_link(rel: &str, origin: &Origin<'_>, token: &PageToken, media_type
     }
 }
 
+/// The `first` link of a page: the same request without a token.
+pub fn first_link(origin: &Origin<'_>, media_type: &str) -> Value {
+    match origin {
+        Origin::Get { href, uri } => link("first", &get_href(href, uri, None), media_type),
+        Origin::Post { href, body } => {
+            let mut body = (*body).clone();
+            if let Value::Object(map) = &mut body {
+                map.remove("token");
+            }
+            json!({"rel": "first", "type": media_type, "href": href, "method": "POST", "body": body})
+        }
+    }
+}
+
 /// The `self` link of a page.
 pub fn self_link(origin: &Origin<'_>, media_type: &str) -> Value {
     match origin {
@@ -67,7 +81,10 @@ pub fn self_link(origin: &Origin<'_>, media_type: &str) -> Value {
     }
 }
 
-/// Render a page; `context` links (root, parent, collection) go after `self`.
+/// Render a page; `context` links (root, parent, collection) go after `self`,
+/// then `first` (on pages after the first), `next` and `prev`.
+/// `numberMatched` is on every page: the first page's count, carried by the
+/// tokens.
 pub fn render(
     page: &ItemPage,
     links: &Links,
@@ -80,6 +97,11 @@ pub fn render(
         link("root", &links.root(), JSON),
     ];
     page_links.extend(context);
+    // Pages after the first link back to it (the first page is its own
+    // `self`; a POST link repeats the body, which may be large).
+    if page.prev.is_some() {
+        page_links.push(first_link(origin, GEOJSON));
+    }
     if let Some(t) = &page.next {
         page_links.push(paging_link("next", origin, t, GEOJSON));
     }

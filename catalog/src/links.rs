@@ -30,6 +30,8 @@ pub const JSON: &str = "application/json";
 pub const SCHEMA_JSON: &str = "application/schema+json";
 /// Link relation of a queryables document.
 pub const QUERYABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
+/// Link relation of a sortables document.
+pub const SORTABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/sortables";
 
 /// Builds the service's absolute URLs from its public root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +132,12 @@ impl Links {
                 "Queryables of this collection",
             ),
             titled(
+                SORTABLES_REL,
+                &self.sortables(Some(id)),
+                SCHEMA_JSON,
+                "Sortables of this collection",
+            ),
+            titled(
                 "aggregate",
                 &format!("{}/aggregate", self.collection(id)),
                 JSON,
@@ -143,6 +151,14 @@ impl Links {
         match collection {
             Some(id) => format!("{}/queryables", self.collection(id)),
             None => self.url("/queryables"),
+        }
+    }
+
+    /// The sortables document of one collection, or of the whole catalog.
+    pub fn sortables(&self, collection: Option<&str>) -> String {
+        match collection {
+            Some(id) => format!("{}/sortables", self.collection(id)),
+            None => self.url("/sortables"),
         }
     }
 }

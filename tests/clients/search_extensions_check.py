@@ -32,6 +32,14 @@ def post(url, body):
         return e.code, json.load(e)
 
 
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
 def main(url):
     client = Client.open(url)
     for c in ("FILTER", "SORT", "FIELDS", "QUERY", "COLLECTION_SEARCH", "COLLECTION_SEARCH_FREE_TEXT"):
@@ -68,6 +76,25 @@ def main(url):
     check(found[:2] == sorted(found, reverse=True)[:2], f"collection search sortby: {found}")
 
     search = f"{url.rstrip('/')}/search"
+    # What STAC Browser reads: sortables, inline geometry, counts and a
+    # first link on every later page.
+    status, sortables = get(f"{url.rstrip('/')}/sortables")
+    check(status == 200 and "eo:cloud_cover" in sortables["properties"] and "geometry" not in sortables["properties"], f"sortables: {status}")
+    status, queryables = get(f"{url.rstrip('/')}/queryables")
+    check(status == 200 and "$ref" not in json.dumps(queryables), "queryables refer to no external schema")
+    status, page = get(f"{search}?collections=sentinel-2-l2a&limit=5")
+    pages = 1
+    while True:
+        check(page.get("numberMatched") == 20, f"page {pages}: numberMatched {page.get('numberMatched')}")
+        links = {l["rel"]: l for l in page["links"]}
+        check(pages == 1 or "first" in links, f"page {pages} has no first link")
+        if "next" not in links:
+            break
+        status, page = get(links["next"]["href"])
+        pages += 1
+    check(pages == 4, f"{pages} pages of 5 for 20 items")
+    status, r = post(search, {"collections": "sentinel-2-l2a"})
+    check(status == 400 and "collections" in r.get("description", ""), f"collections as a string: {status}")
     # 100,000-vertex polygon
     n = 100_000
     ring = [[150 * math.cos(2 * math.pi * k / n), 80 * math.sin(2 * math.pi * k / n)] for k in range(n)]

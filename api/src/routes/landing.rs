@@ -9,7 +9,7 @@ use crate::extract::Base;
 use crate::openapi::OPENAPI_MEDIA_TYPE;
 use crate::response::{GEOJSON, JSON};
 use crate::state::AppState;
-use catalog::links::{QUERYABLES_REL, SCHEMA_JSON};
+use catalog::links::{QUERYABLES_REL, SCHEMA_JSON, SORTABLES_REL};
 
 /// Every conformance class this server implements, STAC API v1.0.0 and the
 /// OGC API Features parts it builds on.
@@ -94,6 +94,7 @@ pub async fn get_landing(
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "GET", "title": "Item search"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "POST", "title": "Item search"}),
         json!({"rel": QUERYABLES_REL, "type": SCHEMA_JSON, "href": l.queryables(None), "title": "Queryables"}),
+        json!({"rel": SORTABLES_REL, "type": SCHEMA_JSON, "href": l.sortables(None), "title": "Sortables"}),
         json!({"rel": "aggregate", "type": JSON, "href": l.url("/aggregate"), "method": "GET", "title": "Aggregate"}),
         json!({"rel": "aggregations", "type": JSON, "href": l.url("/aggregations"), "title": "Available aggregations"}),
     ];

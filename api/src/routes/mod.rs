@@ -48,6 +48,8 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(aggregate::aggregate_collection))
         .routes(routes!(queryables::get_queryables))
         .routes(routes!(queryables::get_collection_queryables))
+        .routes(routes!(queryables::get_sortables))
+        .routes(routes!(queryables::get_collection_sortables))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts()

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::Response;
-use catalog::search::{Search, SearchBody, SearchParams};
+use catalog::search::{Search, SearchParams};
+use serde_json::Value;
 
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Query, SearchJson};
@@ -71,14 +72,13 @@ pub async fn search_post(
     Base(links): Base,
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
-    if !body.is_object() {
+    let Value::Object(members) = &body else {
         return Err(ApiError::bad_request(
             "the search body must be a JSON object",
         ));
-    }
-    let parsed: SearchBody = serde_json::from_value(body.clone())
-        .map_err(|e| ApiError::bad_request(format!("invalid search: {e}")))?;
-    let search = Search::from_body(&parsed)?;
+    };
+    // The parser GET uses, reading the members as JSON.
+    let search = Search::from_members(members)?;
     let page = state.store.search(&search).await?;
     Ok(render(
         &page,

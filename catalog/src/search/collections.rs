@@ -13,10 +13,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fields::Fields;
-use super::filter::{self, Filter};
+use super::filter::Filter;
+use super::members::{self, Member, Members};
 use super::page::{Direction, PageToken};
-use super::request::{Bbox, Interval, parse_limit_or, parse_q, q_from_value};
-use super::sort::{self, SortBy};
+use super::request::{Bbox, Interval};
+use super::sort::SortBy;
 use crate::{Error, Result};
 
 /// Collections per page when the client does not say.
@@ -73,105 +74,49 @@ pub struct CollectionSearch {
     pub token: Option<PageToken>,
 }
 
-fn parse_limit(text: Option<&str>) -> Result<u32> {
-    parse_limit_or(nonempty(text), DEFAULT_LIMIT)
-}
-
-fn nonempty(s: Option<&str>) -> Option<&str> {
-    s.filter(|s| !s.trim().is_empty())
+impl Members for CollectionParams {
+    fn member(&self, name: &str) -> Option<Member<'_>> {
+        let v = match name {
+            "bbox" => &self.bbox,
+            "datetime" => &self.datetime,
+            "q" => &self.q,
+            "filter" => &self.filter,
+            "filter-lang" => &self.filter_lang,
+            "filter-crs" => &self.filter_crs,
+            "sortby" => &self.sortby,
+            "fields" => &self.fields,
+            "limit" => &self.limit,
+            "token" => &self.token,
+            _ => return None,
+        };
+        v.as_deref().map(Member::Text)
+    }
 }
 
 impl CollectionSearch {
     /// Validate GET parameters.
     pub fn from_params(p: &CollectionParams) -> Result<Self> {
-        filter::check_crs(p.filter_crs.as_deref())?;
-        Ok(Self {
-            bbox: nonempty(p.bbox.as_deref()).map(Bbox::parse).transpose()?,
-            datetime: nonempty(p.datetime.as_deref())
-                .map(Interval::parse)
-                .transpose()?,
-            q: p.q.as_deref().map(parse_q).transpose()?.unwrap_or_default(),
-            filter: nonempty(p.filter.as_deref())
-                .map(|f| filter::parse_param(f, p.filter_lang.as_deref()))
-                .transpose()?,
-            sortby: p
-                .sortby
-                .as_deref()
-                .map(sort::parse_param)
-                .transpose()?
-                .unwrap_or_default(),
-            fields: p
-                .fields
-                .as_deref()
-                .map(Fields::parse)
-                .transpose()?
-                .unwrap_or_default(),
-            limit: parse_limit(p.limit.as_deref())?,
-            token: nonempty(p.token.as_deref())
-                .map(PageToken::decode)
-                .transpose()?,
-        })
+        Self::from_members(p)
     }
 
     /// Validate a POST body (`/collections-search`).
     pub fn from_body(b: &Map<String, Value>) -> Result<Self> {
-        let text = |name: &str| -> Result<Option<String>> {
-            match b.get(name) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(Value::Number(n)) => Ok(Some(n.to_string())),
-                Some(other) => Err(Error::invalid_search(format!(
-                    "{name} must be a string, got {other}"
-                ))),
-            }
-        };
-        filter::check_crs(text("filter-crs")?.as_deref())?;
-        let bbox = match b.get("bbox") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(n)) => {
-                let numbers = n
-                    .iter()
-                    .map(|v| {
-                        v.as_f64()
-                            .ok_or_else(|| Error::invalid_search("bbox must list numbers"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Some(Bbox::from_numbers(&numbers)?)
-            }
-            Some(Value::String(s)) => Some(Bbox::parse(s)?),
-            Some(_) => return Err(Error::invalid_search("bbox must be an array of numbers")),
-        };
-        let q = b
-            .get("q")
-            .map(q_from_value)
-            .transpose()?
-            .unwrap_or_default();
+        Self::from_members(b)
+    }
+
+    /// Validate a collection search's members, however they arrived (the
+    /// parser item search uses).
+    pub fn from_members(m: &impl Members) -> Result<Self> {
+        let get = |name: &str| m.member(name);
         Ok(Self {
-            bbox,
-            datetime: nonempty(text("datetime")?.as_deref())
-                .map(Interval::parse)
-                .transpose()?,
-            q,
-            filter: match b.get("filter") {
-                None | Some(Value::Null) => None,
-                Some(f) => Some(filter::parse_member(
-                    f.clone(),
-                    text("filter-lang")?.as_deref(),
-                )?),
-            },
-            sortby: b
-                .get("sortby")
-                .map(sort::parse_value)
-                .transpose()?
-                .unwrap_or_default(),
-            fields: match b.get("fields") {
-                None => Fields::default(),
-                Some(f) => Fields::from_value(f)?,
-            },
-            limit: parse_limit(text("limit")?.as_deref())?,
-            token: nonempty(text("token")?.as_deref())
-                .map(PageToken::decode)
-                .transpose()?,
+            filter: members::filter(m)?,
+            bbox: members::bbox(get("bbox"))?,
+            datetime: members::datetime(get("datetime"))?,
+            q: members::q(get("q"))?,
+            sortby: members::sortby(get("sortby"))?,
+            fields: members::fields(get("fields"))?,
+            limit: members::limit(get("limit"), DEFAULT_LIMIT)?,
+            token: members::token(get("token"))?,
         })
     }
 }
@@ -406,12 +351,7 @@ impl CollectionSearch {
         };
         let token = |i: usize, direction| {
             let (k, c) = &matched[i];
-            PageToken {
-                direction,
-                key: k.clone(),
-                collection: String::new(),
-                id: c.id.clone(),
-            }
+            PageToken::new(direction, k.clone(), String::new(), c.id.clone())
         };
         let next = (end < total && end > start).then(|| token(end - 1, Direction::Next));
         let prev = (start > 0 && start < total).then(|| token(start, Direction::Prev));
@@ -434,6 +374,8 @@ impl CollectionSearch {
 mod tests {
     use serde_json::json;
 
+    use super::super::request::parse_q;
+    use super::super::{filter, sort};
     use super::*;
 
     fn candidates() -> Vec<Candidate> {

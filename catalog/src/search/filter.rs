@@ -295,6 +295,30 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>> {
     )))
 }
 
+/// Spellings of CQL2 operators that other servers accept (pgstac's
+/// `snake_case` names, which many clients send), with the CQL2 name each
+/// stands for. Matched case-insensitively, as cql2-text names are.
+const ALIASES: &[(&str, &str)] = &[
+    ("a_contained_by", "a_containedBy"),
+    ("t_met_by", "t_metBy"),
+    ("t_overlapped_by", "t_overlappedBy"),
+    ("t_started_by", "t_startedBy"),
+    ("t_finished_by", "t_finishedBy"),
+];
+
+/// The CQL2 name of operator `op`, resolving [`ALIASES`].
+fn canonical_op(op: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(op))
+        .map_or(op, |(_, name)| name)
+}
+
+/// Core fields held in real columns that are never NULL there (an item
+/// without a `datetime` has its span's start in the column), so whether the
+/// item's document gives them is read from its properties.
+const TIME_COLUMNS: &[&str] = &["datetime", "start_datetime", "end_datetime"];
+
 fn literal_text(e: &Expr) -> Option<&str> {
     match e {
         Expr::Literal(s) => Some(s),
@@ -331,6 +355,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn operation(&self, op: &str, args: &[Box<Expr>]) -> Result<Sql> {
+        let op = canonical_op(op);
         let arity = |n: usize| -> Result<()> {
             if args.len() == n {
                 Ok(())
@@ -400,6 +425,16 @@ impl<'a> Compiler<'a> {
             }
             "isNull" => {
                 arity(1)?;
+                if let Expr::Property { property } = &*args[0]
+                    && let Some(q) = self.queryables.get(property)
+                    && matches!(q.column, Column::Real(c) if TIME_COLUMNS.contains(&c))
+                {
+                    // `"datetime": null` (an item given by its range) is null.
+                    let mut s =
+                        property_accessor(Queryables::canonical(property), Kind::Text).wrapped();
+                    s.push(" IS NULL");
+                    return Ok(s);
+                }
                 match self.operand(&args[0])? {
                     Operand::Typed(sql, Kind::Array | Kind::Object) => {
                         let mut s = Sql::text("(");
@@ -456,7 +491,7 @@ impl<'a> Compiler<'a> {
     fn property(&self, name: &str) -> Result<(Sql, Kind)> {
         let q = self.queryables.get(name).ok_or_else(|| {
             bad(format!(
-                "{name} is not a queryable of the searched collections; see /queryables"
+                "{name} is neither a property of this catalog's items nor STAC common metadata; see /queryables"
             ))
         })?;
         let name = Queryables::canonical(name);
@@ -1084,6 +1119,31 @@ mod tests {
         assert_eq!(
             sql.debug_text(),
             "(datetime <= 'infinity'::timestamptz AND end_datetime >= $1)"
+        );
+    }
+
+    #[test]
+    fn pgstac_spellings_are_aliases() {
+        let a = compile("A_CONTAINED_BY(instruments, ('a', 'b'))").unwrap();
+        let b = compile("A_CONTAINEDBY(instruments, ('a', 'b'))").unwrap();
+        assert_eq!(a.debug_text(), b.debug_text());
+        let json = parse_json(serde_json::json!({"op": "a_contained_by", "args": [{"property": "instruments"}, ["a"]]}))
+            .unwrap()
+            .compile(&queryables())
+            .unwrap();
+        assert!(json.debug_text().contains("<@"), "{}", json.debug_text());
+        assert!(compile("T_OVERLAPPED_BY(datetime, INTERVAL('2020-01-01', '2021-01-01'))").is_ok());
+    }
+
+    #[test]
+    fn time_columns_are_null_when_the_document_says_so() {
+        let sql = compile("datetime IS NULL").unwrap();
+        assert_eq!(sql.debug_text(), "((properties->>'datetime')) IS NULL");
+        let sql = compile("end_datetime IS NOT NULL").unwrap();
+        assert!(
+            sql.debug_text().contains("properties->>'end_datetime'"),
+            "{}",
+            sql.debug_text()
         );
     }
 

@@ -4,6 +4,7 @@
 pub mod collections;
 pub mod fields;
 pub mod filter;
+pub mod members;
 pub mod page;
 pub mod query;
 pub mod queryables;

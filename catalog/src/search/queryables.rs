@@ -4,15 +4,25 @@
 //! Every item write records the property names and JSON kinds it carries
 //! (`item_properties`), so the queryables of a collection are exactly the
 //! properties its items have, typed by what they hold, plus the core fields
-//! and the types the STAC extensions define for well-known names. A property
-//! that no item carries is not a queryable: naming it is a 400, since such a
-//! filter could only ever match nothing and is far more often a typo.
-//! Operators can add or retype properties with a queryables file
-//! (`serve --queryables`), whose entries win.
+//! and the types the STAC extensions define for well-known names. Titles
+//! come from the collections' `summaries` (a summary that is a JSON Schema
+//! with a `title`) or from the extensions' field definitions. A search may
+//! name any property of the whole catalog, whatever collections it is
+//! restricted to (clients offer the catalog's queryables for any choice of
+//! collection): one the searched collections lack matches nothing there. A
+//! name no item of the catalog carries (and not STAC common metadata) is a
+//! 400, since it is far more often a typo. Operators can add or retype
+//! properties with a queryables file (`serve --queryables`), whose entries
+//! win.
+//!
+//! The sortables are the queryables `sortby` accepts: those holding numbers,
+//! strings, timestamps or booleans.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
+
+use super::sql::Sql;
 
 /// What a queryable holds, and so how it is compared and sorted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -74,12 +84,18 @@ impl Kind {
         })
     }
 
-    /// The kind from a JSON Schema (`type`, `format`).
+    /// The kind from a JSON Schema (`type`, `format`): a geometry is a
+    /// `geometry-*` format (OGC API Features part 3) or a `$ref` to a
+    /// GeoJSON schema.
     pub fn from_schema(schema: &Value) -> Option<Self> {
         if schema
             .get("$ref")
             .and_then(Value::as_str)
             .is_some_and(|r| r.contains("geojson"))
+            || schema
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| f.starts_with("geometry"))
         {
             return Some(Kind::Geometry);
         }
@@ -130,6 +146,28 @@ pub struct Queryable {
     pub schema: Value,
 }
 
+impl Queryable {
+    /// `true` when its kind can be sorted on (number, string, timestamp,
+    /// boolean).
+    pub fn sortable_kind(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Number | Kind::Text | Kind::Timestamp | Kind::Bool
+        )
+    }
+
+    /// `true` when `sortby` accepts it under `name`: a sortable kind, and a
+    /// real column or a name the sort SQL can spell (sort keys are written
+    /// into page tokens' key expressions, which take no bound values).
+    pub fn sortable(&self, name: &str) -> bool {
+        self.sortable_kind()
+            && (matches!(self.column, Column::Real(_))
+                || Sql::literal_name(Queryables::canonical(name))
+                    .values()
+                    .is_empty())
+    }
+}
+
 /// Core fields of every item: real columns.
 const CORE: &[(&str, Kind, &str, &str)] = &[
     ("id", Kind::Text, "id", "Item id"),
@@ -168,33 +206,71 @@ const COMMON: &[&str] = &[
     "updated",
 ];
 
-/// Well-known properties: their STAC types, titles and ranges.
+/// A percentage: a number from 0 to 100.
+fn percent(title: &str) -> Value {
+    json!({"title": title, "type": "number", "minimum": 0, "maximum": 100})
+}
+
+fn string(title: &str) -> Value {
+    json!({"title": title, "type": "string"})
+}
+
+fn number(title: &str) -> Value {
+    json!({"title": title, "type": "number"})
+}
+
+fn integer(title: &str) -> Value {
+    json!({"title": title, "type": "integer"})
+}
+
+fn timestamp(title: &str) -> Value {
+    json!({"title": title, "type": "string", "format": "date-time"})
+}
+
+fn array(title: &str) -> Value {
+    json!({"title": title, "type": "array"})
+}
+
+fn object(title: &str) -> Value {
+    json!({"title": title, "type": "object"})
+}
+
+/// Well-known properties: their types, titles and ranges, as STAC common
+/// metadata and the STAC extensions (eo, view, sat, proj, raster, sar,
+/// landsat, s2, mgrs, file, table, datacube) define them.
 fn known(name: &str) -> Option<Value> {
     Some(match name {
-        "eo:cloud_cover" => {
-            json!({"title": "Cloud cover (%)", "type": "number", "minimum": 0, "maximum": 100})
-        }
-        "eo:snow_cover" => {
-            json!({"title": "Snow cover (%)", "type": "number", "minimum": 0, "maximum": 100})
+        // Common metadata.
+        "platform" => string("Platform"),
+        "constellation" => string("Constellation"),
+        "mission" => string("Mission"),
+        "instruments" => {
+            json!({"title": "Instruments", "type": "array", "items": {"type": "string"}})
         }
         "gsd" => {
             json!({"title": "Ground sample distance (m)", "type": "number", "exclusiveMinimum": 0})
         }
-        "platform" => json!({"title": "Platform", "type": "string"}),
-        "constellation" => json!({"title": "Constellation", "type": "string"}),
-        "mission" => json!({"title": "Mission", "type": "string"}),
-        "instruments" => {
-            json!({"title": "Instruments", "type": "array", "items": {"type": "string"}})
-        }
-        "proj:epsg" => json!({"title": "EPSG code", "type": ["integer", "null"]}),
-        "proj:code" => json!({"title": "Projection code", "type": ["string", "null"]}),
-        "created" => json!({"title": "Created", "type": "string", "format": "date-time"}),
-        "updated" => json!({"title": "Updated", "type": "string", "format": "date-time"}),
-        "title" => json!({"title": "Title", "type": "string"}),
-        "description" => json!({"title": "Description", "type": "string"}),
+        "created" => timestamp("Created"),
+        "updated" => timestamp("Updated"),
+        "title" => string("Title"),
+        "description" => string("Description"),
         "keywords" => json!({"title": "Keywords", "type": "array", "items": {"type": "string"}}),
+        "license" => string("License"),
+        "providers" => array("Providers"),
+        "roles" => array("Roles"),
+        // eo
+        "eo:cloud_cover" => percent("Cloud cover (%)"),
+        "eo:snow_cover" => percent("Snow cover (%)"),
+        "eo:bands" => array("Bands"),
+        // view
         "view:off_nadir" => {
             json!({"title": "Off-nadir angle (°)", "type": "number", "minimum": 0, "maximum": 90})
+        }
+        "view:incidence_angle" => {
+            json!({"title": "Incidence angle (°)", "type": "number", "minimum": 0, "maximum": 90})
+        }
+        "view:azimuth" => {
+            json!({"title": "Viewing azimuth (°)", "type": "number", "minimum": 0, "maximum": 360})
         }
         "view:sun_azimuth" => {
             json!({"title": "Sun azimuth (°)", "type": "number", "minimum": 0, "maximum": 360})
@@ -202,12 +278,129 @@ fn known(name: &str) -> Option<Value> {
         "view:sun_elevation" => {
             json!({"title": "Sun elevation (°)", "type": "number", "minimum": -90, "maximum": 90})
         }
+        // sat
+        "sat:platform_international_designator" => string("International designator"),
+        "sat:absolute_orbit" => json!({"title": "Absolute orbit", "type": "integer", "minimum": 1}),
         "sat:relative_orbit" => json!({"title": "Relative orbit", "type": "integer", "minimum": 1}),
+        "sat:orbit_cycle" => json!({"title": "Orbit cycle", "type": "integer", "minimum": 1}),
+        "sat:anx_datetime" => timestamp("Ascending node crossing time"),
         "sat:orbit_state" => {
             json!({"title": "Orbit state", "type": "string", "enum": ["ascending", "descending", "geostationary"]})
         }
+        // proj
+        "proj:epsg" => json!({"title": "EPSG code", "type": ["integer", "null"]}),
+        "proj:code" => json!({"title": "Projection code", "type": ["string", "null"]}),
+        "proj:wkt2" => json!({"title": "Projection (WKT2)", "type": ["string", "null"]}),
+        "proj:projjson" => object("Projection (PROJJSON)"),
+        "proj:geometry" => object("Footprint in the projection"),
+        "proj:bbox" => array("Bounding box in the projection"),
+        "proj:centroid" => object("Centroid"),
+        "proj:shape" => array("Shape (rows, columns)"),
+        "proj:transform" => array("Affine transform"),
+        // raster
+        "raster:bands" => array("Raster bands"),
+        // sar
+        "sar:instrument_mode" => string("Instrument mode"),
+        "sar:frequency_band" => {
+            json!({"title": "Frequency band", "type": "string", "enum": ["P", "L", "S", "C", "X", "Ku", "K", "Ka"]})
+        }
+        "sar:center_frequency" => number("Center frequency (GHz)"),
+        "sar:polarizations" => {
+            json!({"title": "Polarizations", "type": "array", "items": {"type": "string"}})
+        }
+        "sar:product_type" => string("SAR product type"),
+        "sar:resolution_range" => number("Range resolution (m)"),
+        "sar:resolution_azimuth" => number("Azimuth resolution (m)"),
+        "sar:pixel_spacing_range" => number("Range pixel spacing (m)"),
+        "sar:pixel_spacing_azimuth" => number("Azimuth pixel spacing (m)"),
+        "sar:looks_range" => integer("Range looks"),
+        "sar:looks_azimuth" => integer("Azimuth looks"),
+        "sar:looks_equivalent_number" => number("Equivalent number of looks"),
+        "sar:observation_direction" => {
+            json!({"title": "Observation direction", "type": "string", "enum": ["left", "right"]})
+        }
+        // landsat
+        "landsat:scene_id" => string("Landsat scene id"),
+        "landsat:wrs_type" => string("WRS type"),
+        "landsat:wrs_path" => string("WRS path"),
+        "landsat:wrs_row" => string("WRS row"),
+        "landsat:collection_category" => string("Collection category"),
+        "landsat:collection_number" => string("Collection number"),
+        "landsat:correction" => string("Correction level"),
+        "landsat:cloud_cover_land" => percent("Cloud cover over land (%)"),
+        "landsat:product_generated" => timestamp("Product generated"),
+        // s2
+        "s2:mgrs_tile" => string("MGRS tile"),
+        "s2:tile_id" => string("Tile id"),
+        "s2:granule_id" => string("Granule id"),
+        "s2:datastrip_id" => string("Datastrip id"),
+        "s2:datatake_id" => string("Datatake id"),
+        "s2:datatake_type" => string("Datatake type"),
+        "s2:product_uri" => string("Product URI"),
+        "s2:product_type" => string("Product type"),
+        "s2:processing_baseline" => string("Processing baseline"),
+        "s2:generation_time" => timestamp("Generation time"),
+        "s2:reflectance_conversion_factor" => number("Reflectance conversion factor"),
+        "s2:mean_solar_zenith" => number("Mean solar zenith (°)"),
+        "s2:mean_solar_azimuth" => number("Mean solar azimuth (°)"),
+        "s2:cloud_shadow_percentage" => percent("Cloud shadow (%)"),
+        "s2:dark_features_percentage" => percent("Dark features (%)"),
+        "s2:degraded_msi_data_percentage" => percent("Degraded MSI data (%)"),
+        "s2:high_proba_clouds_percentage" => percent("High probability clouds (%)"),
+        "s2:medium_proba_clouds_percentage" => percent("Medium probability clouds (%)"),
+        "s2:nodata_pixel_percentage" => percent("No-data pixels (%)"),
+        "s2:not_vegetated_percentage" => percent("Not vegetated (%)"),
+        "s2:saturated_defective_pixel_percentage" => percent("Saturated or defective pixels (%)"),
+        "s2:snow_ice_percentage" => percent("Snow and ice (%)"),
+        "s2:thin_cirrus_percentage" => percent("Thin cirrus (%)"),
+        "s2:unclassified_percentage" => percent("Unclassified (%)"),
+        "s2:vegetation_percentage" => percent("Vegetation (%)"),
+        "s2:water_percentage" => percent("Water (%)"),
+        // mgrs
+        "mgrs:utm_zone" => {
+            json!({"title": "UTM zone", "type": "integer", "minimum": 1, "maximum": 60})
+        }
+        "mgrs:latitude_band" => string("Latitude band"),
+        "mgrs:grid_square" => string("Grid square"),
+        // file
+        "file:size" => integer("File size (bytes)"),
+        "file:checksum" => string("Checksum"),
+        "file:header_size" => integer("Header size (bytes)"),
+        "file:byte_order" => {
+            json!({"title": "Byte order", "type": "string", "enum": ["big-endian", "little-endian"]})
+        }
+        // table
+        "table:row_count" => integer("Row count"),
+        "table:primary_geometry" => string("Primary geometry column"),
+        "table:columns" => array("Columns"),
+        "table:tables" => object("Tables"),
+        // datacube
+        "cube:dimensions" => object("Dimensions"),
+        "cube:variables" => object("Variables"),
         _ => return None,
     })
+}
+
+/// The titles a collection's `summaries` declare: those summaries that are
+/// JSON Schema objects with a `title` (value lists and ranges have none).
+pub fn summary_titles(summaries: &Value) -> BTreeMap<String, String> {
+    let Value::Object(map) = summaries else {
+        return BTreeMap::new();
+    };
+    map.iter()
+        .filter_map(|(name, summary)| {
+            let title = summary.get("title")?.as_str()?.trim();
+            (!title.is_empty()).then(|| (name.clone(), title.to_owned()))
+        })
+        .collect()
+}
+
+/// `schema` with the title of `from`, when it has one.
+fn titled(mut schema: Value, from: &Value) -> Value {
+    if let (Value::Object(m), Some(title)) = (&mut schema, from.get("title")) {
+        m.insert("title".into(), title.clone());
+    }
+    schema
 }
 
 fn schema_for_kind(kind: Kind) -> Value {
@@ -218,7 +411,9 @@ fn schema_for_kind(kind: Kind) -> Value {
         Kind::Bool => json!({"type": "boolean"}),
         Kind::Array => json!({"type": "array"}),
         Kind::Object => json!({"type": "object"}),
-        Kind::Geometry => json!({"$ref": "https://geojson.org/schema/Geometry.json"}),
+        // Inline, not a `$ref` to geojson.org: a client offline (or
+        // behind a proxy) resolves nothing and logs no error.
+        Kind::Geometry => json!({"type": "object", "format": "geometry-any"}),
     }
 }
 
@@ -288,9 +483,12 @@ impl Queryables {
                 }
                 many => *many.iter().min().unwrap_or(&Kind::Object),
             };
-            let schema = known(name)
-                .filter(|s| Kind::from_schema(s) == Some(kind))
-                .unwrap_or_else(|| schema_for_kind(kind));
+            // A well-known name stored with another type keeps its title.
+            let schema = match known(name) {
+                Some(s) if Kind::from_schema(&s) == Some(kind) => s,
+                Some(s) => titled(schema_for_kind(kind), &s),
+                None => schema_for_kind(kind),
+            };
             q.entries.insert(
                 name.clone(),
                 Queryable {
@@ -319,6 +517,43 @@ impl Queryables {
                     },
                 );
             }
+        }
+    }
+
+    /// Add the entries of `other` whose names this set lacks: a search
+    /// restricted to some collections may still name the properties of the
+    /// others (they match nothing there).
+    pub fn fill_from(&mut self, other: &Queryables) {
+        for (name, q) in &other.entries {
+            self.entries
+                .entry(name.clone())
+                .or_insert_with(|| q.clone());
+        }
+    }
+
+    /// Title properties with the titles collections declare in their
+    /// summaries (`name → title`); these win over the built-in titles.
+    pub fn apply_titles(&mut self, titles: &BTreeMap<String, String>) {
+        for (name, title) in titles {
+            if let Some(q) = self.entries.get_mut(name)
+                && q.column == Column::Property
+                && let Value::Object(m) = &mut q.schema
+            {
+                m.insert("title".into(), Value::String(title.clone()));
+            }
+        }
+    }
+
+    /// The queryables `sortby` accepts.
+    #[must_use]
+    pub fn sortables(&self) -> Self {
+        Self {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(name, q)| q.sortable(name))
+                .map(|(name, q)| (name.clone(), q.clone()))
+                .collect(),
         }
     }
 
@@ -376,5 +611,60 @@ mod tests {
         assert_eq!(q.get("eo:cloud_cover").unwrap().schema["maximum"], 100);
         assert_eq!(q.get("datetime").unwrap().column, Column::Real("datetime"));
         assert!(q.get("nope").is_none());
+    }
+
+    #[test]
+    fn titles_come_from_the_extensions_and_summaries() {
+        let mut seen = BTreeMap::new();
+        seen.insert("landsat:wrs_path".to_owned(), vec![Kind::Number]);
+        seen.insert("s2:mgrs_tile".to_owned(), vec![Kind::Text]);
+        seen.insert("tile".to_owned(), vec![Kind::Text]);
+        let mut q = Queryables::from_seen(&seen);
+        // Stored as a number where the extension says string: typed by the
+        // items, titled by the extension.
+        let wrs = q.get("landsat:wrs_path").unwrap();
+        assert_eq!(wrs.kind, Kind::Number);
+        assert_eq!(wrs.schema, json!({"type": "number", "title": "WRS path"}));
+        assert_eq!(q.get("s2:mgrs_tile").unwrap().schema["title"], "MGRS tile");
+        assert!(q.get("tile").unwrap().schema.get("title").is_none());
+        let titles = summary_titles(&json!({
+            "tile": {"title": "Tile", "type": "string"},
+            "s2:mgrs_tile": {"title": "Tile (MGRS)"},
+            "gsd": [10, 20],
+            "eo:cloud_cover": {"minimum": 0, "maximum": 5},
+        }));
+        assert_eq!(titles.len(), 2);
+        q.apply_titles(&titles);
+        assert_eq!(q.get("tile").unwrap().schema["title"], "Tile");
+        assert_eq!(
+            q.get("s2:mgrs_tile").unwrap().schema["title"],
+            "Tile (MGRS)"
+        );
+    }
+
+    #[test]
+    fn geometry_is_described_inline_and_sortables_are_scalars() {
+        let mut seen = BTreeMap::new();
+        seen.insert("instruments".to_owned(), vec![Kind::Array]);
+        seen.insert("odd name".to_owned(), vec![Kind::Number]);
+        seen.insert("eo:cloud_cover".to_owned(), vec![Kind::Number]);
+        let q = Queryables::from_seen(&seen);
+        let g = &q.get("geometry").unwrap().schema;
+        assert!(g.get("$ref").is_none(), "{g}");
+        assert_eq!(Kind::from_schema(g), Some(Kind::Geometry));
+        let s = q.sortables();
+        for name in [
+            "id",
+            "collection",
+            "datetime",
+            "eo:cloud_cover",
+            "gsd",
+            "created",
+        ] {
+            assert!(s.get(name).is_some(), "{name}");
+        }
+        for name in ["geometry", "instruments", "odd name"] {
+            assert!(s.get(name).is_none(), "{name}");
+        }
     }
 }

@@ -1,13 +1,15 @@
-//! A validated STAC item search, from GET query parameters or a POST body.
+//! A validated STAC item search, from GET query parameters or a POST body,
+//! both read by one parser ([`super::members`]).
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::fields::Fields;
-use super::filter::{self, Filter};
+use super::filter::Filter;
+use super::members::{self, Member, Members};
 use super::page::PageToken;
-use super::sort::{self, SortBy};
+use super::sort::SortBy;
 use crate::model::geometry;
 use crate::{Error, Result};
 
@@ -164,7 +166,8 @@ impl Interval {
     }
 }
 
-/// A validated search. Built from [`SearchParams`] (GET) or [`SearchBody`] (POST).
+/// A validated search. Built from [`SearchParams`] (GET) or [`SearchBody`]
+/// (POST), or any other [`Members`], by one parser.
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     /// Spatial filter by box.
@@ -233,15 +236,40 @@ pub struct SearchParams {
     pub other: std::collections::HashMap<String, String>,
 }
 
-/// A search as it arrives in a POST body.
+impl Members for SearchParams {
+    fn member(&self, name: &str) -> Option<Member<'_>> {
+        let v = match name {
+            "bbox" => &self.bbox,
+            "intersects" => &self.intersects,
+            "datetime" => &self.datetime,
+            "ids" => &self.ids,
+            "collections" => &self.collections,
+            "limit" => &self.limit,
+            "token" => &self.token,
+            "filter" => &self.filter,
+            "filter-lang" => &self.filter_lang,
+            "filter-crs" => &self.filter_crs,
+            "sortby" => &self.sortby,
+            "fields" => &self.fields,
+            "query" => &self.query,
+            "q" => &self.q,
+            "context" => &self.context,
+            _ => return None,
+        };
+        v.as_deref().map(Member::Text)
+    }
+}
+
+/// A search as it arrives in a POST body: members are kept as JSON and
+/// read by the same parser as query parameters.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SearchBody {
     /// 4 or 6 numbers.
-    pub bbox: Option<Vec<f64>>,
+    pub bbox: Option<Value>,
     /// A GeoJSON geometry object.
     pub intersects: Option<Value>,
     /// An RFC 3339 instant or interval.
-    pub datetime: Option<String>,
+    pub datetime: Option<Value>,
     /// Item ids: an array of strings.
     pub ids: Option<Value>,
     /// Collection ids: an array of strings.
@@ -249,15 +277,15 @@ pub struct SearchBody {
     /// Page size.
     pub limit: Option<Value>,
     /// Page token from a `next`/`prev` link.
-    pub token: Option<String>,
+    pub token: Option<Value>,
     /// CQL2 filter: a cql2-json object, or cql2-text as a string.
     pub filter: Option<Value>,
     /// `cql2-json` (default) or `cql2-text`.
     #[serde(rename = "filter-lang")]
-    pub filter_lang: Option<String>,
+    pub filter_lang: Option<Value>,
     /// CRS of the filter's geometries (CRS84 only).
     #[serde(rename = "filter-crs")]
-    pub filter_crs: Option<String>,
+    pub filter_crs: Option<Value>,
     /// `[{"field": …, "direction": "asc"|"desc"}]`.
     pub sortby: Option<Value>,
     /// `{"include": […], "exclude": […]}`; present but null is an error.
@@ -274,32 +302,33 @@ pub struct SearchBody {
     pub other: Map<String, Value>,
 }
 
+impl Members for SearchBody {
+    fn member(&self, name: &str) -> Option<Member<'_>> {
+        let v = match name {
+            "bbox" => &self.bbox,
+            "intersects" => &self.intersects,
+            "datetime" => &self.datetime,
+            "ids" => &self.ids,
+            "collections" => &self.collections,
+            "limit" => &self.limit,
+            "token" => &self.token,
+            "filter" => &self.filter,
+            "filter-lang" => &self.filter_lang,
+            "filter-crs" => &self.filter_crs,
+            "sortby" => &self.sortby,
+            "fields" => &self.fields,
+            "query" => &self.query,
+            "q" => &self.q,
+            "context" => &self.context,
+            _ => return None,
+        };
+        v.as_ref().map(Member::Json)
+    }
+}
+
 /// Keep an explicit `null` as `Some(Value::Null)`, apart from absence.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
-}
-
-/// A list member of a POST body: an array of strings, as the STAC API
-/// defines it. A string is refused, not split: `"a,b"` may as well be one id
-/// with a comma in it, and a client sending it has a bug worth seeing.
-fn body_list(name: &str, value: Option<&Value>) -> Result<Vec<String>> {
-    match value {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(items)) => check_list(
-            name,
-            items
-                .iter()
-                .map(|i| {
-                    i.as_str()
-                        .map(str::to_owned)
-                        .ok_or_else(|| Error::invalid_search(format!("{name} must list strings")))
-                })
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        Some(other) => Err(Error::invalid_search(format!(
-            "{name} must be an array of strings, got {other}"
-        ))),
-    }
 }
 
 /// The longest free-text query accepted.
@@ -354,24 +383,13 @@ pub(crate) fn q_from_value(v: &Value) -> Result<Vec<String>> {
     }
 }
 
-/// AND a query-extension object into a filter.
-fn with_query(filter: Option<Filter>, query: Option<&Value>) -> Result<Option<Filter>> {
-    let Some(query) = query.filter(|q| !q.is_null()) else {
-        return Ok(filter);
-    };
-    let extra = super::query::to_cql2(query)?;
-    Ok(Some(match filter {
-        None => Filter::from_expr(extra),
-        Some(f) => f.and(extra),
-    }))
-}
-
-fn context_on(v: Option<&str>) -> bool {
-    matches!(v.map(str::trim), Some("on" | "true" | "exact"))
-}
-
-fn parse_limit(value: Option<&str>) -> Result<u32> {
-    parse_limit_or(value, DEFAULT_LIMIT)
+/// AND a query-extension condition into a filter.
+fn with_query(filter: Option<Filter>, query: Option<cql2::Expr>) -> Option<Filter> {
+    match (filter, query) {
+        (filter, None) => filter,
+        (None, Some(extra)) => Some(Filter::from_expr(extra)),
+        (Some(f), Some(extra)) => Some(f.and(extra)),
+    }
 }
 
 /// A `limit` value: `default` when absent, at least 1, clamped to
@@ -392,7 +410,7 @@ pub(crate) fn parse_limit_or(value: Option<&str>, default: u32) -> Result<u32> {
     Ok(u32::try_from(n).unwrap_or(MAX_LIMIT).min(MAX_LIMIT))
 }
 
-fn split_list(name: &str, text: &str) -> Result<Vec<String>> {
+pub(crate) fn split_list(name: &str, text: &str) -> Result<Vec<String>> {
     let list: Vec<String> = text
         .split(',')
         .map(str::trim)
@@ -402,7 +420,7 @@ fn split_list(name: &str, text: &str) -> Result<Vec<String>> {
     check_list(name, list)
 }
 
-fn check_list(name: &str, list: Vec<String>) -> Result<Vec<String>> {
+pub(crate) fn check_list(name: &str, list: Vec<String>) -> Result<Vec<String>> {
     if list.len() > MAX_LIST {
         return Err(Error::invalid_search(format!(
             "{name} names {} values; at most {MAX_LIST} are allowed",
@@ -412,7 +430,7 @@ fn check_list(name: &str, list: Vec<String>) -> Result<Vec<String>> {
     Ok(list)
 }
 
-fn parse_intersects(value: &Value) -> Result<String> {
+pub(crate) fn parse_intersects(value: &Value) -> Result<String> {
     geometry::validate(value).map_err(|e| {
         Error::invalid_search(format!("intersects is not a valid GeoJSON geometry: {e}"))
     })?;
@@ -422,146 +440,31 @@ fn parse_intersects(value: &Value) -> Result<String> {
 impl Search {
     /// Validate GET parameters.
     pub fn from_params(p: &SearchParams) -> Result<Self> {
-        filter::check_crs(p.filter_crs.as_deref())?;
-        let filter = p
-            .filter
-            .as_deref()
-            .filter(|f| !f.trim().is_empty())
-            .map(|f| filter::parse_param(f, p.filter_lang.as_deref()))
-            .transpose()?;
-        let query = p
-            .query
-            .as_deref()
-            .filter(|q| !q.trim().is_empty())
-            .map(|q| {
-                serde_json::from_str::<Value>(q)
-                    .map_err(|e| Error::invalid_search(format!("query is not JSON: {e}")))
-            })
-            .transpose()?;
-        let intersects = match &p.intersects {
-            Some(text) => {
-                let v: Value = serde_json::from_str(text)
-                    .map_err(|e| Error::invalid_search(format!("intersects is not JSON: {e}")))?;
-                Some(parse_intersects(&v)?)
-            }
-            None => None,
-        };
-        let search = Self {
-            bbox: p
-                .bbox
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(Bbox::parse)
-                .transpose()?,
-            intersects,
-            datetime: p
-                .datetime
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(Interval::parse)
-                .transpose()?,
-            ids: p
-                .ids
-                .as_deref()
-                .map(|t| split_list("ids", t))
-                .transpose()?
-                .unwrap_or_default(),
-            collections: p
-                .collections
-                .as_deref()
-                .map(|t| split_list("collections", t))
-                .transpose()?
-                .unwrap_or_default(),
-            limit: parse_limit(p.limit.as_deref())?,
-            token: p
-                .token
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(PageToken::decode)
-                .transpose()?,
-            filter: with_query(filter, query.as_ref())?,
-            sortby: p
-                .sortby
-                .as_deref()
-                .map(sort::parse_param)
-                .transpose()?
-                .unwrap_or_default(),
-            fields: p
-                .fields
-                .as_deref()
-                .map(Fields::parse)
-                .transpose()?
-                .unwrap_or_default(),
-            q: p.q.as_deref().map(parse_q).transpose()?.unwrap_or_default(),
-            exact_count: context_on(p.context.as_deref()),
-        };
-        search.check()
+        Self::from_members(p)
     }
 
     /// Validate a POST body.
     pub fn from_body(b: &SearchBody) -> Result<Self> {
-        filter::check_crs(b.filter_crs.as_deref())?;
-        let filter = match &b.filter {
-            None | Some(Value::Null) => None,
-            Some(f) => Some(filter::parse_member(f.clone(), b.filter_lang.as_deref())?),
-        };
-        let limit = match &b.limit {
-            None | Some(Value::Null) => DEFAULT_LIMIT,
-            Some(Value::Number(n)) => parse_limit(Some(&n.to_string()))?,
-            Some(Value::String(s)) => parse_limit(Some(s))?,
-            Some(other) => {
-                return Err(Error::invalid_search(format!(
-                    "limit must be an integer, got {other}"
-                )));
-            }
-        };
+        Self::from_members(b)
+    }
+
+    /// Validate a search's members, however they arrived.
+    pub fn from_members(m: &impl Members) -> Result<Self> {
+        let get = |name: &str| m.member(name);
+        let filter = members::filter(m)?;
         let search = Self {
-            bbox: b.bbox.as_deref().map(Bbox::from_numbers).transpose()?,
-            intersects: match &b.intersects {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(parse_intersects(v)?),
-            },
-            datetime: b
-                .datetime
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(Interval::parse)
-                .transpose()?,
-            ids: body_list("ids", b.ids.as_ref())?,
-            collections: body_list("collections", b.collections.as_ref())?,
-            limit,
-            token: b
-                .token
-                .as_deref()
-                .filter(|s| !s.is_empty())
-                .map(PageToken::decode)
-                .transpose()?,
-            filter: with_query(filter, b.query.as_ref())?,
-            sortby: b
-                .sortby
-                .as_ref()
-                .map(sort::parse_value)
-                .transpose()?
-                .unwrap_or_default(),
-            fields: match &b.fields {
-                None => Fields::default(),
-                Some(Value::Null) => {
-                    return Err(Error::invalid_search(
-                        "fields is null; send an object with include and exclude lists, or leave it out",
-                    ));
-                }
-                Some(f) => Fields::from_value(f)?,
-            },
-            q: b.q
-                .as_ref()
-                .map(q_from_value)
-                .transpose()?
-                .unwrap_or_default(),
-            exact_count: match &b.context {
-                Some(Value::Bool(on)) => *on,
-                Some(Value::String(s)) => context_on(Some(s)),
-                _ => false,
-            },
+            bbox: members::bbox(get("bbox"))?,
+            intersects: members::intersects(get("intersects"))?,
+            datetime: members::datetime(get("datetime"))?,
+            ids: members::list("ids", get("ids"))?,
+            collections: members::list("collections", get("collections"))?,
+            limit: members::limit(get("limit"), DEFAULT_LIMIT)?,
+            token: members::token(get("token"))?,
+            filter: with_query(filter, members::query(get("query"))?),
+            sortby: members::sortby(get("sortby"))?,
+            fields: members::fields(get("fields"))?,
+            q: members::q(get("q"))?,
+            exact_count: members::context(get("context")),
         };
         search.check()
     }
@@ -677,6 +580,7 @@ mod tests {
 
     #[test]
     fn limit_is_clamped_and_checked() {
+        let parse_limit = |v| parse_limit_or(v, DEFAULT_LIMIT);
         assert_eq!(parse_limit(None).unwrap(), DEFAULT_LIMIT);
         assert_eq!(parse_limit(Some("1000000")).unwrap(), MAX_LIMIT);
         assert!(parse_limit(Some("0")).is_err());

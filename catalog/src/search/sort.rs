@@ -139,14 +139,11 @@ impl SortPlan {
         for s in sortby {
             let q = queryables.get(&s.field).ok_or_else(|| {
                 Error::invalid_search(format!(
-                    "cannot sort by {}: it is not a queryable of the searched collections; see /queryables",
+                    "cannot sort by {}: it is not a queryable of this catalog; see /sortables",
                     s.field
                 ))
             })?;
-            if !matches!(
-                q.kind,
-                Kind::Number | Kind::Text | Kind::Timestamp | Kind::Bool
-            ) {
+            if !q.sortable_kind() {
                 return Err(Error::invalid_search(format!(
                     "cannot sort by {}: it holds {} values",
                     s.field,
@@ -157,7 +154,7 @@ impl SortPlan {
                 Column::Real(col) => (col.to_owned(), false),
                 Column::Property => {
                     let accessor = property_accessor(Queryables::canonical(&s.field), q.kind);
-                    if !accessor.values().is_empty() {
+                    if !q.sortable(&s.field) {
                         return Err(Error::invalid_search(format!(
                             "cannot sort by {}: its name has characters sorting does not support",
                             s.field
@@ -322,12 +319,7 @@ mod tests {
     }
 
     fn token(key: Vec<Json>) -> PageToken {
-        PageToken {
-            direction: Direction::Next,
-            key,
-            collection: "c".into(),
-            id: "i".into(),
-        }
+        PageToken::new(Direction::Next, key, "c".into(), "i".into())
     }
 
     #[test]

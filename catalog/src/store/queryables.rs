@@ -2,9 +2,10 @@
 //!
 //! Searches with a filter or a sort need the queryables of the searched
 //! collections on every request; reading them from `item_properties` each
-//! time would cost a round trip, so they are cached for a few seconds. A
-//! name the cache does not know triggers one fresh read before it is
-//! refused, so a property written a moment ago is never a 400.
+//! time would cost a round trip, so they are cached for a few seconds, with
+//! the titles the collections' summaries give. A name the cache does not
+//! know triggers one fresh read before it is refused, so a property written
+//! a moment ago is never a 400.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -15,12 +16,22 @@ use sqlx::Row;
 
 use super::Store;
 use crate::Result;
+use crate::search::queryables::summary_titles;
 use crate::search::{Kind, Queryables};
 
 /// How long the cache is trusted.
 const FRESH_FOR: Duration = Duration::from_secs(10);
 
-type Seen = HashMap<String, BTreeMap<String, Vec<Kind>>>;
+/// Collection → property → the kinds its items hold.
+type Kinds = HashMap<String, BTreeMap<String, Vec<Kind>>>;
+
+/// What the store knows of the properties: kinds, and titles from the
+/// collections' summaries (collection → property → title).
+#[derive(Debug, Default)]
+struct Seen {
+    kinds: Kinds,
+    titles: BTreeMap<String, BTreeMap<String, String>>,
+}
 
 /// The cache and the operator's overrides, shared by clones of a store.
 #[derive(Debug, Default)]
@@ -80,18 +91,33 @@ impl Store {
             sqlx::query("SELECT collection, name, kind FROM item_properties ORDER BY 1, 2, 3")
                 .fetch_all(&self.pool)
                 .await?;
-        let mut seen: Seen = HashMap::new();
+        let mut kinds: Kinds = HashMap::new();
         for row in rows {
             let Some(kind) = Kind::parse(row.get::<&str, _>(2)) else {
                 continue;
             };
-            seen.entry(row.get(0))
+            kinds
+                .entry(row.get(0))
                 .or_default()
                 .entry(row.get(1))
                 .or_default()
                 .push(kind);
         }
-        let seen = Arc::new(seen);
+        let summaries = sqlx::query(
+            "SELECT id, content->'summaries' FROM collections \
+             WHERE jsonb_typeof(content->'summaries') = 'object' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let titles = summaries
+            .iter()
+            .map(|row| {
+                let summaries: Value = row.get(1);
+                (row.get::<String, _>(0), summary_titles(&summaries))
+            })
+            .filter(|(_, t)| !t.is_empty())
+            .collect();
+        let seen = Arc::new(Seen { kinds, titles });
         if let Ok(mut guard) = self.queryables.seen.lock() {
             *guard = Some((Instant::now(), seen.clone()));
         }
@@ -103,6 +129,26 @@ impl Store {
     /// `fresh` bypasses the cache.
     pub async fn queryables(&self, collections: &[String], fresh: bool) -> Result<Queryables> {
         let seen = self.seen(fresh).await?;
+        Ok(self.queryables_of(&seen, collections))
+    }
+
+    /// The queryables a search of `collections` may name: theirs, and
+    /// those of every other collection (which match nothing in these).
+    /// `fresh` bypasses the cache.
+    pub async fn search_queryables(
+        &self,
+        collections: &[String],
+        fresh: bool,
+    ) -> Result<Queryables> {
+        let seen = self.seen(fresh).await?;
+        let mut q = self.queryables_of(&seen, collections);
+        if !collections.is_empty() {
+            q.fill_from(&self.queryables_of(&seen, &[]));
+        }
+        Ok(q)
+    }
+
+    fn queryables_of(&self, seen: &Seen, collections: &[String]) -> Queryables {
         let mut merged: BTreeMap<String, Vec<Kind>> = BTreeMap::new();
         let mut add = |props: &BTreeMap<String, Vec<Kind>>| {
             for (name, kinds) in props {
@@ -115,14 +161,31 @@ impl Store {
             }
         };
         if collections.is_empty() {
-            seen.values().for_each(&mut add);
+            seen.kinds.values().for_each(&mut add);
         } else {
             collections
                 .iter()
-                .filter_map(|c| seen.get(c))
+                .filter_map(|c| seen.kinds.get(c))
                 .for_each(&mut add);
         }
         let mut q = Queryables::from_seen(&merged);
+        // The first collection (in the order asked, or by id) that titles a
+        // property decides its title.
+        let mut titles: BTreeMap<String, String> = BTreeMap::new();
+        let mut take = |t: &BTreeMap<String, String>| {
+            for (name, title) in t {
+                titles.entry(name.clone()).or_insert_with(|| title.clone());
+            }
+        };
+        if collections.is_empty() {
+            seen.titles.values().for_each(&mut take);
+        } else {
+            collections
+                .iter()
+                .filter_map(|c| seen.titles.get(c))
+                .for_each(&mut take);
+        }
+        q.apply_titles(&titles);
         if let Some(Value::Object(all)) = self.queryables.overrides.get("*") {
             q.apply_overrides(all);
         }
@@ -131,6 +194,6 @@ impl Store {
                 q.apply_overrides(one);
             }
         }
-        Ok(q)
+        q
     }
 }

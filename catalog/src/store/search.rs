@@ -31,8 +31,7 @@ pub struct ItemPage {
     /// Token of the preceding page, if there is one.
     pub prev: Option<PageToken>,
     /// Matches of the whole search: counted for the first page, then carried
-    /// by the page tokens (`None` only for a token from before tokens
-    /// carried it).
+    /// by its page tokens to every later one.
     pub matched: Option<Count>,
 }
 
@@ -248,7 +247,7 @@ impl Store {
     pub async fn search(&self, search: &Search) -> Result<ItemPage> {
         let fingerprint = search.fingerprint();
         if let Some(token) = &search.token
-            && token.search.is_some_and(|s| s != fingerprint)
+            && token.search != Some(fingerprint)
         {
             return Err(Error::invalid_search(
                 "token belongs to another search; follow the links of this search's pages",
