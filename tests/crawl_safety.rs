@@ -572,7 +572,12 @@ fn credentials_never_reach_output_logs_reports_or_items() {
     assert!(!text.contains("Zq7x"), "{text}");
     // An unparsable URL with a password in it.
     let (status, text) = run(
-        &["crawl", "http://crawler:Zq7x@[::1/data", "--collection", "c"],
+        &[
+            "crawl",
+            "http://crawler:Zq7x@[::1/data",
+            "--collection",
+            "c",
+        ],
         None,
     );
     assert!(!status.success());
@@ -592,7 +597,13 @@ fn credentials_never_reach_output_logs_reports_or_items() {
     let mut wrong = url::Url::parse(&url).unwrap();
     wrong.set_password(Some("pw9")).unwrap();
     let (status, text) = run(
-        &["crawl", wrong.as_str(), "--collection", "sec", "--no-progress"],
+        &[
+            "crawl",
+            wrong.as_str(),
+            "--collection",
+            "sec",
+            "--no-progress",
+        ],
         Some(&db),
     );
     assert!(!status.success(), "{text}");
@@ -600,7 +611,11 @@ fn credentials_never_reach_output_logs_reports_or_items() {
     assert!(!text.contains("pw9"), "{text}");
     // The right password: output, logs, report and items are clean.
     let report = dir.path().join("report.json");
-    let secret = url::Url::parse(&url).unwrap().password().unwrap().to_owned();
+    let secret = url::Url::parse(&url)
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
     let (status, text) = run(
         &[
             "crawl",

@@ -219,12 +219,9 @@ pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Sou
         return Ok(Arc::new(http::HttpSource::new(url, settings)?));
     }
     let path = match url.strip_prefix("file://") {
-        Some(p) => std::path::PathBuf::from(
-            percent_decode(p)
-                .map_err(|e| {
-                    SourceError::Config(format!("bad file URL {}: {e}", redact::urls(url)))
-                })?,
-        ),
+        Some(p) => std::path::PathBuf::from(percent_decode(p).map_err(|e| {
+            SourceError::Config(format!("bad file URL {}: {e}", redact::urls(url)))
+        })?),
         None if url.contains("://") => {
             return Err(SourceError::Config(format!(
                 "unsupported storage URL {url}: use s3://, http(s)://, file:// or a path"

@@ -66,9 +66,7 @@ impl ObjectSource {
         }
         let store = builder
             .build()
-            .map_err(|e| {
-                SourceError::Config(super::redact::urls(&format!("{url}: {e}")))
-            })?;
+            .map_err(|e| SourceError::Config(super::redact::urls(&format!("{url}: {e}"))))?;
         let https_base = match &settings.endpoint {
             Some(e) if e.starts_with("https://") => {
                 Some(format!("{}/{bucket}", e.trim_end_matches('/')))

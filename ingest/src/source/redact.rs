@@ -85,8 +85,15 @@ mod tests {
             "relative URL without a base: htp:/crawler:s3cr3t!@127.0.0.1:80/data",
             "not a URL: left to the value redaction"
         );
-        assert_eq!(urls("s3://bucket/key?X-Amz-Signature=abc"), "s3://bucket/key?X-Amz-Signature=<redacted>");
-        assert_eq!(urls("http://user@host/x"), "http://user@host/x", "no password, nothing to hide");
+        assert_eq!(
+            urls("s3://bucket/key?X-Amz-Signature=abc"),
+            "s3://bucket/key?X-Amz-Signature=<redacted>"
+        );
+        assert_eq!(
+            urls("http://user@host/x"),
+            "http://user@host/x",
+            "no password, nothing to hide"
+        );
     }
 
     #[test]
