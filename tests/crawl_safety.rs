@@ -11,10 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use catalog::CollectionId;
-use ingest::build::Namer;
 use ingest::config::{CrawlOptions, GroupTemplate};
-use ingest::crawl::{CrawlJob, CrawlReport, ensure_collection};
-use ingest::source::{self, SourceSettings};
+use ingest::crawl::CrawlReport;
+use ingest::source::SourceSettings;
 use serde_json::Value;
 use support::TestDb;
 
@@ -41,24 +40,7 @@ async fn crawl_with(
     groups: &[GroupTemplate],
     options: CrawlOptions,
 ) -> CrawlReport {
-    let store = db.store();
-    let src = source::open(url, settings).unwrap();
-    let cid = CollectionId::new(collection).unwrap();
-    ensure_collection(&store, &cid, None, url).await.unwrap();
-    let job = CrawlJob {
-        store,
-        source: src,
-        collection: cid,
-        namer: Namer::new(groups).unwrap(),
-        include: Vec::new(),
-        exclude: Vec::new(),
-        options: CrawlOptions {
-            progress: false,
-            ..options
-        },
-        secrets: settings.secrets(),
-    };
-    ingest::crawl(&job).await.unwrap()
+    support::crawl(db, url, collection, settings, groups, options).await
 }
 
 async fn crawl(db: &TestDb, url: &str, collection: &str) -> CrawlReport {
@@ -74,13 +56,7 @@ async fn crawl(db: &TestDb, url: &str, collection: &str) -> CrawlReport {
 }
 
 async fn items(db: &TestDb, collection: &str) -> BTreeMap<String, Value> {
-    let rows: Vec<(String, Value)> =
-        sqlx::query_as("SELECT id, content FROM items WHERE collection = $1")
-            .bind(collection)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    rows.into_iter().collect()
+    support::collection_items(db, collection).await
 }
 
 #[tokio::test]

@@ -14,10 +14,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use catalog::CollectionId;
 use ingest::build::Namer;
 use ingest::config::{CrawlOptions, GroupTemplate, OnMissing};
-use ingest::crawl::{CrawlJob, CrawlReport, ensure_collection};
+use ingest::crawl::CrawlReport;
 use ingest::read::{self, Format};
 use ingest::source::{self, Source, SourceSettings};
 use serde_json::Value;
@@ -40,35 +39,15 @@ async fn crawl(
     groups: &[GroupTemplate],
     on_missing: OnMissing,
 ) -> CrawlReport {
-    let store = db.store();
-    let src = source::open(url, settings).unwrap();
-    let cid = CollectionId::new(collection).unwrap();
-    ensure_collection(&store, &cid, None, url).await.unwrap();
-    let job = CrawlJob {
-        store,
-        source: src,
-        collection: cid,
-        namer: Namer::new(groups).unwrap(),
-        include: Vec::new(),
-        exclude: Vec::new(),
-        options: CrawlOptions {
-            progress: false,
-            on_missing,
-            ..CrawlOptions::default()
-        },
-        secrets: settings.secrets(),
+    let options = CrawlOptions {
+        on_missing,
+        ..CrawlOptions::default()
     };
-    ingest::crawl(&job).await.unwrap()
+    support::crawl(db, url, collection, settings, groups, options).await
 }
 
 async fn items(db: &TestDb, collection: &str) -> BTreeMap<String, Value> {
-    let rows: Vec<(String, Value)> =
-        sqlx::query_as("SELECT id, content FROM items WHERE collection = $1")
-            .bind(collection)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap();
-    rows.into_iter().collect()
+    support::collection_items(db, collection).await
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {

@@ -336,3 +336,49 @@ pub fn local(href: &str) -> String {
         .unwrap_or(href)
         .to_owned()
 }
+
+/// Crawl `url` into `collection` of `db` (created when missing) with the
+/// library, as `arcolake crawl` does, and return the report.
+pub async fn crawl(
+    db: &TestDb,
+    url: &str,
+    collection: &str,
+    settings: &ingest::source::SourceSettings,
+    groups: &[ingest::config::GroupTemplate],
+    options: ingest::config::CrawlOptions,
+) -> ingest::CrawlReport {
+    let store = db.store();
+    let src = ingest::source::open(url, settings).unwrap();
+    let cid = catalog::CollectionId::new(collection).unwrap();
+    ingest::crawl::ensure_collection(&store, &cid, None, url)
+        .await
+        .unwrap();
+    let job = ingest::crawl::CrawlJob {
+        store,
+        source: src,
+        collection: cid,
+        namer: ingest::build::Namer::new(groups).unwrap(),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        options: ingest::config::CrawlOptions {
+            progress: false,
+            ..options
+        },
+        secrets: settings.secrets(),
+    };
+    ingest::crawl(&job).await.unwrap()
+}
+
+/// The items of `collection` in `db`, by id.
+pub async fn collection_items(
+    db: &TestDb,
+    collection: &str,
+) -> std::collections::BTreeMap<String, Value> {
+    let rows: Vec<(String, Value)> =
+        sqlx::query_as("SELECT id, content FROM items WHERE collection = $1")
+            .bind(collection)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    rows.into_iter().collect()
+}

@@ -11,6 +11,37 @@ use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Path};
 use crate::response::cacheable;
 use crate::state::AppState;
+use catalog::CollectionId;
+use catalog::links::Links;
+
+/// The queryables (or, with `sortables`, the sortables) of one collection
+/// or of all, as a JSON Schema document.
+async fn schema(
+    state: &AppState,
+    links: &Links,
+    headers: &HeaderMap,
+    collection: Option<String>,
+    sortables: bool,
+) -> Result<Response, ApiError> {
+    let id: Option<CollectionId> = collection.map(collection_id).transpose()?;
+    if let Some(id) = &id {
+        state.store.require_collection(id).await?;
+    }
+    let scope: Vec<String> = id.iter().map(|i| i.as_str().to_owned()).collect();
+    let q = state.store.queryables(&scope, false).await?;
+    let name = id.as_ref().map(CollectionId::as_str);
+    let what = if sortables { "Sortables" } else { "Queryables" };
+    let title = name.map_or_else(
+        || format!("{what} of all collections"),
+        |n| format!("{what} of {n}"),
+    );
+    let doc = if sortables {
+        q.sortables().to_schema(&links.sortables(name), &title)
+    } else {
+        q.to_schema(&links.queryables(name), &title)
+    };
+    Ok(cacheable(headers, SCHEMA_JSON, doc.to_string()))
+}
 
 /// Queryables of every collection.
 #[utoipa::path(
@@ -22,9 +53,7 @@ pub async fn get_queryables(
     Base(links): Base,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let q = state.store.queryables(&[], false).await?;
-    let doc = q.to_schema(&links.queryables(None), "Queryables of all collections");
-    Ok(cacheable(&headers, SCHEMA_JSON, doc.to_string()))
+    schema(&state, &links, &headers, None, false).await
 }
 
 /// Queryables of one collection.
@@ -42,17 +71,7 @@ pub async fn get_collection_queryables(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = collection_id(id)?;
-    state.store.require_collection(&id).await?;
-    let q = state
-        .store
-        .queryables(&[id.as_str().to_owned()], false)
-        .await?;
-    let doc = q.to_schema(
-        &links.queryables(Some(id.as_str())),
-        &format!("Queryables of {id}"),
-    );
-    Ok(cacheable(&headers, SCHEMA_JSON, doc.to_string()))
+    schema(&state, &links, &headers, Some(id), false).await
 }
 
 /// Sortables of every collection: what `sortby` accepts.
@@ -65,11 +84,7 @@ pub async fn get_sortables(
     Base(links): Base,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let q = state.store.queryables(&[], false).await?;
-    let doc = q
-        .sortables()
-        .to_schema(&links.sortables(None), "Sortables of all collections");
-    Ok(cacheable(&headers, SCHEMA_JSON, doc.to_string()))
+    schema(&state, &links, &headers, None, true).await
 }
 
 /// Sortables of one collection: the properties its items can be sorted by.
@@ -87,15 +102,5 @@ pub async fn get_collection_sortables(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = collection_id(id)?;
-    state.store.require_collection(&id).await?;
-    let q = state
-        .store
-        .queryables(&[id.as_str().to_owned()], false)
-        .await?;
-    let doc = q.sortables().to_schema(
-        &links.sortables(Some(id.as_str())),
-        &format!("Sortables of {id}"),
-    );
-    Ok(cacheable(&headers, SCHEMA_JSON, doc.to_string()))
+    schema(&state, &links, &headers, Some(id), true).await
 }

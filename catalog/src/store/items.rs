@@ -267,28 +267,6 @@ impl Store {
         }
     }
 
-    /// The item as a JSON value with its stored links (for merge patches).
-    pub async fn item_value(
-        &self,
-        collection: &CollectionId,
-        id: &ItemId,
-    ) -> Result<serde_json::Value> {
-        let row = sqlx::query("SELECT content, links FROM items WHERE collection = $1 AND id = $2")
-            .bind(collection.as_str())
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Err(self.missing_item(collection, id).await);
-        };
-        let mut content: serde_json::Value = row.get(0);
-        let links: Option<serde_json::Value> = row.get(1);
-        if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
-            map.insert("links".into(), links);
-        }
-        Ok(content)
-    }
-
     /// Create one item; `ItemExists` if the id is taken in its collection.
     /// The item, the queryables bookkeeping and the collection's longest
     /// span are written in one transaction.
