@@ -544,10 +544,19 @@ mod tests {
     }
 
     #[test]
-    fn post_lists_must_be_arrays() {
+    fn post_lists_are_arrays_or_comma_separated_strings() {
         for member in ["ids", "collections"] {
             let body: SearchBody =
                 serde_json::from_value(serde_json::json!({ member: "a,b" })).unwrap();
+            let s = Search::from_body(&body).unwrap();
+            let got = if member == "ids" {
+                &s.ids
+            } else {
+                &s.collections
+            };
+            assert_eq!(got, &["a", "b"]);
+            let body: SearchBody =
+                serde_json::from_value(serde_json::json!({ member: 5 })).unwrap();
             let e = Search::from_body(&body).unwrap_err().to_string();
             assert!(e.contains(member) && e.contains("array"), "{e}");
             let body: SearchBody =
