@@ -246,7 +246,11 @@ mod tests {
         assert_eq!(q(text("x,y")).unwrap(), q(j("q")).unwrap());
         assert_eq!(sortby(text("-id")).unwrap(), sortby(j("sortby")).unwrap());
         assert_eq!(context(text("on")), context(j("context")));
-        assert!(list("ids", Some(Member::Json(&json!("a,b")))).is_err());
+        assert_eq!(
+            list("ids", Some(Member::Json(&json!("a,b")))).unwrap(),
+            list("ids", text("a,b")).unwrap()
+        );
+        assert!(list("ids", Some(Member::Json(&json!(7)))).is_err());
         assert!(bbox(Some(Member::Json(&json!("1,2,3,4")))).is_err());
         assert!(fields(Some(Member::Json(&Value::Null))).is_err());
         assert!(fields(text("")).unwrap().is_default());
