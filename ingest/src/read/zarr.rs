@@ -37,6 +37,9 @@ pub const MAX_CHUNK: u64 = 64 << 20;
 /// Longest coordinate array decoded.
 const MAX_COORD_LEN: u64 = 10_000_000;
 /// Names of the coordinate arrays tried when a v3 store has no consolidated metadata.
+/// Most nodes read at one level of a store without consolidated metadata.
+const MAX_NODES: usize = 1024;
+
 const GUESSED_COORDS: [&str; 8] = ["lat", "lon", "latitude", "longitude", "x", "y", "time", "t"];
 
 /// One array's metadata.
@@ -57,6 +60,9 @@ struct ArrayMeta {
 struct StoreMeta {
     format: u8,
     consolidated: bool,
+    /// Without consolidated metadata: the store's nodes were listed (else
+    /// only arrays whose names are known were probed).
+    listed: bool,
     attrs: Map<String, Value>,
     arrays: BTreeMap<String, ArrayMeta>,
     /// Documents already fetched, by key relative to the store root.
@@ -113,7 +119,7 @@ pub async fn read(source: &Arc<dyn Source>, root: &str) -> Result<AssetInfo, Rea
         info.warnings
             .push("no arrays found in the store's metadata".into());
     }
-    if meta.format == 3 && !meta.consolidated {
+    if meta.format == 3 && !meta.consolidated && !meta.listed {
         // The store's keys are not listed: only arrays whose names are known
         // (coordinates, and those attributes refer to) were read.
         info.warnings.push(
@@ -174,10 +180,24 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
                 groups.push(format!("{level}/"));
             }
             for group in groups {
+                // The nodes the storage lists at this level, then the usual
+                // coordinate names (for storage that cannot list a level).
+                let at = format!("{root}/{group}");
                 let mut names: Vec<String> =
-                    GUESSED_COORDS.iter().map(|n| (*n).to_owned()).collect();
+                    match source.child_dirs(at.trim_end_matches('/'), MAX_NODES).await {
+                        Ok(Some(children)) => {
+                            meta.listed = true;
+                            children
+                        }
+                        Ok(None) | Err(_) => Vec::new(),
+                    };
+                for guess in GUESSED_COORDS {
+                    if !names.iter().any(|n| n == guess) {
+                        names.push(guess.to_owned());
+                    }
+                }
                 let mut i = 0;
-                while i < names.len() && i < 256 {
+                while i < names.len() && i < MAX_NODES {
                     let key = format!("{group}{}/zarr.json", names[i]);
                     i += 1;
                     if meta.docs.contains_key(&key) {

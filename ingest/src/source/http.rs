@@ -388,6 +388,19 @@ impl Source for HttpSource {
         self.digests.lock().ok()?.remove(path)
     }
 
+    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, SourceError> {
+        let mut names: Vec<String> = self
+            .list_dir(dir)
+            .await?
+            .into_iter()
+            .filter(|(name, listed)| matches!(listed, Listed::Dir) && !is_hidden(name))
+            .map(|(name, _)| name)
+            .take(max)
+            .collect();
+        names.sort();
+        Ok(Some(names))
+    }
+
     fn href(&self, path: &str) -> String {
         self.url_of(path).to_string()
     }

@@ -160,6 +160,17 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// Names of the directories directly under `dir` (the nodes of a Zarr
+    /// store), at most `max` of them; `None` where the storage cannot list
+    /// one level.
+    async fn child_dirs(
+        &self,
+        _dir: &str,
+        _max: usize,
+    ) -> Result<Option<Vec<String>>, SourceError> {
+        Ok(None)
+    }
+
     /// The source URL, without credentials, for reports.
     fn describe(&self) -> String;
 

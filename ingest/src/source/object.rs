@@ -13,6 +13,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{
     Entry, EntryKind, IoStats, KeyClass, Source, SourceError, SourceSettings, bump, classify,
+    is_hidden,
 };
 
 /// A source backed by an [`ObjectStore`].
@@ -257,6 +258,25 @@ impl Source for ObjectSource {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error(path, &e)),
         }
+    }
+
+    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, SourceError> {
+        bump(&self.stats.lists);
+        // One level, by delimiter: a store's chunks are never listed.
+        let listed = self
+            .store
+            .list_with_delimiter(Some(&self.key(dir)))
+            .await
+            .map_err(|e| self.error(dir, &e))?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(str::to_owned))
+            .filter(|n| !is_hidden(n))
+            .take(max)
+            .collect();
+        names.sort();
+        Ok(Some(names))
     }
 
     fn href(&self, path: &str) -> String {
