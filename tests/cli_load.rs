@@ -122,6 +122,11 @@ async fn an_unknown_collection_given_or_a_zero_batch_size_fails_before_loading()
     assert!(stderr.contains("collection nowhere not found"), "{stderr}");
     let out = load(&db, &["--batch-size", "0", &items]);
     assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--batch-size"),
+        "a zero batch size is refused as such: {stderr}"
+    );
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
         .fetch_one(&db.pool)
         .await

@@ -202,15 +202,7 @@ async fn a_stored_part_that_no_longer_decodes_keeps_its_item_and_is_read_again()
         let name = format!("T31UFU_20230615T104621_{band}.tif");
         std::fs::copy(fixtures().join("s2").join(&name), dir.path().join(&name)).unwrap();
     }
-    let group = GroupTemplate {
-        pattern: r"(?P<tile>T\d{2}[A-Z]{3})_(?P<date>\d{8}T\d{6})_(?P<band>B\d{2})\.tif$".into(),
-        id: "{tile}_{date}".into(),
-        asset: Some("{band}".into()),
-        datetime: Some("{date}".into()),
-        datetime_format: Some("%Y%m%dT%H%M%S".into()),
-        properties: BTreeMap::new(),
-    };
-    let groups = [group];
+    let groups = [support::s2_group()];
     let url = dir.path().to_str().unwrap();
     let settings = SourceSettings::default();
     let run =

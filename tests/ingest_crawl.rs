@@ -367,16 +367,8 @@ async fn recrawl_reads_only_changes_and_removes_what_is_gone() {
     ] {
         std::fs::copy(fixtures().join(f), root.join(f)).unwrap();
     }
-    let group = GroupTemplate {
-        pattern: r"(?P<tile>T\d{2}[A-Z]{3})_(?P<date>\d{8}T\d{6})_(?P<band>B\d{2})\.tif$".into(),
-        id: "{tile}_{date}".into(),
-        asset: Some("{band}".into()),
-        datetime: Some("{date}".into()),
-        datetime_format: Some("%Y%m%dT%H%M%S".into()),
-        properties: [("s2:mgrs_tile".to_owned(), "{tile}".to_owned())].into(),
-    };
     let url = root.to_str().unwrap().to_owned();
-    let groups = [group];
+    let groups = [support::s2_group()];
     let settings = SourceSettings::default();
     let run = async |collection: &str, on_missing| {
         crawl(&db, &url, collection, &settings, &groups, on_missing).await

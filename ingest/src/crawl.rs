@@ -18,7 +18,7 @@ use catalog::{CollectionId, CollectionRecord, ItemRecord, Store};
 use chrono::Utc;
 use futures::StreamExt as _;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::{Value, json};
 
 use crate::build::{Namer, Part, assemble};
@@ -230,6 +230,13 @@ impl Run<'_> {
         }
     }
 
+    /// Listing entries the source could not place, as warnings.
+    fn report_unplaced(&mut self) {
+        for (href, reason) in self.job.source.stats().take_unplaced() {
+            self.warn(&href, &reason);
+        }
+    }
+
     fn progress(&mut self) {
         let r = &self.report;
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
@@ -339,9 +346,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
                 None => run.report.skipped += 1,
             }
         }
-        for (href, reason) in job.source.stats().take_unplaced() {
-            run.warn(&href, &reason);
-        }
+        run.report_unplaced();
         if let Err(e) = process_chunk(&mut run, wanted, &writes).await {
             chunk_error = Some(e);
             break;
@@ -350,9 +355,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     }
     drop(rx);
     let _ = lister.await;
-    for (href, reason) in job.source.stats().take_unplaced() {
-        run.warn(&href, &reason);
-    }
+    run.report_unplaced();
     drop(writes);
     let totals = writer_task
         .await
@@ -594,7 +597,7 @@ fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
     let mut parts = Vec::with_capacity(stored.len());
     let mut undecodable = Vec::new();
     for s in stored {
-        match serde_json::from_value::<Part>(s.part.clone()) {
+        match Part::deserialize(&s.part) {
             Ok(p) => parts.push(p),
             Err(e) => {
                 tracing::warn!(item = %id, path = %s.path, error = %e, "stored crawl part does not decode; it will be read again");

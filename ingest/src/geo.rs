@@ -278,11 +278,6 @@ pub fn projection(epsg: u32) -> Result<Proj, String> {
     Proj::from_epsg_code(code).map_err(|e| format!("EPSG:{epsg}: {e}"))
 }
 
-/// Reproject points from `epsg` to WGS 84 longitude/latitude degrees.
-pub fn to_lonlat(epsg: u32, points: &[[f64; 2]]) -> Result<Vec<[f64; 2]>, String> {
-    transform_to_lonlat(&projection(epsg)?, &format!("EPSG:{epsg}"), points)
-}
-
 /// Reproject points from the CRS of `src` (named `name` in messages) to
 /// WGS 84 longitude/latitude degrees.
 pub fn transform_to_lonlat(

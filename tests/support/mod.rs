@@ -382,3 +382,16 @@ pub async fn collection_items(
             .unwrap();
     rows.into_iter().collect()
 }
+
+/// The README's grouping template: Sentinel-2 band files of one tile and
+/// time become one item with an asset per band.
+pub fn s2_group() -> ingest::config::GroupTemplate {
+    ingest::config::GroupTemplate {
+        pattern: r"(?P<tile>T\d{2}[A-Z]{3})_(?P<date>\d{8}T\d{6})_(?P<band>B\d{2})\.tif$".into(),
+        id: "{tile}_{date}".into(),
+        asset: Some("{band}".into()),
+        datetime: Some("{date}".into()),
+        datetime_format: Some("%Y%m%dT%H%M%S".into()),
+        properties: [("s2:mgrs_tile".to_owned(), "{tile}".to_owned())].into(),
+    }
+}

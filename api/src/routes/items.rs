@@ -167,13 +167,16 @@ pub async fn create_item(
     Ok(response)
 }
 
-fn check_same_id(record: &ItemRecord, id: &ItemId) -> Result<(), ApiError> {
+fn check_same_id(record: &ItemRecord, id: &ItemId) -> Result<(), catalog::Error> {
     if &record.id != id {
-        return Err(ApiError::bad_request(format!(
-            "invalid item: id: is {:?} but the path names {:?}; ids cannot be changed",
-            record.id.as_str(),
-            id.as_str()
-        )));
+        return Err(catalog::Error::invalid_item(
+            "id",
+            format!(
+                "is {:?} but the path names {:?}; ids cannot be changed",
+                record.id.as_str(),
+                id.as_str()
+            ),
+        ));
     }
     Ok(())
 }
@@ -243,16 +246,7 @@ pub async fn patch_item(
         .patch_item(&collection, &id, |mut current| {
             merge_patch(&mut current, &patch);
             let record = ItemRecord::from_value(current, Some(&collection))?;
-            if record.id != id {
-                return Err(catalog::Error::invalid_item(
-                    "id",
-                    format!(
-                        "is {:?} but the path names {:?}; ids cannot be changed",
-                        record.id.as_str(),
-                        id.as_str()
-                    ),
-                ));
-            }
+            check_same_id(&record, &id)?;
             Ok(record)
         })
         .await?;

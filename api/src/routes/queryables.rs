@@ -28,7 +28,7 @@ async fn schema(
         state.store.require_collection(id).await?;
     }
     let scope: Vec<String> = id.iter().map(|i| i.as_str().to_owned()).collect();
-    let q = state.store.queryables(&scope, false).await?;
+    let q = state.store.queryables(&scope).await?;
     let name = id.as_ref().map(CollectionId::as_str);
     let what = if sortables { "Sortables" } else { "Queryables" };
     let title = name.map_or_else(

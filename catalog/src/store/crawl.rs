@@ -147,27 +147,27 @@ impl Store {
         F: Fn(&ItemKey, &[StoredPart]) -> Rebuilt,
     {
         let mut tx = self.pool.begin().await?;
-        let mut keys: Vec<ItemKey> = match change {
+        // The items the objects feed now, and (for replaced objects) fed
+        // before: all of them are rebuilt.
+        let (objects, before) = match change {
             CrawlChange::Put {
                 generation,
                 objects,
-            } => {
-                let before = Self::put_crawl_objects(&mut tx, source, generation, objects).await?;
-                objects
-                    .iter()
-                    .map(|o| (o.collection.clone(), o.item_id.clone()))
-                    .chain(before)
-                    .collect()
-            }
+            } => (
+                objects,
+                Self::put_crawl_objects(&mut tx, source, generation, objects).await?,
+            ),
             CrawlChange::Remove { objects } => {
                 let paths: Vec<String> = objects.iter().map(|o| o.path.clone()).collect();
                 Self::delete_crawl_objects(&mut tx, source, &paths).await?;
-                objects
-                    .iter()
-                    .map(|o| (o.collection.clone(), o.item_id.clone()))
-                    .collect()
+                (objects, Vec::new())
             }
         };
+        let mut keys: Vec<ItemKey> = objects
+            .iter()
+            .map(|o| (o.collection.clone(), o.item_id.clone()))
+            .chain(before)
+            .collect();
         keys.sort();
         keys.dedup();
         let mut grouped: BTreeMap<ItemKey, Vec<StoredPart>> = BTreeMap::new();

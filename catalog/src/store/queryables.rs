@@ -126,9 +126,8 @@ impl Store {
 
     /// The queryables of `collections` (all collections when empty): the
     /// union of what their items carry, with the operator's overrides.
-    /// `fresh` bypasses the cache.
-    pub async fn queryables(&self, collections: &[String], fresh: bool) -> Result<Queryables> {
-        let seen = self.seen(fresh).await?;
+    pub async fn queryables(&self, collections: &[String]) -> Result<Queryables> {
+        let seen = self.seen(false).await?;
         Ok(self.queryables_of(&seen, collections))
     }
 

@@ -245,9 +245,11 @@ impl Store {
     /// every later page repeats it without counting again. A token is only
     /// honoured by the search it came from.
     pub async fn search(&self, search: &Search) -> Result<ItemPage> {
-        let fingerprint = search.fingerprint();
+        // Hashing the search is needed only to check a token or to write
+        // one: a first page that holds every match does neither.
+        let fingerprint = search.token.as_ref().map(|_| search.fingerprint());
         if let Some(token) = &search.token
-            && token.search != Some(fingerprint)
+            && token.search != fingerprint
         {
             return Err(Error::invalid_search(
                 "token belongs to another search; follow the links of this search's pages",
@@ -337,11 +339,13 @@ impl Store {
             items.reverse();
             keys.reverse();
         }
+        let fingerprint =
+            fingerprint.or_else(|| (has_next || has_prev).then(|| search.fingerprint()));
         let token = |at: usize, direction| {
             items.get(at).map(|i| PageToken {
                 matched: matched.map(|c| c.value),
                 estimate: matched.is_some_and(|c| !c.exact),
-                search: Some(fingerprint),
+                search: fingerprint,
                 ..PageToken::new(
                     direction,
                     keys[at].clone(),

@@ -36,10 +36,10 @@ pub const MAX_DOCUMENT: u64 = 32 << 20;
 pub const MAX_CHUNK: u64 = 64 << 20;
 /// Longest coordinate array decoded.
 const MAX_COORD_LEN: u64 = 10_000_000;
-/// Names of the coordinate arrays tried when a v3 store has no consolidated metadata.
 /// Most nodes read at one level of a store without consolidated metadata.
 const MAX_NODES: usize = 1024;
-
+/// Names of the coordinate arrays tried when a v3 store has no consolidated
+/// metadata and the storage cannot list its nodes.
 const GUESSED_COORDS: [&str; 8] = ["lat", "lon", "latitude", "longitude", "x", "y", "time", "t"];
 
 /// One array's metadata.
@@ -167,35 +167,33 @@ async fn load_meta(source: &dyn Source, root: &str) -> Result<StoreMeta, ReadErr
             if let Some(node) = first_level(&meta.attrs).and_then(|l| nodes.get(&l)) {
                 merge_level_attrs(&mut meta, node);
             }
-            promote_first_level(&mut meta);
         } else {
             // No consolidated metadata: read the node documents that can be
             // named (coordinates, the arrays attributes name, and the same
             // under a multiscale store's first level).
             let mut groups = vec![String::new()];
             if let Some(level) = first_level(&meta.attrs) {
-                if let Some(doc) = get(source, root, &format!("{level}/zarr.json")).await? {
+                let key = format!("{level}/zarr.json");
+                if let Some(doc) = get(source, root, &key).await? {
                     merge_level_attrs(&mut meta, &json_doc(&doc, "zarr.json")?);
+                    meta.docs.insert(key, doc);
                 }
                 groups.push(format!("{level}/"));
             }
             for group in groups {
-                // The nodes the storage lists at this level, then the usual
-                // coordinate names (for storage that cannot list a level).
+                // The nodes the storage lists at this level; where it
+                // cannot list one, the usual coordinate names.
                 let at = format!("{root}/{group}");
-                let mut names: Vec<String> =
-                    match source.child_dirs(at.trim_end_matches('/'), MAX_NODES).await {
-                        Ok(Some(children)) => {
-                            meta.listed = true;
-                            children
-                        }
-                        Ok(None) | Err(_) => Vec::new(),
-                    };
-                for guess in GUESSED_COORDS {
-                    if !names.iter().any(|n| n == guess) {
-                        names.push(guess.to_owned());
+                let mut names: Vec<String> = match source
+                    .child_dirs(at.trim_end_matches('/'), MAX_NODES)
+                    .await
+                {
+                    Ok(Some(children)) => {
+                        meta.listed = true;
+                        children
                     }
-                }
+                    Ok(None) | Err(_) => GUESSED_COORDS.iter().map(|n| (*n).to_owned()).collect(),
+                };
                 let mut i = 0;
                 while i < names.len() && i < MAX_NODES {
                     let key = format!("{group}{}/zarr.json", names[i]);
