@@ -13,8 +13,8 @@ use std::time::Duration;
 use catalog::CollectionId;
 use ingest::config::{CrawlOptions, GroupTemplate};
 use ingest::crawl::CrawlReport;
-use ingest::source::SourceSettings;
 use serde_json::Value;
+use storage::source::SourceSettings;
 use support::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_arcolake");

@@ -18,8 +18,8 @@ use ingest::build::Namer;
 use ingest::config::{CrawlOptions, GroupTemplate, OnMissing};
 use ingest::crawl::CrawlReport;
 use ingest::read::{self, Format};
-use ingest::source::{self, Source, SourceSettings};
 use serde_json::Value;
+use storage::source::{self, Source, SourceSettings};
 use support::TestDb;
 
 fn fixtures() -> std::path::PathBuf {

@@ -10,10 +10,12 @@
 //! prints the document.
 
 pub mod admission;
+pub mod auth;
 pub mod error;
 pub mod extract;
 mod item_page;
 pub mod openapi;
+pub mod ranges;
 mod response;
 pub mod routes;
 pub mod state;

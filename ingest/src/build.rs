@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::config::GroupTemplate;
 use crate::geo::Footprint;
 use crate::read::AssetInfo;
-use crate::source::Entry;
+use storage::source::Entry;
 
 /// STAC version of the items written.
 pub const STAC_VERSION: &str = "1.1.0";
@@ -383,7 +383,7 @@ fn iso(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::EntryKind;
+    use storage::source::EntryKind;
 
     fn entry(path: &str) -> Entry {
         Entry {

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::build::{Namer, Part, assemble};
 use crate::config::{CollectionMetadata, CrawlOptions, OnMissing};
 use crate::read::{self, Format, ReadError};
-use crate::source::{Entry, EntryKind, Source, SourceError};
+use storage::{Entry, EntryKind, Error as SourceError, Source};
 
 /// A read file's part, item id and warnings, or why it was not read.
 type ReadOutcome = Result<(Part, String, Vec<String>), ReadError>;
@@ -171,6 +171,17 @@ pub async fn ensure_collection(
         if !m.keywords.is_empty() {
             set(&mut value, "keywords", json!(m.keywords));
         }
+        match m.access {
+            Some(storage::sources::Access::Restricted) => {
+                set(&mut value, "arcolake:access", "restricted".into());
+            }
+            Some(storage::sources::Access::Public) => {
+                if let Some(map) = value.as_object_mut() {
+                    map.remove("arcolake:access");
+                }
+            }
+            None => {}
+        }
     }
     if let Some(links) = value.get_mut("links").and_then(Value::as_array_mut) {
         links.retain(|l| {
@@ -206,7 +217,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn scrub(&self, text: &str) -> String {
-        crate::source::redact::text(text, &self.job.secrets)
+        storage::redact::text(text, &self.job.secrets)
     }
 
     fn error(&mut self, href: &str, reason: &str) {
@@ -376,7 +387,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         }
         finish(&mut run);
         if run.report.listed == 0 {
-            return Err(CrawlError::Source(SourceError::Config(msg)));
+            return Err(CrawlError::Source(SourceError::config(msg)));
         }
         return Ok(run.report);
     }

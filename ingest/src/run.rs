@@ -11,7 +11,7 @@ use catalog::{CollectionId, Database, DbConfig, Store};
 use tracing::info;
 
 use crate::build::Namer;
-use crate::config::{CollectionMetadata, CrawlOptions, SourceConfig, SourcesFile};
+use crate::config::{CrawlOptions, SourceConfig, SourcesFile};
 use crate::crawl::{CrawlError, CrawlJob, CrawlReport, ensure_collection};
 
 /// What the command line asked for.
@@ -106,26 +106,8 @@ fn sources(req: &CrawlRequest) -> Result<(Vec<SourceConfig>, bool), CrawlError> 
         collection,
         include: req.include.clone(),
         exclude: req.exclude.clone(),
-        metadata: CollectionMetadata::default(),
-        group: Vec::new(),
-        concurrency: None,
-        on_missing: None,
         kind: req.kind.clone(),
-        endpoint: None,
-        region: None,
-        path_style: None,
-        allow_http: None,
-        access_key_id: None,
-        access_key_id_env: None,
-        secret_access_key: None,
-        secret_access_key_env: None,
-        bearer_token: None,
-        bearer_token_env: None,
-        authz_token: None,
-        authz_token_env: None,
-        username: None,
-        password: None,
-        password_env: None,
+        ..SourceConfig::default()
     };
     Ok((vec![cfg], false))
 }
@@ -184,7 +166,7 @@ async fn crawl_one(
     if settings.kind.is_none() {
         settings.kind.clone_from(&req.kind);
     }
-    let source = crate::source::open(&cfg.url, &settings)?;
+    let source = storage::source::open(&cfg.url, &settings)?;
     let collection = CollectionId::new(cfg.collection.clone()).map_err(CrawlError::Config)?;
     if !req.options.dry_run {
         let metadata = configured.then_some(&cfg.metadata);

@@ -343,12 +343,12 @@ pub async fn crawl(
     db: &TestDb,
     url: &str,
     collection: &str,
-    settings: &ingest::source::SourceSettings,
+    settings: &storage::source::SourceSettings,
     groups: &[ingest::config::GroupTemplate],
     options: ingest::config::CrawlOptions,
 ) -> ingest::CrawlReport {
     let store = db.store();
-    let src = ingest::source::open(url, settings).unwrap();
+    let src = storage::source::open(url, settings).unwrap();
     let cid = catalog::CollectionId::new(collection).unwrap();
     ingest::crawl::ensure_collection(&store, &cid, None, url)
         .await

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::geo::Footprint;
-use crate::source::{Entry, EntryKind, Source, SourceError};
+use storage::{Entry, EntryKind, Error as SourceError, Source};
 
 /// Extension schema URLs the readers use.
 pub mod ext {

@@ -27,7 +27,7 @@ use zarrs::storage::{
 
 use super::{AssetInfo, ReadError, cf, ext};
 use crate::geo::crs_string_epsg;
-use crate::source::Source;
+use storage::source::Source;
 
 pub const MEDIA_TYPE: &str = "application/vnd+zarr";
 /// Largest metadata document read (`zarr.json`, `.zmetadata`, `.zarray`, `.zattrs`).

@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,8 +12,9 @@ use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::{
-    Entry, EntryKind, IoStats, KeyClass, Source, SourceError, SourceSettings, bump, classify,
+use crate::error::{Error, ErrorKind};
+use crate::source::{
+    ByteStream, Entry, EntryKind, IoStats, KeyClass, Source, SourceSettings, bump, classify,
     is_hidden,
 };
 
@@ -20,6 +22,9 @@ use super::{
 #[derive(Debug)]
 pub struct ObjectSource {
     store: Arc<dyn ObjectStore>,
+    /// The S3 client, for presigning (and streaming: it has no limit on a
+    /// whole request's duration).
+    s3: Option<Arc<object_store::aws::AmazonS3>>,
     /// Key prefix of the crawl root inside the store (no trailing slash).
     prefix: String,
     /// URL of the store root, for hrefs: `s3://bucket`, `file:///dir`.
@@ -36,14 +41,14 @@ pub struct ObjectSource {
 
 impl ObjectSource {
     /// An S3 source from `s3://bucket/prefix`.
-    pub fn s3(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
+    pub fn s3(url: &str, settings: &SourceSettings) -> Result<Self, Error> {
         crate::init_tls();
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(SourceError::Config(format!(
+            return Err(Error::config(format!(
                 "{}: no bucket named",
-                super::redact::urls(url)
+                crate::redact::urls(url)
             )));
         }
         let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(bucket);
@@ -65,9 +70,21 @@ impl ObjectSource {
         if settings.allow_http == Some(true) {
             builder = builder.with_allow_http(true);
         }
-        let store = builder
-            .build()
-            .map_err(|e| SourceError::Config(super::redact::urls(&format!("{url}: {e}"))))?;
+        let built = |b: object_store::aws::AmazonS3Builder| {
+            b.build()
+                .map_err(|e| Error::config(crate::redact::urls(&format!("{url}: {e}"))))
+        };
+        let store = built(builder.clone())?;
+        // Streams to clients may take long: only silence ends them.
+        let streaming = built(
+            builder.with_client_options(
+                object_store::ClientOptions::new()
+                    .with_timeout_disabled()
+                    .with_connect_timeout(std::time::Duration::from_secs(15))
+                    .with_allow_http(settings.allow_http == Some(true)),
+            ),
+        )?;
+        let signs = settings.access_key_id.is_some();
         let https_base = match &settings.endpoint {
             Some(e) if e.starts_with("https://") => {
                 Some(format!("{}/{bucket}", e.trim_end_matches('/')))
@@ -77,6 +94,7 @@ impl ObjectSource {
         };
         Ok(Self {
             store: Arc::new(store),
+            s3: Some(Arc::new(streaming)).filter(|_| signs),
             prefix: prefix.trim_matches('/').to_owned(),
             base: format!("s3://{bucket}"),
             https_base,
@@ -87,23 +105,20 @@ impl ObjectSource {
     }
 
     /// A local directory (or FUSE / NFS mount).
-    pub fn local(dir: &FsPath, settings: &SourceSettings) -> Result<Self, SourceError> {
+    pub fn local(dir: &FsPath, settings: &SourceSettings) -> Result<Self, Error> {
         let dir = dir
             .canonicalize()
-            .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| Error::config(format!("{}: {e}", dir.display())))?;
         if !dir.is_dir() {
-            return Err(SourceError::Config(format!(
-                "{}: not a directory",
-                dir.display()
-            )));
+            return Err(Error::config(format!("{}: not a directory", dir.display())));
         }
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| SourceError::Config(format!("{}: {e}", dir.display())))?;
-        let base = url::Url::from_directory_path(&dir).map_err(|()| {
-            SourceError::Config(format!("{}: not an absolute path", dir.display()))
-        })?;
+            .map_err(|e| Error::config(format!("{}: {e}", dir.display())))?;
+        let base = url::Url::from_directory_path(&dir)
+            .map_err(|()| Error::config(format!("{}: not an absolute path", dir.display())))?;
         Ok(Self {
             store: Arc::new(store),
+            s3: None,
             prefix: String::new(),
             base: base.as_str().trim_end_matches('/').to_owned(),
             https_base: None,
@@ -130,10 +145,34 @@ impl ObjectSource {
         }
     }
 
-    fn error(&self, path: &str, e: &object_store::Error) -> SourceError {
-        match e {
-            object_store::Error::NotFound { .. } => SourceError::NotFound(self.href(path)),
-            other => SourceError::request(self.href(path), other),
+    fn error(&self, path: &str, e: &object_store::Error) -> Error {
+        match crate::error::object_store_kind(e) {
+            ErrorKind::NotFound => Error::not_found(self.href(path)),
+            kind => Error::new(kind, self.href(path), e),
+        }
+    }
+
+    /// On a local source, refuse a path whose file lies outside the root
+    /// through a symbolic link (unless links outside are allowed).
+    fn check_local(&self, path: &str) -> Result<(), Error> {
+        let Some(root) = self
+            .local_root
+            .as_ref()
+            .filter(|_| !self.follow_links_outside)
+        else {
+            return Ok(());
+        };
+        match std::fs::canonicalize(root.join(path)) {
+            Ok(real) if real.starts_with(root) => Ok(()),
+            Ok(_) => Err(Error::new(
+                ErrorKind::InvalidPath,
+                self.href(path),
+                "a symbolic link that leads out of the source's directory",
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::not_found(self.href(path)))
+            }
+            Err(e) => Err(Error::new(ErrorKind::Permission, self.href(path), e)),
         }
     }
 }
@@ -146,7 +185,7 @@ struct ListState {
 
 #[async_trait]
 impl Source for ObjectSource {
-    fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>> {
+    fn list(&self) -> BoxStream<'_, Result<Entry, Error>> {
         if let Some(root) = &self.local_root {
             bump(&self.stats.lists);
             return walk_local(
@@ -181,7 +220,7 @@ impl Source for ObjectSource {
                         None => return None,
                         Some(Err(e)) => {
                             st.done = true;
-                            return Some((Err(SourceError::request(self.describe(), e)), st));
+                            return Some((Err(Error::request(self.describe(), e)), st));
                         }
                         Some(Ok(m)) => m,
                     };
@@ -221,7 +260,7 @@ impl Source for ObjectSource {
         .boxed()
     }
 
-    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, SourceError> {
+    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error> {
         let bytes = self
             .store
             .get_range(&self.key(path), range)
@@ -231,7 +270,7 @@ impl Source for ObjectSource {
         Ok(bytes)
     }
 
-    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, SourceError> {
+    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, Error> {
         let got = match self.store.get(&self.key(path)).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => {
@@ -245,7 +284,12 @@ impl Source for ObjectSource {
         Ok(Some(bytes))
     }
 
-    async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError> {
+    async fn head(&self, path: &str) -> Result<Option<Entry>, Error> {
+        match self.check_local(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
         bump(&self.stats.heads);
         match self.store.head(&self.key(path)).await {
             Ok(meta) => Ok(Some(Entry {
@@ -260,7 +304,7 @@ impl Source for ObjectSource {
         }
     }
 
-    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, SourceError> {
+    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, Error> {
         bump(&self.stats.lists);
         // One level, by delimiter: a store's chunks are never listed.
         let listed = self
@@ -277,6 +321,66 @@ impl Source for ObjectSource {
             .collect();
         names.sort();
         Ok(Some(names))
+    }
+
+    async fn stream(&self, path: &str, range: Range<u64>) -> Result<ByteStream, Error> {
+        self.check_local(path)?;
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let store: &dyn ObjectStore = match &self.s3 {
+            Some(s3) => s3.as_ref(),
+            None => self.store.as_ref(),
+        };
+        let options = object_store::GetOptions {
+            range: Some(range.clone().into()),
+            ..object_store::GetOptions::default()
+        };
+        let got = store
+            .get_opts(&self.key(path), options)
+            .await
+            .map_err(|e| self.error(path, &e))?;
+        self.stats.read(0, false);
+        let len = range.end - range.start;
+        Ok(crate::source::window(
+            got.into_stream(),
+            0,
+            len,
+            self.href(path),
+        ))
+    }
+
+    async fn presign(&self, path: &str, expires: Duration) -> Result<Option<String>, Error> {
+        use object_store::signer::Signer as _;
+        let Some(s3) = &self.s3 else { return Ok(None) };
+        let url = s3
+            .signed_url(
+                http::Method::GET,
+                &self.key(path),
+                expires.min(self.presign_limit()),
+            )
+            .await
+            .map_err(|e| self.error(path, &e))?;
+        Ok(Some(url.to_string()))
+    }
+
+    fn presign_limit(&self) -> Duration {
+        // SigV4 presigned URLs live at most seven days.
+        if self.s3.is_some() {
+            Duration::from_secs(7 * 24 * 3600)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    fn relative(&self, href: &str) -> Option<String> {
+        let key = href.strip_prefix(&self.base)?.strip_prefix('/')?;
+        let rel = if self.prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(&self.prefix)?.strip_prefix('/')?
+        };
+        (!rel.is_empty()).then(|| rel.to_owned())
     }
 
     fn href(&self, path: &str) -> String {
@@ -312,23 +416,22 @@ fn walk_local(
     outside: bool,
     stats: Arc<IoStats>,
     base: String,
-) -> BoxStream<'static, Result<Entry, SourceError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, SourceError>>(1024);
+) -> BoxStream<'static, Result<Entry, Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, Error>>(1024);
     tokio::task::spawn_blocking(move || {
         let mut it = walkdir::WalkDir::new(&root)
             .follow_links(true)
             .sort_by_file_name()
             .into_iter()
             .filter_entry(|e| {
-                e.depth() == 0 || !e.file_name().to_str().is_none_or(super::is_hidden)
+                e.depth() == 0 || !e.file_name().to_str().is_none_or(crate::source::is_hidden)
             });
         while let Some(next) = it.next() {
             let e = match next {
                 Ok(e) => e,
                 Err(err) if err.loop_ancestor().is_some() => continue,
                 Err(err) => {
-                    let _ = tx
-                        .blocking_send(Err(SourceError::request(root.display().to_string(), err)));
+                    let _ = tx.blocking_send(Err(Error::request(root.display().to_string(), err)));
                     return;
                 }
             };
@@ -355,7 +458,7 @@ fn walk_local(
                 continue;
             }
             let entry = if e.file_type().is_dir() {
-                if !super::is_zarr_name(&rel) {
+                if !crate::source::is_zarr_name(&rel) {
                     continue;
                 }
                 it.skip_current_dir();

@@ -1,46 +1,25 @@
-//! Storage sources: where files are listed and read.
+//! Sources: where files are listed, read and streamed.
 //!
 //! A [`Source`] lists the files under its root as a stream (bounded memory:
 //! entries flow through, nothing collects the whole listing) and reads byte
 //! ranges of them. S3-compatible stores and local mounts go through
 //! `object_store`; dCache doors, EOS XrdHttp and plain WebDAV servers
-//! through [`http::HttpSource`], which copes with the ways such servers differ.
-
-pub mod http;
-pub mod object;
-pub mod redact;
+//! through [`crate::http::HttpSource`], which copes with the ways such servers differ.
 
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 
-/// Errors of a storage source. Messages carry URLs without credentials.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The object does not exist.
-    #[error("{0}: not found")]
-    NotFound(String),
-    /// A request failed.
-    #[error("{url}: {reason}")]
-    Request { url: String, reason: String },
-    /// The source could not be set up (bad URL, missing settings).
-    #[error("{0}")]
-    Config(String),
-}
+use crate::error::{Error, ErrorKind};
 
-impl SourceError {
-    pub(crate) fn request(url: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Self::Request {
-            url: url.into(),
-            reason: reason.to_string(),
-        }
-    }
-}
+/// A stream of an object's bytes.
+pub type ByteStream = BoxStream<'static, Result<Bytes, Error>>;
 
 /// What a listing yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,17 +114,17 @@ impl IoStats {
 pub trait Source: Send + Sync {
     /// Every file under the root, and every Zarr store as one entry, hidden
     /// and temporary files left out. Order is the storage's.
-    fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>>;
+    fn list(&self) -> BoxStream<'_, Result<Entry, Error>>;
 
     /// Bytes `range` of the object at `path`.
-    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, SourceError>;
+    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error>;
 
     /// A whole small object (Zarr metadata documents, coordinate chunks);
     /// `None` when it does not exist.
-    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, SourceError>;
+    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, Error>;
 
     /// Metadata of one object; `None` when it does not exist.
-    async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError>;
+    async fn head(&self, path: &str) -> Result<Option<Entry>, Error>;
 
     /// Checksums the server volunteered for `path` while it was read, if any.
     fn digests(&self, _path: &str) -> Option<Digests> {
@@ -163,19 +142,110 @@ pub trait Source: Send + Sync {
     /// Names of the directories directly under `dir` (the nodes of a Zarr
     /// store), at most `max` of them; `None` where the storage cannot list
     /// one level.
-    async fn child_dirs(
-        &self,
-        _dir: &str,
-        _max: usize,
-    ) -> Result<Option<Vec<String>>, SourceError> {
+    async fn child_dirs(&self, _dir: &str, _max: usize) -> Result<Option<Vec<String>>, Error> {
         Ok(None)
     }
+
+    /// Bytes `range` of `path` as a stream, read from the storage as the
+    /// consumer takes them (bounded memory whatever the object's size;
+    /// dropping the stream cancels the read).
+    async fn stream(&self, path: &str, range: Range<u64>) -> Result<ByteStream, Error>;
+
+    /// A URL of `path` that anyone holding it may GET until `expires` from
+    /// now, signed by the storage itself (S3 SigV4); `None` where the
+    /// storage cannot presign.
+    async fn presign(&self, _path: &str, _expires: Duration) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
+    /// The longest validity the storage's own signatures allow.
+    fn presign_limit(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    /// The door's URL of `path` with a read-only dCache/XRootD macaroon valid
+    /// for `validity`; `None` where the door issues none (it answers 404 or
+    /// 405 to the request, or the backend has no doors).
+    async fn macaroon(&self, _path: &str, _validity: Duration) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
+    /// The relative path of an href this source made with [`Source::href`];
+    /// `None` when the href lies outside the source.
+    fn relative(&self, href: &str) -> Option<String>;
 
     /// The source URL, without credentials, for reports.
     fn describe(&self) -> String;
 
     /// Request counters.
     fn stats(&self) -> Arc<IoStats>;
+}
+
+/// Refuse a relative path that could step out of a source's root: empty
+/// or `.`/`..` segments, backslashes, NUL, a leading slash.
+pub fn check_relative(path: &str) -> Result<(), Error> {
+    let bad = path.is_empty()
+        || path.starts_with('/')
+        || path.contains(['\\', '\0'])
+        || path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        return Err(Error::new(
+            ErrorKind::InvalidPath,
+            path,
+            "not a path inside the source (empty, `.` or `..` segments, backslashes)",
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes `skip..skip + len` of a stream that starts at its object's byte
+/// `0` (or wherever the server started it), passing chunks through as they
+/// come; a stream that ends early is an error.
+pub fn window<S, E>(inner: S, skip: u64, len: u64, what: String) -> ByteStream
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt as _;
+    let state = (Box::pin(inner), skip, len);
+    futures::stream::unfold(Some(state), move |state| {
+        let what = what.clone();
+        async move {
+            let (mut inner, mut skip, mut left) = state?;
+            loop {
+                if left == 0 {
+                    return None;
+                }
+                match inner.next().await {
+                    None => {
+                        let e = Error::request(
+                            what,
+                            format_args!("the storage ended the object {left} bytes early"),
+                        );
+                        return Some((Err(e), None));
+                    }
+                    Some(Err(e)) => return Some((Err(Error::request(what, e)), None)),
+                    Some(Ok(mut chunk)) => {
+                        if skip > 0 {
+                            let n = usize::try_from(skip).unwrap_or(usize::MAX).min(chunk.len());
+                            let _ = chunk.split_to(n);
+                            skip -= n as u64;
+                        }
+                        if chunk.is_empty() {
+                            continue;
+                        }
+                        let n = usize::try_from(left).unwrap_or(usize::MAX).min(chunk.len());
+                        chunk.truncate(n);
+                        left -= n as u64;
+                        return Some((Ok(chunk), Some((inner, skip, left))));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// Whether a path segment names a hidden or temporary file.
@@ -222,25 +292,27 @@ pub fn is_zarr_name(segment: &str) -> bool {
 
 /// Open the source a URL names: `s3://bucket/prefix`, `http(s)://…`,
 /// `file:///path` or a plain path.
-pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, SourceError> {
+pub fn open(url: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Error> {
     if url.starts_with("s3://") {
-        return Ok(Arc::new(object::ObjectSource::s3(url, settings)?));
+        return Ok(Arc::new(crate::object::ObjectSource::s3(url, settings)?));
     }
     if url.starts_with("http://") || url.starts_with("https://") {
-        return Ok(Arc::new(http::HttpSource::new(url, settings)?));
+        return Ok(Arc::new(crate::http::HttpSource::new(url, settings)?));
     }
     let path = match url.strip_prefix("file://") {
         Some(p) => std::path::PathBuf::from(percent_decode(p).map_err(|e| {
-            SourceError::Config(format!("bad file URL {}: {e}", redact::urls(url)))
+            Error::config(format!("bad file URL {}: {e}", crate::redact::urls(url)))
         })?),
         None if url.contains("://") => {
-            return Err(SourceError::Config(format!(
+            return Err(Error::config(format!(
                 "unsupported storage URL {url}: use s3://, http(s)://, file:// or a path"
             )));
         }
         None => std::path::PathBuf::from(url),
     };
-    Ok(Arc::new(object::ObjectSource::local(&path, settings)?))
+    Ok(Arc::new(crate::object::ObjectSource::local(
+        &path, settings,
+    )?))
 }
 
 fn percent_decode(s: &str) -> Result<String, std::str::Utf8Error> {

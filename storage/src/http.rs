@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -25,10 +26,30 @@ use percent_encoding::percent_decode_str;
 use quick_xml::events::Event;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
-use super::{
-    Digests, Entry, EntryKind, IoStats, Source, SourceError, SourceSettings, bump, is_hidden,
+use crate::error::{Error, ErrorKind};
+use crate::source::{
+    ByteStream, Digests, Entry, EntryKind, IoStats, Source, SourceSettings, bump, is_hidden,
     is_zarr_name,
 };
+
+/// Characters escaped in a path segment (RFC 3986 `pchar` complement).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
 
 const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 <D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/></D:prop></D:propfind>"#;
@@ -37,6 +58,9 @@ const PROPFIND_BODY: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 #[derive(Debug)]
 pub struct HttpSource {
     client: reqwest::Client,
+    /// For streaming to clients: no limit on a whole request's duration,
+    /// only on silence (a 10 GB object takes as long as it takes).
+    stream_client: reqwest::Client,
     /// Root URL without credentials, trailing slash trimmed.
     root: url::Url,
     bearer: Option<String>,
@@ -51,12 +75,12 @@ pub struct HttpSource {
 
 impl HttpSource {
     /// A source rooted at `url`.
-    pub fn new(url: &str, settings: &SourceSettings) -> Result<Self, SourceError> {
+    pub fn new(url: &str, settings: &SourceSettings) -> Result<Self, Error> {
         crate::init_tls();
         let mut root = url::Url::parse(url).map_err(|e| {
-            SourceError::Config(format!(
+            Error::config(format!(
                 "{}: {e}",
-                super::redact::text(url, &settings.secrets())
+                crate::redact::text(url, &settings.secrets())
             ))
         })?;
         let mut basic = settings
@@ -83,17 +107,23 @@ impl HttpSource {
         root.set_fragment(None);
         let trimmed = root.path().trim_end_matches('/').to_owned();
         root.set_path(&trimmed);
-        let client = reqwest::Client::builder()
-            .http1_title_case_headers()
-            .http1_only()
-            .user_agent(concat!("arcolake/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(15))
-            .timeout(std::time::Duration::from_secs(120))
-            .pool_max_idle_per_host(settings.concurrency.max(8))
-            .build()
-            .map_err(|e| SourceError::Config(super::redact::urls(&format!("{url}: {e}"))))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .http1_title_case_headers()
+                .http1_only()
+                .user_agent(concat!("arcolake/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(15))
+                .pool_max_idle_per_host(settings.concurrency.max(8))
+        };
+        let built = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| Error::config(crate::redact::urls(&format!("{url}: {e}"))))
+        };
+        let client = built(builder().timeout(Duration::from_secs(120)))?;
+        let stream_client = built(builder().read_timeout(Duration::from_secs(60)))?;
         Ok(Self {
             client,
+            stream_client,
             root,
             bearer: settings.bearer_token.clone(),
             authz,
@@ -112,7 +142,7 @@ impl HttpSource {
         let mut p = self.root.path().trim_end_matches('/').to_owned();
         for seg in path.split('/').filter(|s| !s.is_empty()) {
             p.push('/');
-            p.push_str(&catalog::links::segment(seg));
+            p.push_str(&percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string());
         }
         if p.is_empty() {
             p.push('/');
@@ -122,11 +152,15 @@ impl HttpSource {
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request_with(&self.client, method, path)
+    }
+
+    fn request_with(&self, client: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
         let mut url = self.url_of(path);
         if let Some(t) = &self.authz {
             url.query_pairs_mut().append_pair("authz", t);
         }
-        let mut req = self.client.request(method, url);
+        let mut req = client.request(method, url);
         if let Some(t) = &self.bearer {
             req = req.bearer_auth(t);
         } else if let Some((u, p)) = &self.basic {
@@ -135,10 +169,15 @@ impl HttpSource {
         req
     }
 
-    async fn send(&self, req: RequestBuilder, path: &str) -> Result<Response, SourceError> {
-        req.send()
-            .await
-            .map_err(|e| SourceError::request(self.href(path), scrub(&e.without_url().to_string())))
+    async fn send(&self, req: RequestBuilder, path: &str) -> Result<Response, Error> {
+        req.send().await.map_err(|e| {
+            let kind = if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Unavailable
+            };
+            Error::new(kind, self.href(path), scrub(&e.without_url().to_string()))
+        })
     }
 
     /// Send a request built by `build`, asking for digests unless the server
@@ -147,7 +186,7 @@ impl HttpSource {
         &self,
         path: &str,
         build: impl Fn() -> RequestBuilder,
-    ) -> Result<Response, SourceError> {
+    ) -> Result<Response, Error> {
         if self.no_digests.load(Ordering::Relaxed) {
             return self.send(build(), path).await;
         }
@@ -168,11 +207,8 @@ impl HttpSource {
         Ok(resp)
     }
 
-    fn status_error(&self, path: &str, status: StatusCode) -> SourceError {
-        match status {
-            StatusCode::NOT_FOUND | StatusCode::GONE => SourceError::NotFound(self.href(path)),
-            s => SourceError::request(self.href(path), format!("HTTP {s}")),
-        }
+    fn status_error(&self, path: &str, status: StatusCode) -> Error {
+        Error::from_status(self.href(path), status.as_u16())
     }
 
     fn remember_digests(&self, path: &str, resp: &Response) {
@@ -187,7 +223,7 @@ impl HttpSource {
     }
 
     /// One directory's children (PROPFIND, Depth 1).
-    async fn list_dir(&self, dir: &str) -> Result<Vec<(String, Listed)>, SourceError> {
+    async fn list_dir(&self, dir: &str) -> Result<Vec<(String, Listed)>, Error> {
         bump(&self.stats.lists);
         let method = Method::from_bytes(b"PROPFIND").expect("valid method");
         let req = self
@@ -202,9 +238,9 @@ impl HttpSource {
         }
         let body = read_bounded(resp, MAX_PROPFIND_BYTES)
             .await
-            .map_err(|e| SourceError::request(self.href(dir), e))?;
+            .map_err(|e| Error::request(self.href(dir), e))?;
         let responses = parse_multistatus(&body).map_err(|e| {
-            SourceError::request(self.href(dir), format!("unreadable PROPFIND answer: {e}"))
+            Error::request(self.href(dir), format!("unreadable PROPFIND answer: {e}"))
         })?;
         drop(body);
         let dir_segments = decoded_segments(self.url_of(dir).path());
@@ -257,7 +293,7 @@ struct Walk {
 
 #[async_trait]
 impl Source for HttpSource {
-    fn list(&self) -> BoxStream<'_, Result<Entry, SourceError>> {
+    fn list(&self) -> BoxStream<'_, Result<Entry, Error>> {
         let walk = Walk {
             dirs: vec![String::new()],
             ready: std::collections::VecDeque::new(),
@@ -305,12 +341,12 @@ impl Source for HttpSource {
         .boxed()
     }
 
-    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, SourceError> {
+    async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error> {
         if range.is_empty() {
             return Ok(Bytes::new());
         }
         let want = usize::try_from(range.end - range.start)
-            .map_err(|_| SourceError::request(self.href(path), "range too large"))?;
+            .map_err(|_| Error::request(self.href(path), "range too large"))?;
         let range_header = format!("bytes={}-{}", range.start, range.end - 1);
         let resp = self
             .send_wanting_digests(path, || {
@@ -328,7 +364,7 @@ impl Source for HttpSource {
             }
             StatusCode::OK => range.start,
             StatusCode::RANGE_NOT_SATISFIABLE => {
-                return Err(SourceError::request(
+                return Err(Error::request(
                     self.href(path),
                     "range beyond the end of the file",
                 ));
@@ -337,12 +373,12 @@ impl Source for HttpSource {
         };
         let bytes = take_range(resp, skip, want)
             .await
-            .map_err(|e| SourceError::request(self.href(path), e))?;
+            .map_err(|e| Error::request(self.href(path), e))?;
         self.stats.read(bytes.len(), false);
         Ok(bytes)
     }
 
-    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, SourceError> {
+    async fn read_small(&self, path: &str) -> Result<Option<Bytes>, Error> {
         let resp = self.send(self.request(Method::GET, path), path).await?;
         match resp.status() {
             StatusCode::NOT_FOUND | StatusCode::GONE => {
@@ -355,12 +391,12 @@ impl Source for HttpSource {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| SourceError::request(self.href(path), e.without_url()))?;
+            .map_err(|e| Error::request(self.href(path), e.without_url()))?;
         self.stats.read(bytes.len(), true);
         Ok(Some(bytes))
     }
 
-    async fn head(&self, path: &str) -> Result<Option<Entry>, SourceError> {
+    async fn head(&self, path: &str) -> Result<Option<Entry>, Error> {
         bump(&self.stats.heads);
         let resp = self
             .send_wanting_digests(path, || self.request(Method::HEAD, path))
@@ -388,7 +424,7 @@ impl Source for HttpSource {
         self.digests.lock().ok()?.remove(path)
     }
 
-    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, SourceError> {
+    async fn child_dirs(&self, dir: &str, max: usize) -> Result<Option<Vec<String>>, Error> {
         let mut names: Vec<String> = self
             .list_dir(dir)
             .await?
@@ -399,6 +435,90 @@ impl Source for HttpSource {
             .collect();
         names.sort();
         Ok(Some(names))
+    }
+
+    async fn stream(&self, path: &str, range: Range<u64>) -> Result<ByteStream, Error> {
+        if range.is_empty() {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let req = self
+            .request_with(&self.stream_client, Method::GET, path)
+            .header("Range", format!("bytes={}-{}", range.start, range.end - 1));
+        let resp = self.send(req, path).await?;
+        let skip = match resp.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                content_range_start(resp.headers()).map_or(0, |s| range.start.saturating_sub(s))
+            }
+            // The door ignored the range: skip to its start.
+            StatusCode::OK => range.start,
+            s => return Err(self.status_error(path, s)),
+        };
+        self.stats.read(0, false);
+        let body = resp
+            .bytes_stream()
+            .map(|c| c.map_err(|e| scrub(&e.without_url().to_string())));
+        Ok(crate::source::window(
+            body,
+            skip,
+            range.end - range.start,
+            self.href(path),
+        ))
+    }
+
+    async fn macaroon(&self, path: &str, validity: Duration) -> Result<Option<String>, Error> {
+        let url = self.url_of(path);
+        let caveat_path = decoded_segments(url.path()).join("/");
+        let body = serde_json::json!({
+            "caveats": ["activity:DOWNLOAD,LIST", format!("path:/{caveat_path}")],
+            "validity": format!("PT{}S", validity.as_secs().max(1)),
+        });
+        let req = self
+            .request(Method::POST, path)
+            .header("Content-Type", "application/macaroon-request")
+            .body(body.to_string());
+        let resp = self.send(req, path).await?;
+        match resp.status() {
+            // No macaroons at this door: the caller streams through the proxy.
+            StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => {
+                return Ok(None);
+            }
+            s if !s.is_success() => return Err(self.status_error(path, s)),
+            _ => {}
+        }
+        let text = read_bounded(resp, 1 << 20)
+            .await
+            .map_err(|e| Error::request(self.href(path), e))?;
+        // dCache answers {"macaroon", "uri": {...}}, XRootD/EOS {"macaroon"}
+        // only: the door URL is built here either way.
+        let macaroon = serde_json::from_slice::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("macaroon")?.as_str().map(str::to_owned))
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| {
+                Error::request(
+                    self.href(path),
+                    "the door's macaroon answer has no `macaroon`",
+                )
+            })?;
+        let mut signed = url;
+        signed.query_pairs_mut().append_pair("authz", &macaroon);
+        Ok(Some(signed.to_string()))
+    }
+
+    fn relative(&self, href: &str) -> Option<String> {
+        let url = url::Url::parse(href).ok()?;
+        if url.scheme() != self.root.scheme()
+            || url.host_str() != self.root.host_str()
+            || url.port_or_known_default() != self.root.port_or_known_default()
+        {
+            return None;
+        }
+        let root = decoded_segments(self.root.path());
+        let segments = decoded_segments(url.path());
+        (segments.len() > root.len() && segments[..root.len()] == root[..])
+            .then(|| segments[root.len()..].join("/"))
     }
 
     fn href(&self, path: &str) -> String {
@@ -632,7 +752,7 @@ fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, quick_xml::Error> 
 
 /// Remove anything that looks like a credential from an error text.
 fn scrub(text: &str) -> String {
-    super::redact::urls(text)
+    crate::redact::urls(text)
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+//! Who is calling, and which collections they may see.
+
+pub mod jwt;
