@@ -40,6 +40,67 @@ enum Command {
     Openapi,
     /// Load the demo catalog from fixtures/ and serve it.
     Demo(DemoArgs),
+    /// Manage API keys that grant restricted collections.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct KeysArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(subcommand)]
+    action: KeysAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum KeysAction {
+    /// Make a key; it is printed once, as the last line of the output.
+    Create {
+        /// A restricted collection the key grants (repeatable).
+        #[arg(long = "collection", required = true)]
+        collections: Vec<String>,
+        /// A name to recognise the key by in `keys list`.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the key works: `90d`, `12h`, `30m`, `3600s` (default: until revoked).
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id; it stops working at once.
+    Revoke {
+        /// The key's id (as `keys list` shows it) or the whole key.
+        key_id: String,
+    },
+}
+
+/// A duration such as `90d`, `12h`, `30m`, `45s` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90d, 12h, 30m or 45s"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?}: use s, m, h, d or w"
+            ));
+        }
+    };
+    if n == 0 {
+        return Err("a duration must be longer than zero".into());
+    }
+    Ok(Duration::from_secs(n.saturating_mul(seconds)))
 }
 
 /// Where the catalog lives.
@@ -107,9 +168,108 @@ struct ServeArgs {
     /// all), each an object of property → JSON Schema.
     #[arg(long, env = "ARCOLAKE_QUERYABLES")]
     queryables: Option<PathBuf>,
+    /// Sources file (TOML, the one `crawl --config` reads): where assets
+    /// live, and how to reach, sign and stream them.
+    #[arg(long = "config", env = "ARCOLAKE_SOURCES")]
+    sources: Option<PathBuf>,
+    /// Keys of signed asset URLs, `id:secret` pairs (secrets of 32+
+    /// characters), comma-separated; the first signs, all verify (rotation).
+    /// Without it each process has a random key of its own.
+    #[arg(long, env = "ARCOLAKE_SIGNING_KEYS", hide_env_values = true)]
+    signing_keys: Option<String>,
+    /// Validity of a signature when the client asks for none, in seconds.
+    #[arg(long, env = "ARCOLAKE_SIGN_EXPIRY", default_value_t = 3600)]
+    sign_expiry: u64,
+    /// Longest validity a client may ask for, in seconds.
+    #[arg(long, env = "ARCOLAKE_SIGN_EXPIRY_MAX", default_value_t = 43_200)]
+    sign_expiry_max: u64,
+    /// Signing requests a second per caller (bursts of --sign-burst).
+    #[arg(long, env = "ARCOLAKE_SIGN_RATE", default_value_t = 20.0)]
+    sign_rate: f64,
+    /// Signing requests a caller may make at once above the rate.
+    #[arg(long, env = "ARCOLAKE_SIGN_BURST", default_value_t = 100.0)]
+    sign_burst: f64,
+    /// Streaming requests a second per caller (bursts of --stream-burst).
+    #[arg(long, env = "ARCOLAKE_STREAM_RATE", default_value_t = 500.0)]
+    stream_rate: f64,
+    /// Streaming requests a caller may make at once above the rate.
+    #[arg(long, env = "ARCOLAKE_STREAM_BURST", default_value_t = 2000.0)]
+    stream_burst: f64,
+    /// Most asset streams in flight; more get 503.
+    #[arg(long, env = "ARCOLAKE_MAX_STREAMS", default_value_t = 256)]
+    max_streams: usize,
+    #[command(flatten)]
+    jwt: JwtArgs,
     /// Print the resolved settings (secrets redacted) and exit.
     #[arg(long)]
     print_config: bool,
+}
+
+/// JWTs of the platform's identity provider.
+#[derive(Debug, Clone, Args)]
+struct JwtArgs {
+    /// JWKS file of the identity provider (RS256/ES256 tokens).
+    #[arg(long, env = "ARCOLAKE_JWKS_FILE")]
+    jwks_file: Option<PathBuf>,
+    /// JWKS URL of the identity provider (fetched at start, again when a
+    /// token names an unknown key).
+    #[arg(long, env = "ARCOLAKE_JWKS_URL")]
+    jwks_url: Option<Url>,
+    /// Secret of HS256 tokens.
+    #[arg(long, env = "ARCOLAKE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Required `iss` of tokens.
+    #[arg(long, env = "ARCOLAKE_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Required `aud` of tokens.
+    #[arg(long, env = "ARCOLAKE_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// The claim (a dotted path, e.g. `realm_access.roles`) listing the
+    /// collections a token grants, or its roles when --jwt-roles is given.
+    #[arg(long, env = "ARCOLAKE_JWT_CLAIM", default_value = "collections")]
+    jwt_claim: String,
+    /// JSON file mapping role names to collection ids: `{"eo-team": ["s2-l2a"]}`.
+    #[arg(long, env = "ARCOLAKE_JWT_ROLES")]
+    jwt_roles: Option<PathBuf>,
+}
+
+impl JwtArgs {
+    async fn verifier(&self) -> anyhow::Result<Option<api::auth::jwt::JwtVerifier>> {
+        let roles = match &self.jwt_roles {
+            None => std::collections::BTreeMap::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the JWT roles file {}", path.display())
+                })?;
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{}: must map role names to lists of collection ids",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        let config = api::auth::jwt::JwtConfig {
+            jwks_file: self.jwks_file.clone(),
+            jwks_url: self.jwks_url.clone(),
+            hs256_secret: self.jwt_secret.clone().filter(|s| !s.is_empty()),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            claim: self.jwt_claim.clone(),
+            roles,
+            ..api::auth::jwt::JwtConfig::default()
+        };
+        if !config.enabled() {
+            return Ok(None);
+        }
+        storage::init_tls();
+        let http = reqwest_client()?;
+        Ok(Some(
+            api::auth::jwt::JwtVerifier::new(config, http)
+                .await
+                .context("cannot set up JWT verification")?,
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -274,6 +434,33 @@ impl DatabaseArgs {
 }
 
 impl ServeArgs {
+    /// Everything `serve` needs that takes work to set up: the sources, the
+    /// signing keys and the JWT verifier.
+    async fn services(&self, config: &mut api::ServeConfig) -> anyhow::Result<()> {
+        if let Some(path) = &self.sources {
+            let file = storage::sources::SourcesFile::load(path).map_err(anyhow::Error::msg)?;
+            let registry = storage::Registry::open(&file)
+                .with_context(|| format!("cannot open the sources of {}", path.display()))?;
+            config.registry = std::sync::Arc::new(registry);
+        }
+        if let Some(keys) = self
+            .signing_keys
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            let signer = storage::signing::UrlSigner::parse(keys)
+                .map_err(|e| anyhow::anyhow!("ARCOLAKE_SIGNING_KEYS: {e}"))?;
+            config.signer = std::sync::Arc::new(signer);
+        } else if !config.registry.is_empty() {
+            tracing::warn!(
+                "no signing keys given (ARCOLAKE_SIGNING_KEYS): signed URLs work only on this \
+                 process and die with it"
+            );
+        }
+        config.jwt = self.jwt.verifier().await?;
+        Ok(())
+    }
+
     fn config(&self) -> api::ServeConfig {
         api::ServeConfig {
             listen: self.listen,
@@ -286,6 +473,19 @@ impl ServeArgs {
             body_limit: self.body_limit_mb.max(1) << 20,
             max_in_flight: self.max_in_flight.max(1),
             body_memory: self.body_memory_mb.max(1) << 20,
+            sign_expiry: Duration::from_secs(self.sign_expiry.max(1)),
+            sign_expiry_max: Duration::from_secs(self.sign_expiry_max.max(1)),
+            limits: api::limits::Limits::new(
+                api::limits::Rate {
+                    per_second: self.sign_rate,
+                    burst: self.sign_burst.max(1.0),
+                },
+                api::limits::Rate {
+                    per_second: self.stream_rate,
+                    burst: self.stream_burst.max(1.0),
+                },
+                self.max_streams,
+            ),
             ..api::ServeConfig::default()
         }
     }
@@ -314,7 +514,82 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Crawl(args) => interruptible(crawl(&args)).await,
+        Command::Keys(args) => interruptible(keys(&args)).await,
     }
+}
+
+fn reqwest_client() -> anyhow::Result<api::auth::jwt::HttpClient> {
+    api::auth::jwt::HttpClient::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build an HTTP client")
+}
+
+#[expect(clippy::print_stdout, reason = "the keys command reports on stdout")]
+async fn keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {
+    let database = open(&args.db, true).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let result = match &args.action {
+        KeysAction::Create {
+            collections,
+            name,
+            expires_in,
+        } => {
+            let expires = expires_in
+                .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default());
+            let (key, secret) = store
+                .create_api_key(name.as_deref(), collections, expires)
+                .await
+                .context("cannot create the key")?;
+            println!("key id:      {}", key.id);
+            println!("collections: {}", key.collections.join(", "));
+            println!(
+                "expires:     {}",
+                key.expires
+                    .map_or_else(|| "never (until revoked)".to_owned(), |t| t.to_rfc3339())
+            );
+            println!("The key is shown this once; keep it secret:");
+            println!("{secret}");
+            ExitCode::SUCCESS
+        }
+        KeysAction::List => {
+            let keys = store.list_api_keys().await?;
+            let now = chrono::Utc::now();
+            println!(
+                "{:<14}{:<10}{:<22}{:<26}{}",
+                "ID", "STATE", "NAME", "EXPIRES", "COLLECTIONS"
+            );
+            for k in keys {
+                let state = if k.revoked.is_some() {
+                    "revoked"
+                } else if k.expires.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<14}{:<10}{:<22}{:<26}{}",
+                    k.id,
+                    state,
+                    k.name.as_deref().unwrap_or("-"),
+                    k.expires.map_or_else(|| "-".to_owned(), |t| t.to_rfc3339()),
+                    k.collections.join(",")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        KeysAction::Revoke { key_id } => {
+            if store.revoke_api_key(key_id).await? {
+                println!("revoked {key_id}");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("no active key {key_id}");
+                ExitCode::from(1)
+            }
+        }
+    };
+    database.close().await.context("closing the catalog")?;
+    Ok(result)
 }
 
 /// Run a command until it ends or Ctrl-C/SIGTERM arrives. On a signal the
@@ -357,7 +632,7 @@ async fn open(db: &DatabaseArgs, migrate: bool) -> anyhow::Result<Database> {
 }
 
 async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let config = args.config();
+    let mut config = args.config();
     if args.print_config {
         let shown = serde_json::json!({
             "listen": config.listen.to_string(),
@@ -373,6 +648,17 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "database_url": args.db.database_url.as_ref().map(|_| "<redacted>"),
             "data_dir": args.db.data_dir.clone().unwrap_or_else(default_data_dir),
             "max_connections": args.db.max_connections,
+            "sources": args.sources,
+            "signing_keys": args.signing_keys.as_ref().map(|_| "<redacted>"),
+            "sign_expiry_s": config.sign_expiry.as_secs(),
+            "sign_expiry_max_s": config.sign_expiry_max.as_secs(),
+            "sign_rate": args.sign_rate,
+            "stream_rate": args.stream_rate,
+            "max_streams": args.max_streams,
+            "jwks_file": args.jwt.jwks_file,
+            "jwks_url": args.jwt.jwks_url.as_ref().map(Url::as_str),
+            "jwt_secret": args.jwt.jwt_secret.as_ref().map(|_| "<redacted>"),
+            "jwt_claim": args.jwt.jwt_claim,
         });
         #[expect(clippy::print_stdout, reason = "--print-config prints to stdout")]
         {
@@ -391,6 +677,7 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
     };
+    args.services(&mut config).await?;
     let mut db_config = args.db.config(true);
     db_config.statement_timeout = Some(config.request_timeout);
     let database = Database::open(&db_config)

@@ -72,6 +72,13 @@ impl ApiError {
         }
     }
 
+    /// The same error, with an internal cause to log (never sent).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -183,11 +190,17 @@ pub async fn log_errors(request: Request, next: Next) -> Response {
         HeaderValue::from_static("application/json"),
     );
     parts.headers.remove(header::CONTENT_LENGTH);
-    if status == StatusCode::SERVICE_UNAVAILABLE && !parts.headers.contains_key(header::RETRY_AFTER)
+    let retry_after = match status {
+        StatusCode::SERVICE_UNAVAILABLE => Some("5"),
+        StatusCode::TOO_MANY_REQUESTS => Some("1"),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after
+        && !parts.headers.contains_key(header::RETRY_AFTER)
     {
         parts
             .headers
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
     }
     let body = serde_json::to_vec(&exception).unwrap_or_default();
     Response::from_parts(parts, axum::body::Body::from(body))
@@ -218,6 +231,9 @@ fn code_for(status: StatusCode) -> &'static str {
         StatusCode::UNPROCESSABLE_ENTITY => "BadRequest",
         StatusCode::SERVICE_UNAVAILABLE => "ServiceUnavailable",
         StatusCode::GATEWAY_TIMEOUT => "GatewayTimeout",
+        StatusCode::BAD_GATEWAY => "BadGateway",
+        StatusCode::RANGE_NOT_SATISFIABLE => "RangeNotSatisfiable",
+        StatusCode::TOO_MANY_REQUESTS => "TooManyRequests",
         s if s.is_server_error() => "InternalServerError",
         _ => "BadRequest",
     }
@@ -229,6 +245,9 @@ fn description_for(status: StatusCode) -> &'static str {
         StatusCode::METHOD_NOT_ALLOWED => "this method is not allowed on this path",
         StatusCode::REQUEST_TIMEOUT => "the request took too long and was cancelled",
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this server accepts",
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            "no range asked for lies inside the object; Content-Range gives its size"
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => {
             "the request body must be JSON (Content-Type: application/json)"
         }

@@ -10,10 +10,12 @@
 //! prints the document.
 
 pub mod admission;
+pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
 mod item_page;
+pub mod limits;
 pub mod openapi;
 pub mod ranges;
 mod response;
@@ -27,8 +29,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Method, header};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::Predicate as _;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -61,6 +64,18 @@ pub struct ServeConfig {
     pub body_memory: usize,
     /// Longest a request waits for admission.
     pub admission_wait: Duration,
+    /// Verifier of the platform's JWTs; `None`: JWTs are refused.
+    pub jwt: Option<auth::jwt::JwtVerifier>,
+    /// The sources assets are signed and streamed from.
+    pub registry: Arc<storage::Registry>,
+    /// Keys of signed URLs to the streaming route.
+    pub signer: Arc<storage::signing::UrlSigner>,
+    /// Validity of a signature when the caller asks for none.
+    pub sign_expiry: Duration,
+    /// Longest validity a caller may ask for.
+    pub sign_expiry_max: Duration,
+    /// Per-caller limits on signing and streaming requests.
+    pub limits: limits::Limits,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -81,6 +96,12 @@ impl Default for ServeConfig {
             max_in_flight: 512,
             body_memory: 1 << 30,
             admission_wait: Duration::from_secs(10),
+            jwt: None,
+            registry: Arc::default(),
+            signer: Arc::new(storage::signing::UrlSigner::ephemeral()),
+            sign_expiry: Duration::from_secs(3600),
+            sign_expiry_max: Duration::from_secs(12 * 3600),
+            limits: limits::Limits::default(),
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"
@@ -127,11 +148,45 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         openapi: Arc::new(document),
     };
     let request_id = HeaderName::from_static("x-request-id");
+    // Browsers read across origins with a key or token (STAC Browser's
+    // `authConfig`, the browse page) and read byte ranges of assets. No
+    // cookies are used, so no credentialed mode: a page of another origin
+    // can only send what it holds, and writes still need the admin token.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::IF_NONE_MATCH, header::ACCEPT])
-        .expose_headers([header::ETAG, header::LOCATION, request_id.clone()]);
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_RANGE,
+            header::RANGE,
+            header::ACCEPT,
+            header::ACCEPT_LANGUAGE,
+            header::AUTHORIZATION,
+        ])
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+            header::LAST_MODIFIED,
+            header::RETRY_AFTER,
+            request_id.clone(),
+        ]);
+    // Asset bytes go out as stored: compressing them would break ranges
+    // and their lengths (and most are compressed already).
+    let compress = CompressionLayer::new().compress_when(
+        tower_http::compression::predicate::DefaultPredicate::new().and(
+            |_: StatusCode,
+             _: axum::http::Version,
+             headers: &axum::http::HeaderMap,
+             _: &axum::http::Extensions| {
+                !headers.contains_key(header::ACCEPT_RANGES)
+            },
+        ),
+    );
     // Listed inside out: the last layer is the outermost.
     router
         .fallback(not_found)
@@ -141,7 +196,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::from_fn_with_state(admission, admission::admit))
         .layer(axum::middleware::from_fn(error::log_errors))
-        .layer(CompressionLayer::new())
+        .layer(compress)
         .layer(cors)
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -164,9 +219,12 @@ pub async fn serve(store: catalog::Store, settings: ServeConfig) -> std::io::Res
         Url::to_string,
     );
     info!(url = %shown, "serving the STAC API");
-    axum::serve(listener, app(store, settings))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+    axum::serve(
+        listener,
+        app(store, settings).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
 }
 
 /// Resolves on SIGINT or SIGTERM.

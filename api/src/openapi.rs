@@ -16,9 +16,12 @@ pub const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3
 #[openapi(
     info(
         title = "arcolake",
-        description = "STAC API over an ARCO data lake: collections, items, item search and transactions.",
+        description = "STAC API over an ARCO data lake: collections, items, item search, transactions, signed URLs and asset streaming.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
+    // The streaming route's path ends in a wildcard, which the router
+    // registers by hand; its operation is listed here.
+    paths(crate::routes::assets::stream),
     components(schemas(Exception)),
     modifiers(&BearerAuth),
     tags(
@@ -28,6 +31,7 @@ pub const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3
         (name = "Item Search", description = "Search across collections"),
         (name = "Aggregation", description = "Counts and frequency distributions over a search"),
         (name = "Transactions", description = "Writes; need the admin bearer token"),
+        (name = "Assets", description = "Signed URLs, prefix tokens and the streaming route"),
         (name = "Health", description = "Liveness and readiness"),
     )
 )]

@@ -119,6 +119,13 @@ fn is_geometry_complaint(message: &str) -> bool {
 }
 
 impl Error {
+    /// An `InvalidInput` with the given reason.
+    pub fn invalid_input(reason: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            reason: reason.into(),
+        }
+    }
+
     /// An `InvalidSearch` with the given reason.
     pub fn invalid_search(reason: impl Into<String>) -> Self {
         Self::InvalidSearch {

@@ -10,6 +10,7 @@
 //! Entry points: [`db::Database::open`] with a [`db::DbConfig`], then
 //! [`store::Store::new`] over its pool.
 
+pub mod access;
 pub mod db;
 pub mod document;
 pub mod embedded;

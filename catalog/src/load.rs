@@ -1225,7 +1225,7 @@ async fn write_collections(
     report: &mut LoadReport,
 ) -> Result<HashSet<String>> {
     let mut known: HashSet<String> = store
-        .list_collections()
+        .list_collections(&crate::access::Visibility::all())
         .await?
         .into_iter()
         .map(|c| c.id)

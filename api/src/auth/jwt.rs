@@ -18,8 +18,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
+
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+/// The HTTP client a JWKS URL is fetched with.
+pub use reqwest::Client as HttpClient;
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::{info, warn};

@@ -10,6 +10,7 @@ use catalog::store::{AGGREGATIONS, AggregateOptions};
 use serde_json::{Map, Value, json};
 
 use super::collections::collection_id;
+use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Path, Query, SearchJson};
 use crate::response::{JSON, json_text};
@@ -53,10 +54,13 @@ fn options(get: impl Fn(&str) -> Option<String>) -> Result<AggregateOptions, Api
 async fn answer(
     state: &AppState,
     links: &catalog::links::Links,
-    search: &Search,
+    caller: &Caller,
+    mut search: Search,
     names: Vec<String>,
     options: &AggregateOptions,
 ) -> Result<Response, ApiError> {
+    search.visibility = caller.visibility.clone();
+    let search = &search;
     if names.len() > MAX_NAMES {
         return Err(ApiError::bad_request(format!(
             "at most {MAX_NAMES} aggregations per request"
@@ -110,12 +114,13 @@ pub async fn list_aggregations(Base(links): Base) -> Response {
 pub async fn aggregate_get(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let search = Search::from_params(&params)?;
     let names = names_from_text(params.other.get("aggregations").map(String::as_str));
     let options = options(|k| params.other.get(k).cloned())?;
-    answer(&state, &links, &search, names, &options).await
+    answer(&state, &links, &caller, search, names, &options).await
 }
 
 /// Aggregate the items a search matches (POST): a search body plus
@@ -131,6 +136,7 @@ pub async fn aggregate_get(
 pub async fn aggregate_post(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     if !body.is_object() {
@@ -162,7 +168,7 @@ pub async fn aggregate_post(
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     })?;
-    answer(&state, &links, &search, names, &options).await
+    answer(&state, &links, &caller, search, names, &options).await
 }
 
 /// Aggregate the items of one collection.
@@ -181,11 +187,15 @@ pub async fn aggregate_post(
 pub async fn aggregate_collection(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path(collection): Path<String>,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
     let id = collection_id(collection)?;
-    state.store.require_collection(&id).await?;
+    state
+        .store
+        .require_collection(&id, &caller.visibility)
+        .await?;
     let mut search = Search::from_params(&SearchParams {
         collections: None,
         ids: None,
@@ -194,5 +204,5 @@ pub async fn aggregate_collection(
     search.collections = vec![id.as_str().to_owned()];
     let names = names_from_text(params.other.get("aggregations").map(String::as_str));
     let options = options(|k| params.other.get(k).cloned())?;
-    answer(&state, &links, &search, names, &options).await
+    answer(&state, &links, &caller, search, names, &options).await
 }

@@ -5,12 +5,14 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use catalog::access::Visibility;
 use catalog::links::{Links, link};
 use catalog::model::merge_patch;
 use catalog::search::collections::{Candidate, CollectionParams, CollectionSearch};
 use catalog::{CollectionId, CollectionRecord, document};
 use serde_json::Value;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Admin, Base, Json, Path, Query, SearchJson};
 use crate::item_page::{Origin, paging_link, self_link};
@@ -44,6 +46,7 @@ pub(crate) fn collection_id(id: String) -> Result<CollectionId, ApiError> {
 pub async fn list_collections(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     uri: Uri,
     Query(params): Query<CollectionParams>,
 ) -> Result<Response, ApiError> {
@@ -52,7 +55,7 @@ pub async fn list_collections(
         href: links.collections(),
         uri: &uri,
     };
-    collection_page(&state, &links, &search, &origin).await
+    collection_page(&state, &links, &caller, &search, &origin).await
 }
 
 /// Collection search by POST, on its own route so it does not clash with
@@ -68,6 +71,7 @@ pub async fn list_collections(
 pub async fn search_collections(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     let Value::Object(members) = &body else {
@@ -80,16 +84,17 @@ pub async fn search_collections(
         href: links.collections_search(),
         body: &body,
     };
-    collection_page(&state, &links, &search, &origin).await
+    collection_page(&state, &links, &caller, &search, &origin).await
 }
 
 async fn collection_page(
     state: &AppState,
     links: &Links,
+    caller: &Caller,
     search: &CollectionSearch,
     origin: &Origin<'_>,
 ) -> Result<Response, ApiError> {
-    let stored = state.store.list_collections().await?;
+    let stored = state.store.list_collections(&caller.visibility).await?;
     let candidates = stored
         .iter()
         .filter_map(|c| {
@@ -108,7 +113,7 @@ async fn collection_page(
         let Some(s) = stored.iter().find(|s| s.id == c.id) else {
             continue;
         };
-        let text = document::collection(s, links);
+        let text = crate::assets::collection_document(state, links, s);
         if search.fields.is_default() {
             body.push_str(&text);
         } else {
@@ -151,15 +156,16 @@ async fn collection_page(
 pub async fn get_collection(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = collection_id(id)?;
-    let stored = state.store.get_collection(&id).await?;
+    let stored = state.store.get_collection(&id, &caller.visibility).await?;
     Ok(cacheable(
         &headers,
         JSON,
-        document::collection(&stored, &links),
+        crate::assets::collection_document(&state, &links, &stored),
     ))
 }
 
@@ -194,7 +200,10 @@ pub async fn create_collection(
 ) -> Result<Response, ApiError> {
     let record = CollectionRecord::from_value(body)?;
     state.store.create_collection(&record).await?;
-    let stored = state.store.get_collection(&record.id).await?;
+    let stored = state
+        .store
+        .get_collection(&record.id, &Visibility::all())
+        .await?;
     Ok(created(
         &links.collection(&stored.id),
         document::collection(&stored, &links),
@@ -232,7 +241,7 @@ pub async fn replace_collection(
         )));
     }
     state.store.replace_collection(&record).await?;
-    let stored = state.store.get_collection(&id).await?;
+    let stored = state.store.get_collection(&id, &Visibility::all()).await?;
     Ok(json_text(
         StatusCode::OK,
         JSON,
@@ -272,7 +281,7 @@ pub async fn patch_collection(
         ));
     }
     state.store.replace_collection(&record).await?;
-    let stored = state.store.get_collection(&id).await?;
+    let stored = state.store.get_collection(&id, &Visibility::all()).await?;
     Ok(json_text(
         StatusCode::OK,
         JSON,

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use catalog::access::Visibility;
 use catalog::links::link;
 use catalog::model::merge_patch;
 use catalog::search::{Search, SearchParams};
@@ -11,6 +12,7 @@ use catalog::{ItemId, ItemRecord, document};
 use serde_json::{Value, json};
 
 use super::collections::collection_id;
+use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Admin, Base, Json, Path, Query};
 use crate::item_page::{Origin, render};
@@ -19,6 +21,38 @@ use crate::state::AppState;
 
 fn item_id(id: String) -> Result<ItemId, ApiError> {
     ItemId::new(id).map_err(ApiError::bad_request)
+}
+
+/// `sign=true|false` of an item response.
+pub fn wants_signing(value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "sign must be true or false, not {other:?}"
+        ))),
+    }
+}
+
+/// Give the items' assets what the caller needs to read them: signed
+/// hrefs when asked for (which spends a signing request), else public
+/// `alternate` hrefs.
+pub async fn prepare_assets(
+    state: &AppState,
+    links: &catalog::links::Links,
+    caller: &Caller,
+    items: &mut [catalog::store::StoredItem],
+    sign: bool,
+) -> Result<(), ApiError> {
+    if sign {
+        state
+            .settings
+            .limits
+            .spend(crate::limits::Kind::Sign, &caller.who)?;
+    }
+    crate::assets::Signer::new(state, links, caller)
+        .items(items, sign)
+        .await
 }
 
 /// The items of one collection (OGC API Features).
@@ -47,6 +81,7 @@ fn item_id(id: String) -> Result<ItemId, ApiError> {
 pub async fn list_items(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path(collection): Path<String>,
     uri: Uri,
     Query(params): Query<SearchParams>,
@@ -60,13 +95,21 @@ pub async fn list_items(
         collections: Some(collection.as_str().to_owned()),
         ..params
     };
+    let sign = wants_signing(params.other.get("sign").map(String::as_str))?;
     let mut search = Search::from_params(&params)?;
     search.collections = vec![collection.as_str().to_owned()];
-    let page = state.store.search(&search).await?;
+    search.visibility = caller.visibility.clone();
+    let mut page = state.store.search(&search).await?;
     // An empty page may mean no such collection; a full one proves it exists.
-    if page.items.is_empty() && !state.store.collection_exists(collection.as_str()).await? {
+    if page.items.is_empty()
+        && !state
+            .store
+            .collection_visible(collection.as_str(), &caller.visibility)
+            .await?
+    {
         return Err(catalog::Error::CollectionNotFound { id: collection }.into());
     }
+    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
     let context = vec![
         link("parent", &links.collection(collection.as_str()), JSON),
         link("collection", &links.collection(collection.as_str()), JSON),
@@ -97,13 +140,28 @@ pub async fn list_items(
 pub async fn get_item(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path((collection, id)): Path<(String, String)>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stored = state
+    let sign = wants_signing(params.get("sign").map(String::as_str))?;
+    let mut stored = state
         .store
-        .get_item(&collection_id(collection)?, &item_id(id)?)
+        .get_item(
+            &collection_id(collection)?,
+            &item_id(id)?,
+            &caller.visibility,
+        )
         .await?;
+    prepare_assets(
+        &state,
+        &links,
+        &caller,
+        std::slice::from_mut(&mut stored),
+        sign,
+    )
+    .await?;
     Ok(cacheable(
         &headers,
         GEOJSON,
@@ -155,7 +213,10 @@ pub async fn create_item(
     }
     let record = ItemRecord::from_value(body, Some(&collection))?;
     state.store.create_item(&record).await?;
-    let stored = state.store.get_item(&record.collection, &record.id).await?;
+    let stored = state
+        .store
+        .get_item(&record.collection, &record.id, &Visibility::all())
+        .await?;
     let mut response = json_text(
         StatusCode::CREATED,
         GEOJSON,
@@ -207,7 +268,10 @@ pub async fn replace_item(
     let record = ItemRecord::from_value(body, Some(&collection))?;
     check_same_id(&record, &id)?;
     state.store.replace_item(&record).await?;
-    let stored = state.store.get_item(&collection, &id).await?;
+    let stored = state
+        .store
+        .get_item(&collection, &id, &Visibility::all())
+        .await?;
     Ok(json_text(
         StatusCode::OK,
         GEOJSON,
@@ -250,7 +314,10 @@ pub async fn patch_item(
             Ok(record)
         })
         .await?;
-    let stored = state.store.get_item(&collection, &id).await?;
+    let stored = state
+        .store
+        .get_item(&collection, &id, &Visibility::all())
+        .await?;
     Ok(json_text(
         StatusCode::OK,
         GEOJSON,

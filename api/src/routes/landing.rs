@@ -82,6 +82,7 @@ const MAX_CHILD_LINKS: usize = 1000;
 pub async fn get_landing(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: crate::auth::Caller,
 ) -> Result<Response, ApiError> {
     let l = &links;
     let mut out: Vec<Value> = vec![
@@ -100,7 +101,7 @@ pub async fn get_landing(
     ];
     for c in state
         .store
-        .list_collections()
+        .list_collections(&caller.visibility)
         .await?
         .into_iter()
         .take(MAX_CHILD_LINKS)

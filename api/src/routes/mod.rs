@@ -1,6 +1,7 @@
 //! The routes, registered with their OpenAPI operations.
 
 pub mod aggregate;
+pub mod assets;
 pub mod collections;
 pub mod docs;
 pub mod health;
@@ -19,7 +20,7 @@ use crate::state::AppState;
 
 /// Every route, and the OpenAPI document describing them.
 pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(landing::get_landing))
         .routes(routes!(landing::get_conformance))
         .routes(routes!(docs::get_openapi))
@@ -50,7 +51,16 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(queryables::get_collection_queryables))
         .routes(routes!(queryables::get_sortables))
         .routes(routes!(queryables::get_collection_sortables))
+        .routes(routes!(assets::sign_get, assets::sign_post))
+        .routes(routes!(assets::token))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
-        .split_for_parts()
+        .split_for_parts();
+    (
+        router.route(
+            "/assets/{source}/{*path}",
+            axum::routing::get(assets::stream),
+        ),
+        api,
+    )
 }

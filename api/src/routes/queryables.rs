@@ -7,6 +7,7 @@ use axum::response::Response;
 use catalog::links::SCHEMA_JSON;
 
 use super::collections::collection_id;
+use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Path};
 use crate::response::cacheable;
@@ -19,16 +20,20 @@ use catalog::links::Links;
 async fn schema(
     state: &AppState,
     links: &Links,
+    caller: &Caller,
     headers: &HeaderMap,
     collection: Option<String>,
     sortables: bool,
 ) -> Result<Response, ApiError> {
     let id: Option<CollectionId> = collection.map(collection_id).transpose()?;
     if let Some(id) = &id {
-        state.store.require_collection(id).await?;
+        state
+            .store
+            .require_collection(id, &caller.visibility)
+            .await?;
     }
     let scope: Vec<String> = id.iter().map(|i| i.as_str().to_owned()).collect();
-    let q = state.store.queryables(&scope).await?;
+    let q = state.store.queryables(&scope, &caller.visibility).await?;
     let name = id.as_ref().map(CollectionId::as_str);
     let what = if sortables { "Sortables" } else { "Queryables" };
     let title = name.map_or_else(
@@ -51,9 +56,10 @@ async fn schema(
 pub async fn get_queryables(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    schema(&state, &links, &headers, None, false).await
+    schema(&state, &links, &caller, &headers, None, false).await
 }
 
 /// Queryables of one collection.
@@ -68,10 +74,11 @@ pub async fn get_queryables(
 pub async fn get_collection_queryables(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    schema(&state, &links, &headers, Some(id), false).await
+    schema(&state, &links, &caller, &headers, Some(id), false).await
 }
 
 /// Sortables of every collection: what `sortby` accepts.
@@ -82,9 +89,10 @@ pub async fn get_collection_queryables(
 pub async fn get_sortables(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    schema(&state, &links, &headers, None, true).await
+    schema(&state, &links, &caller, &headers, None, true).await
 }
 
 /// Sortables of one collection: the properties its items can be sorted by.
@@ -99,8 +107,9 @@ pub async fn get_sortables(
 pub async fn get_collection_sortables(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    schema(&state, &links, &headers, Some(id), true).await
+    schema(&state, &links, &caller, &headers, Some(id), true).await
 }

@@ -6,6 +6,8 @@ use axum::response::Response;
 use catalog::search::{Search, SearchParams};
 use serde_json::Value;
 
+use super::items::{prepare_assets, wants_signing};
+use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Query, SearchJson};
 use crate::item_page::{Origin, render};
@@ -39,11 +41,15 @@ use crate::state::AppState;
 pub async fn search_get(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     uri: Uri,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
-    let search = Search::from_params(&params)?;
-    let page = state.store.search(&search).await?;
+    let sign = wants_signing(params.other.get("sign").map(String::as_str))?;
+    let mut search = Search::from_params(&params)?;
+    search.visibility = caller.visibility.clone();
+    let mut page = state.store.search(&search).await?;
+    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
     Ok(render(
         &page,
         &links,
@@ -70,6 +76,7 @@ pub async fn search_get(
 pub async fn search_post(
     State(state): State<AppState>,
     Base(links): Base,
+    caller: Caller,
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     let Value::Object(members) = &body else {
@@ -78,8 +85,16 @@ pub async fn search_post(
         ));
     };
     // The parser GET uses, reading the members as JSON.
-    let search = Search::from_members(members)?;
-    let page = state.store.search(&search).await?;
+    let sign = match members.get("sign") {
+        None | Some(Value::Null | Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(Value::String(s)) => wants_signing(Some(s))?,
+        Some(_) => return Err(ApiError::bad_request("sign must be true or false")),
+    };
+    let mut search = Search::from_members(members)?;
+    search.visibility = caller.visibility.clone();
+    let mut page = state.store.search(&search).await?;
+    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
     Ok(render(
         &page,
         &links,

@@ -56,6 +56,16 @@ impl CollectionRecord {
                 ));
             }
         };
+        match doc.get("arcolake:access") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(a)) if a == "public" || a == "restricted" => {}
+            Some(_) => {
+                return Err(Error::invalid_collection(
+                    "arcolake:access",
+                    "must be \"public\" or \"restricted\"",
+                ));
+            }
+        }
         for field in ["stac_version", "description", "license"] {
             if !matches!(doc.get(field), Some(Value::String(_))) {
                 return Err(Error::invalid_collection(

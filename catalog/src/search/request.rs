@@ -194,6 +194,9 @@ pub struct Search {
     pub q: Vec<String>,
     /// Count matches exactly, however many (`context=on`).
     pub exact_count: bool,
+    /// The collections the caller may see (public ones only until the
+    /// caller's grants are set).
+    pub visibility: crate::access::Visibility,
 }
 
 /// Search parameters as they arrive in a query string.
@@ -465,6 +468,7 @@ impl Search {
             fields: members::fields(get("fields"))?,
             q: members::q(get("q"))?,
             exact_count: members::context(get("context")),
+            visibility: crate::access::Visibility::public(),
         };
         search.check()
     }
@@ -479,7 +483,8 @@ impl Search {
             .and_then(|f| f.run(|e| format!("{e:?}")))
             .unwrap_or_default();
         let text = format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{filter}",
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{filter}",
+            self.visibility,
             self.collections,
             self.ids,
             self.bbox,

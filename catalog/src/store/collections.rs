@@ -1,8 +1,9 @@
 //! Collections in the store.
 
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::{Store, StoredCollection, UNIQUE_VIOLATION, is_code};
+use crate::access::Visibility;
 use crate::model::{CollectionId, CollectionRecord};
 use crate::{Error, Result};
 
@@ -15,19 +16,29 @@ fn stored(row: &sqlx::postgres::PgRow) -> StoredCollection {
 }
 
 impl Store {
-    /// All collections, ordered by id.
-    pub async fn list_collections(&self) -> Result<Vec<StoredCollection>> {
-        let rows =
-            sqlx::query("SELECT id, content::text, links::text FROM collections ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+    /// The collections `visibility` sees, ordered by id.
+    pub async fn list_collections(&self, visibility: &Visibility) -> Result<Vec<StoredCollection>> {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT id, content::text, links::text FROM collections WHERE true",
+        );
+        visibility.push_condition(&mut qb, "id");
+        qb.push(" ORDER BY id");
+        let rows = qb.build().fetch_all(&self.pool).await?;
         Ok(rows.iter().map(stored).collect())
     }
 
-    /// One collection.
-    pub async fn get_collection(&self, id: &CollectionId) -> Result<StoredCollection> {
-        sqlx::query("SELECT id, content::text, links::text FROM collections WHERE id = $1")
-            .bind(id.as_str())
+    /// One collection, if `visibility` sees it.
+    pub async fn get_collection(
+        &self,
+        id: &CollectionId,
+        visibility: &Visibility,
+    ) -> Result<StoredCollection> {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT id, content::text, links::text FROM collections WHERE id = ",
+        );
+        qb.push_bind(id.as_str());
+        visibility.push_condition(&mut qb, "id");
+        qb.build()
             .fetch_optional(&self.pool)
             .await?
             .map(|r| stored(&r))
@@ -59,9 +70,14 @@ impl Store {
         )
     }
 
-    /// `CollectionNotFound` unless the collection exists.
-    pub async fn require_collection(&self, id: &CollectionId) -> Result<()> {
-        if self.collection_exists(id.as_str()).await? {
+    /// `CollectionNotFound` unless the collection exists and `visibility`
+    /// sees it.
+    pub async fn require_collection(
+        &self,
+        id: &CollectionId,
+        visibility: &Visibility,
+    ) -> Result<()> {
+        if self.collection_visible(id.as_str(), visibility).await? {
             Ok(())
         } else {
             Err(Error::CollectionNotFound { id: id.clone() })

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::{Store, StoredItem, UNIQUE_VIOLATION, WriteCounts, is_code, item_write_error};
+use crate::access::Visibility;
 use crate::model::{CollectionId, ItemId, ItemRecord};
 use crate::search::Kind;
 use crate::{Error, Result};
@@ -233,15 +234,21 @@ impl ItemBatch {
 }
 
 impl Store {
-    /// One item.
-    pub async fn get_item(&self, collection: &CollectionId, id: &ItemId) -> Result<StoredItem> {
-        let row = sqlx::query(
-            "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = $1 AND id = $2",
-        )
-        .bind(collection.as_str())
-        .bind(id.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
+    /// One item, if `visibility` sees its collection.
+    pub async fn get_item(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+        visibility: &Visibility,
+    ) -> Result<StoredItem> {
+        let mut qb = QueryBuilder::<Postgres>::new(
+            "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = ",
+        );
+        qb.push_bind(collection.as_str())
+            .push(" AND id = ")
+            .push_bind(id.as_str());
+        visibility.push_condition(&mut qb, "collection");
+        let row = qb.build().fetch_optional(&self.pool).await?;
         match row {
             Some(r) => Ok(StoredItem {
                 collection: r.get(0),
@@ -250,7 +257,21 @@ impl Store {
                 content: r.get(3),
                 links: r.get(4),
             }),
-            None => Err(self.missing_item(collection, id).await),
+            None => Err(
+                match self
+                    .collection_visible(collection.as_str(), visibility)
+                    .await
+                {
+                    Ok(false) => Error::CollectionNotFound {
+                        id: collection.clone(),
+                    },
+                    Ok(true) => Error::ItemNotFound {
+                        collection: collection.clone(),
+                        item: id.clone(),
+                    },
+                    Err(e) => e,
+                },
+            ),
         }
     }
 

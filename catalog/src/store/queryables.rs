@@ -7,7 +7,7 @@
 //! know triggers one fresh read before it is refused, so a property written
 //! a moment ago is never a 400.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,7 @@ use sqlx::Row;
 
 use super::Store;
 use crate::Result;
+use crate::access::Visibility;
 use crate::search::queryables::summary_titles;
 use crate::search::{Kind, Queryables};
 
@@ -31,6 +32,9 @@ type Kinds = HashMap<String, BTreeMap<String, Vec<Kind>>>;
 struct Seen {
     kinds: Kinds,
     titles: BTreeMap<String, BTreeMap<String, String>>,
+    /// Restricted collections: their properties are shown only to callers
+    /// who see them.
+    restricted: HashSet<String>,
 }
 
 /// The cache and the operator's overrides, shared by clones of a store.
@@ -117,37 +121,58 @@ impl Store {
             })
             .filter(|(_, t)| !t.is_empty())
             .collect();
-        let seen = Arc::new(Seen { kinds, titles });
+        let restricted = sqlx::query_scalar("SELECT id FROM collections WHERE restricted")
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .collect();
+        let seen = Arc::new(Seen {
+            kinds,
+            titles,
+            restricted,
+        });
         if let Ok(mut guard) = self.queryables.seen.lock() {
             *guard = Some((Instant::now(), seen.clone()));
         }
         Ok(seen)
     }
 
-    /// The queryables of `collections` (all collections when empty): the
-    /// union of what their items carry, with the operator's overrides.
-    pub async fn queryables(&self, collections: &[String]) -> Result<Queryables> {
+    /// The queryables of `collections` (all collections `visibility` sees
+    /// when empty): the union of what their items carry, with the
+    /// operator's overrides.
+    pub async fn queryables(
+        &self,
+        collections: &[String],
+        visibility: &Visibility,
+    ) -> Result<Queryables> {
         let seen = self.seen(false).await?;
-        Ok(self.queryables_of(&seen, collections))
+        Ok(self.queryables_of(&seen, collections, visibility))
     }
 
     /// The queryables a search of `collections` may name: theirs, and
-    /// those of every other collection (which match nothing in these).
-    /// `fresh` bypasses the cache.
+    /// those of every other visible collection (which match nothing in
+    /// these). `fresh` bypasses the cache.
     pub async fn search_queryables(
         &self,
         collections: &[String],
+        visibility: &Visibility,
         fresh: bool,
     ) -> Result<Queryables> {
         let seen = self.seen(fresh).await?;
-        let mut q = self.queryables_of(&seen, collections);
+        let mut q = self.queryables_of(&seen, collections, visibility);
         if !collections.is_empty() {
-            q.fill_from(&self.queryables_of(&seen, &[]));
+            q.fill_from(&self.queryables_of(&seen, &[], visibility));
         }
         Ok(q)
     }
 
-    fn queryables_of(&self, seen: &Seen, collections: &[String]) -> Queryables {
+    fn queryables_of(
+        &self,
+        seen: &Seen,
+        collections: &[String],
+        visibility: &Visibility,
+    ) -> Queryables {
+        let visible = |c: &String| visibility.sees(c, seen.restricted.contains(c));
         let mut merged: BTreeMap<String, Vec<Kind>> = BTreeMap::new();
         let mut add = |props: &BTreeMap<String, Vec<Kind>>| {
             for (name, kinds) in props {
@@ -160,7 +185,10 @@ impl Store {
             }
         };
         if collections.is_empty() {
-            seen.kinds.values().for_each(&mut add);
+            seen.kinds
+                .iter()
+                .filter(|(c, _)| visible(c))
+                .for_each(|(_, props)| add(props));
         } else {
             collections
                 .iter()
@@ -177,7 +205,10 @@ impl Store {
             }
         };
         if collections.is_empty() {
-            seen.titles.values().for_each(&mut take);
+            seen.titles
+                .iter()
+                .filter(|(c, _)| visible(c))
+                .for_each(|(_, t)| take(t));
         } else {
             collections
                 .iter()

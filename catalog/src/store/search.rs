@@ -70,6 +70,7 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
                 .push(")");
         }
     }
+    search.visibility.push_condition(qb, "collection");
     if !search.ids.is_empty() {
         qb.push(" AND id = ANY(")
             .push_bind(search.ids.clone())
@@ -227,11 +228,15 @@ impl Store {
         if search.filter.is_none() && search.sortby.is_empty() {
             return build(&Queryables::core());
         }
-        let q = self.search_queryables(&search.collections, false).await?;
+        let q = self
+            .search_queryables(&search.collections, &search.visibility, false)
+            .await?;
         match build(&q) {
             Ok(plan) => Ok(plan),
             Err(Error::InvalidSearch { .. }) => {
-                let q = self.search_queryables(&search.collections, true).await?;
+                let q = self
+                    .search_queryables(&search.collections, &search.visibility, true)
+                    .await?;
                 build(&q)
             }
             Err(e) => Err(e),
