@@ -556,8 +556,8 @@ async fn keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {
             let keys = store.list_api_keys().await?;
             let now = chrono::Utc::now();
             println!(
-                "{:<14}{:<10}{:<22}{:<26}{}",
-                "ID", "STATE", "NAME", "EXPIRES", "COLLECTIONS"
+                "{:<14}{:<10}{:<22}{:<26}COLLECTIONS",
+                "ID", "STATE", "NAME", "EXPIRES"
             );
             for k in keys {
                 let state = if k.revoked.is_some() {

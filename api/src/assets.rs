@@ -6,7 +6,7 @@
 //! handed out three ways:
 //!
 //! - **signed** (`/sign`, `?sign=true`): the storage's own presigned URL
-//!   (S3), the door's URL with a macaroon (dCache, XRootD), or an HMAC-signed
+//!   (S3), the door's URL with a macaroon (dCache, `XRootD`), or an HMAC-signed
 //!   URL to `/assets/{source}/{path}` — as the source's `sign` setting says;
 //! - **by prefix token** (`/token/{collection}`): one signature over a whole
 //!   collection's sources, for directory formats (a Zarr store is many

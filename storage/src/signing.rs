@@ -117,6 +117,10 @@ impl UrlSigner {
 
     /// A random key of this process alone: signatures die with it and are
     /// not accepted by other processes of a deployment.
+    ///
+    /// # Panics
+    ///
+    /// When the operating system's random source fails.
     pub fn ephemeral() -> Self {
         let rng = ring::rand::SystemRandom::new();
         let key =
@@ -174,7 +178,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())

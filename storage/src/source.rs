@@ -152,7 +152,7 @@ pub trait Source: Send + Sync {
     async fn stream(&self, path: &str, range: Range<u64>) -> Result<ByteStream, Error>;
 
     /// A URL of `path` that anyone holding it may GET until `expires` from
-    /// now, signed by the storage itself (S3 SigV4); `None` where the
+    /// now, signed by the storage itself (S3 `SigV4`); `None` where the
     /// storage cannot presign.
     async fn presign(&self, _path: &str, _expires: Duration) -> Result<Option<String>, Error> {
         Ok(None)

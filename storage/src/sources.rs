@@ -106,7 +106,7 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignMode {
-    /// The storage's own presigned URL (S3 SigV4; the default on S3 with
+    /// The storage's own presigned URL (S3 `SigV4`; the default on S3 with
     /// credentials).
     Presign,
     /// The door's URL with a read-only macaroon (dCache, XRootD/EOS), else

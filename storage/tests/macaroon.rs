@@ -177,7 +177,7 @@ fn dcache_reply(base: &str, path: &str) -> String {
     .to_string()
 }
 
-/// XRootD's and EOS's answer: the macaroon only.
+/// The XRootD/EOS answer: the macaroon only.
 fn xrootd_reply() -> String {
     json!({ "macaroon": MACAROON }).to_string()
 }

@@ -480,11 +480,23 @@ async fn a_local_range_past_the_end_is_an_error_never_a_short_read() {
     let d = disk("past-end");
     let source = local(&d.root);
     let len = SIZE as u64;
-    assert!(
-        read(source.as_ref(), BLOB, len - 10..len + 10)
-            .await
-            .is_err()
-    );
+    for range in [len - 10..len + 10, len..len + 1, len + 5..len + 10] {
+        let got = read(source.as_ref(), BLOB, range.clone()).await;
+        assert!(
+            got.is_err(),
+            "{range:?} gave {:?} bytes",
+            got.map(|b| b.len())
+        );
+    }
+}
+
+/// Fails today: the local store's "Requested range was invalid" is
+/// classified as `Unavailable` (see the report on `object_store_kind`).
+#[tokio::test]
+async fn a_local_range_starting_past_the_end_is_an_invalid_range() {
+    let d = disk("past-end-kind");
+    let source = local(&d.root);
+    let len = SIZE as u64;
     assert_eq!(
         read(source.as_ref(), BLOB, len + 5..len + 10).await,
         Err(ErrorKind::InvalidRange)

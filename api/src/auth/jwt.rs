@@ -947,8 +947,8 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "reqwest::Client needs a rustls crypto provider, and api has no rustls dev-dependency to install one"]
     async fn jwks_url_is_refetched_for_a_new_kid_at_most_once_a_minute() {
+        storage::init_tls();
         let rotated = String::from_utf8(read_fixture("jwks.json")).unwrap();
         let mut initial: JwkSet = serde_json::from_str(&rotated).unwrap();
         initial
@@ -989,8 +989,8 @@ mod tests {
     }
 
     #[tokio::test]
-    #[ignore = "reqwest::Client needs a rustls crypto provider, and api has no rustls dev-dependency to install one"]
     async fn unreachable_jwks_url_at_start_is_an_error_naming_the_url() {
+        storage::init_tls();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/jwks", listener.local_addr().unwrap())).unwrap();
         drop(listener);

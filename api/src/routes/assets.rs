@@ -95,10 +95,10 @@ pub async fn sign_get(
         .href
         .filter(|h| !h.is_empty())
         .ok_or_else(|| ApiError::bad_request("href is required: the asset href to sign"))?;
-    let mut signer = Signer::new(&state, &links, &caller);
-    let validity = signer.validity(params.expires_in)?;
-    let signed = signer.sign(&href, validity).await?;
-    Ok(axum::Json(signed_json(&signed)).into_response())
+    let mut assets = Signer::new(&state, &links, &caller);
+    let validity = assets.validity(params.expires_in)?;
+    let answer = assets.sign(&href, validity).await?;
+    Ok(axum::Json(signed_json(&answer)).into_response())
 }
 
 /// Sign many hrefs at once (a batch form of `GET /sign`).
@@ -125,13 +125,13 @@ pub async fn sign_post(
             body.hrefs.len()
         )));
     }
-    let mut signer = Signer::new(&state, &links, &caller);
-    let validity = signer.validity(body.expires_in)?;
-    let mut signed = Vec::with_capacity(body.hrefs.len());
+    let mut assets = Signer::new(&state, &links, &caller);
+    let validity = assets.validity(body.expires_in)?;
+    let mut answers = Vec::with_capacity(body.hrefs.len());
     for href in &body.hrefs {
-        signed.push(signed_json(&signer.sign(href, validity).await?));
+        answers.push(signed_json(&assets.sign(href, validity).await?));
     }
-    Ok(axum::Json(json!({"signed": signed})).into_response())
+    Ok(axum::Json(json!({"signed": answers})).into_response())
 }
 
 /// A prefix token for every asset of a collection (Zarr stores,
@@ -474,7 +474,7 @@ async fn respond(
             r.headers_mut().extend(h);
             return Ok(r);
         }
-        Plan::Full => (StatusCode::OK, vec![0..size]),
+        Plan::Full => (StatusCode::OK, std::iter::once(0..size).collect()),
         Plan::Partial(r) => {
             h.insert(header::CONTENT_RANGE, ranges::content_range(&r, size));
             (StatusCode::PARTIAL_CONTENT, vec![r])

@@ -142,7 +142,7 @@ pub async fn get_item(
     Base(links): Base,
     caller: Caller,
     Path((collection, id)): Path<(String, String)>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<std::collections::BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sign = wants_signing(params.get("sign").map(String::as_str))?;
