@@ -98,12 +98,17 @@ pub(crate) fn object_store_kind(e: &object_store::Error) -> ErrorKind {
         object_store::Error::PermissionDenied { .. }
         | object_store::Error::Unauthenticated { .. } => ErrorKind::Permission,
         object_store::Error::InvalidPath { .. } => ErrorKind::InvalidPath,
-        other
-            if other.to_string().contains("Range")
-                && other.to_string().contains("out of bounds") =>
-        {
-            ErrorKind::InvalidRange
+        other => {
+            let text = other.to_string().to_ascii_lowercase();
+            let range = text.contains("range")
+                && ["out of bounds", "invalid", "not satisfiable"]
+                    .iter()
+                    .any(|m| text.contains(m));
+            if range {
+                ErrorKind::InvalidRange
+            } else {
+                ErrorKind::Unavailable
+            }
         }
-        _ => ErrorKind::Unavailable,
     }
 }

@@ -128,11 +128,19 @@ impl ObjectSource {
         })
     }
 
+    /// The store key of a relative path. S3 keys are the names as they
+    /// are (a listing gives them so); a local path is escaped the way
+    /// `object_store`'s local store expects (it unescapes it again).
     fn key(&self, path: &str) -> Path {
-        if self.prefix.is_empty() {
-            Path::from(path)
+        let full = if self.prefix.is_empty() {
+            path.to_owned()
         } else {
-            Path::from(format!("{}/{path}", self.prefix))
+            format!("{}/{path}", self.prefix)
+        };
+        if self.local_root.is_some() {
+            Path::from(full)
+        } else {
+            Path::parse(&full).unwrap_or_else(|_| Path::from(full))
         }
     }
 
@@ -261,6 +269,7 @@ impl Source for ObjectSource {
     }
 
     async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error> {
+        self.check_local(path)?;
         let bytes = self
             .store
             .get_range(&self.key(path), range)
@@ -271,6 +280,14 @@ impl Source for ObjectSource {
     }
 
     async fn read_small(&self, path: &str) -> Result<Option<Bytes>, Error> {
+        match self.check_local(path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                self.stats.read(0, true);
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
         let got = match self.store.get(&self.key(path)).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => {
@@ -380,7 +397,23 @@ impl Source for ObjectSource {
         } else {
             key.strip_prefix(&self.prefix)?.strip_prefix('/')?
         };
-        (!rel.is_empty()).then(|| rel.to_owned())
+        if rel.is_empty() {
+            return None;
+        }
+        if self.local_root.is_none() {
+            return Some(rel.to_owned());
+        }
+        // Local hrefs carry the escaped key (`zo%C3%AB.tif`, `per%25cent.tif`).
+        let segments: Option<Vec<String>> = rel
+            .split('/')
+            .map(|seg| {
+                percent_encoding::percent_decode_str(seg)
+                    .decode_utf8()
+                    .ok()
+                    .map(std::borrow::Cow::into_owned)
+            })
+            .collect();
+        Some(segments?.join("/"))
     }
 
     fn href(&self, path: &str) -> String {

@@ -75,7 +75,11 @@ impl Registry {
     /// as a path segment.
     pub fn new(sources: Vec<Registered>) -> Result<Self, Error> {
         for (i, s) in sources.iter().enumerate() {
-            if s.name.is_empty() || s.name.contains(['/', '\\', '?', '#', '%']) {
+            let safe = s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            if !safe || s.name.is_empty() || s.name == "." || s.name == ".." {
                 return Err(Error::config(format!(
                     "source name {:?}: use letters, digits, `-`, `_` or `.`",
                     s.name

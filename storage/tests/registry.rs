@@ -149,8 +149,11 @@ fn hrefs_of_each_source_resolve_back_to_that_source_and_path() {
     }
 }
 
-/// Fails today for the local and S3 sources: see the report on `href` and
-/// `relative` in `object.rs`.
+/// Fails today for the local and S3 sources: `ObjectSource::href` writes
+/// the key as `object_store::path::Path::from` escapes it (`%` as `%25`,
+/// `ë` as `%C3%AB`) and `ObjectSource::relative` strips the root without
+/// decoding, so the path comes back escaped (`zo%C3%AB.tif`), and the
+/// source then looks for a file of that name.
 #[test]
 fn hrefs_of_names_with_percent_signs_or_non_ascii_resolve_back_to_the_same_path() {
     let t = three("roundtrip-odd");
@@ -490,8 +493,9 @@ async fn a_local_range_past_the_end_is_an_error_never_a_short_read() {
     }
 }
 
-/// Fails today: the local store's "Requested range was invalid" is
-/// classified as `Unavailable` (see the report on `object_store_kind`).
+/// Fails today: the local store reports this as `Generic LocalFileSystem
+/// error: Requested range was invalid`, which `object_store_kind` does not
+/// recognise as a range error, so its kind is `Unavailable`.
 #[tokio::test]
 async fn a_local_range_starting_past_the_end_is_an_invalid_range() {
     let d = disk("past-end-kind");
@@ -634,7 +638,10 @@ async fn s3_recorder() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 /// Fails today for names `object_store::path::Path::from` escapes (`%`,
-/// non-ASCII, `~`): see the report on `ObjectSource::key`.
+/// non-ASCII, `~`): `ObjectSource::key` builds the key with `Path::from`,
+/// and the S3 client sends the escaped text as the key, so `zoë.tif` is
+/// asked for as the key `zo%C3%AB.tif`. (S3 listings keep keys as they
+/// are, so the crawler cannot read what it listed either.)
 #[tokio::test]
 async fn an_s3_path_is_requested_under_its_own_key() {
     let (endpoint, targets) = s3_recorder().await;
