@@ -413,27 +413,31 @@ impl<'a> Signer<'a> {
         Ok(changed)
     }
 
-    /// `auth:schemes` with our signing scheme (the shape of the
-    /// Authentication extension's `signedUrl` scheme).
+    /// `auth:schemes` with our signing scheme: a `signedUrl` scheme of the
+    /// Authentication extension (v1.1.0 puts the API in a flow).
     pub fn schemes(&self) -> Value {
         json!({
             SCHEME: {
                 "type": "signedUrl",
-                "description": "Sign the asset href: GET this URL with `href=<asset href>`; \
-                                the answer's `href` streams the asset until `msft:expiry`. \
-                                Restricted collections need an API key or token \
-                                (Authorization: Bearer, or `api_key`).",
-                "authorizationApi": self.links.url("/sign"),
-                "method": "GET",
-                "parameters": {
-                    "href": {
-                        "in": "query",
-                        "required": true,
-                        "description": "The asset href to sign",
-                        "schema": {"type": "string"}
+                "description": "GET the authorization API with `href=<asset href>`; the answer's \
+                                `href` reads the asset until `msft:expiry`. Restricted \
+                                collections need an API key or token (Authorization: Bearer, \
+                                or `api_key`).",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationApi": self.links.url("/sign"),
+                        "method": "GET",
+                        "parameters": {
+                            "href": {
+                                "in": "query",
+                                "required": true,
+                                "description": "The asset href to sign",
+                                "schema": {"type": "string"}
+                            }
+                        },
+                        "responseField": "href"
                     }
-                },
-                "responseField": "href"
+                }
             }
         })
     }
