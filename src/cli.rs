@@ -609,6 +609,59 @@ async fn interruptible(
     }
 }
 
+/// The demo's data lake: the real files of `fixtures/ingest`, crawled into
+/// the collection `demo-lake` and served as a local source of that name (when
+/// no sources file is given), so the demo's assets can be signed and streamed.
+async fn demo_lake(store: &Store, dir: &std::path::Path, config: &mut api::ServeConfig) {
+    const LAKE: &str = "demo-lake";
+    let url = dir.display().to_string();
+    let crawled = async {
+        let source = storage::source::open(&url, &storage::SourceSettings::default())?;
+        let collection = catalog::CollectionId::new(LAKE).map_err(anyhow::Error::msg)?;
+        ingest::crawl::ensure_collection(store, &collection, None, &url).await?;
+        let job = ingest::crawl::CrawlJob {
+            store: store.clone(),
+            source: std::sync::Arc::clone(&source),
+            collection,
+            namer: ingest::build::Namer::new(&[]).map_err(anyhow::Error::msg)?,
+            include: Vec::new(),
+            exclude: vec!["corrupt/**".into()],
+            options: ingest::CrawlOptions {
+                progress: false,
+                ..ingest::CrawlOptions::default()
+            },
+            secrets: Vec::new(),
+        };
+        let report = ingest::crawl(&job).await?;
+        anyhow::Ok((source, report.items_written))
+    };
+    let source = match crawled.await {
+        Ok((source, items)) => {
+            info!(items, collection = LAKE, "demo lake crawled from {url}");
+            source
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the demo lake could not be crawled; serving without it");
+            return;
+        }
+    };
+    if !config.registry.is_empty() {
+        return;
+    }
+    let registered = storage::Registered {
+        name: LAKE.into(),
+        collection: LAKE.into(),
+        source,
+        sign: storage::sources::SignMode::Proxy,
+        public_assets: storage::sources::PublicAssets::Proxy,
+        paths: storage::PathFilter::new(&[], &["corrupt/**".into()]).unwrap_or_default(),
+    };
+    match storage::Registry::new(vec![registered]) {
+        Ok(r) => config.registry = std::sync::Arc::new(r),
+        Err(e) => tracing::warn!(error = %e, "the demo lake cannot be streamed"),
+    }
+}
+
 fn demo_fixtures() -> PathBuf {
     let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/stac");
     if built_in.is_dir() {
@@ -700,6 +753,13 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
                 return Err(anyhow::Error::new(e)
                     .context(format!("loading demo data from {}", dir.display())));
             }
+        }
+        if let Some(lake) = dir
+            .parent()
+            .map(|p| p.join("ingest"))
+            .filter(|p| p.is_dir())
+        {
+            demo_lake(&store, &lake, &mut config).await;
         }
     }
     let result = api::serve(store, config).await;

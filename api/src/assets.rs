@@ -169,13 +169,23 @@ impl<'a> Signer<'a> {
         Ok(v)
     }
 
-    /// Whether `collection` is public (seen without credentials).
-    async fn public(&self, collection: &str) -> Result<bool, ApiError> {
-        Ok(self
-            .state
-            .store
-            .collection_visible(collection, &catalog::access::Visibility::public())
-            .await?)
+    /// Whether the collections of all `covering` sources that serve the
+    /// object are public (seen without credentials).
+    async fn all_public(&self, covering: &[(&Registered, String)]) -> Result<bool, ApiError> {
+        for (source, rel) in covering {
+            if !source.paths.admits(rel) {
+                continue;
+            }
+            let public = self
+                .state
+                .store
+                .collection_visible(&source.collection, &catalog::access::Visibility::public())
+                .await?;
+            if !public {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The validity a request asks for, within the configured bounds.
@@ -190,30 +200,61 @@ impl<'a> Signer<'a> {
         }
     }
 
-    /// The source and path an href names: a storage href a source covers,
-    /// or a URL of our own streaming route (signed or not: re-signing
-    /// extends it). `None` when no source covers it.
-    pub fn locate(&self, href: &str) -> Result<Option<(&'a Registered, String)>, ApiError> {
+    /// The sources an href names, with the path inside each: those whose
+    /// root covers a storage href (the deepest first), or those covering
+    /// the object a URL of our own streaming route names (signed or not:
+    /// re-signing extends it). Empty when no source covers it.
+    pub fn locate(&self, href: &str) -> Result<Vec<(&'a Registered, String)>, ApiError> {
         let registry: &'a storage::Registry = &self.state.settings.registry;
         let ours = self.links.url("/assets/");
         if let Some(rest) = href.strip_prefix(&ours) {
             let raw = rest.split(['?', '#']).next().unwrap_or_default();
             let (name, path) = parse_route_path(raw)?;
-            return Ok(registry.get(&name).map(|r| (r, path)));
+            let Some(named) = registry.get(&name) else {
+                return Ok(Vec::new());
+            };
+            let mut covering = registry
+                .candidates(&named.source.href(&path))
+                .map_err(storage_error)?;
+            // The named source first: it is the one the URL streams from.
+            covering.sort_by_key(|(s, _)| s.name != named.name);
+            return Ok(covering);
         }
-        registry.resolve(href).map_err(storage_error)
+        registry.candidates(href).map_err(storage_error)
+    }
+
+    /// Whether the caller may read an object the `covering` sources serve:
+    /// it sees the collection of every one of them that serves the object
+    /// (a public source's root may hold a restricted source's files), and
+    /// `chosen` serves `path` as an asset.
+    pub async fn readable(
+        &mut self,
+        covering: &[(&Registered, String)],
+        chosen: &Registered,
+        path: &str,
+    ) -> Result<bool, ApiError> {
+        if !chosen.paths.admits(path) {
+            return Ok(false);
+        }
+        for (source, rel) in covering {
+            if source.paths.admits(rel) && !self.visible(&source.collection).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Sign one href for `validity`. An href no source covers comes back as
-    /// it was with no expiry; one the caller may not see is a 404.
+    /// it was with no expiry; one the caller may not read is a 404.
     pub async fn sign(&mut self, href: &str, validity: Duration) -> Result<Signed, ApiError> {
-        let Some((source, path)) = self.locate(href)? else {
+        let covering = self.locate(href)?;
+        let Some((source, path)) = covering.first().cloned() else {
             return Ok(Signed {
                 href: href.to_owned(),
                 expiry: None,
             });
         };
-        if !self.visible(&source.collection).await? {
+        if !self.readable(&covering, source, &path).await? {
             return Err(ApiError::not_found("no such asset"));
         }
         let signed = self.sign_located(source, &path, validity).await?;
@@ -338,6 +379,10 @@ impl<'a> Signer<'a> {
         sign: bool,
         validity: Duration,
     ) -> Result<bool, ApiError> {
+        let collection = doc
+            .get("collection")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let Some(Value::Object(assets)) = doc.get_mut("assets") else {
             return Ok(false);
         };
@@ -347,7 +392,15 @@ impl<'a> Signer<'a> {
             let Some(href) = asset.get("href").and_then(Value::as_str).map(str::to_owned) else {
                 continue;
             };
-            let Some((source, path)) = self.locate(&href)? else {
+            let covering = self.locate(&href)?;
+            // Sources may share a root: the item's own collection's source
+            // is the one that serves it.
+            let Some((source, path)) = covering
+                .iter()
+                .find(|(s, _)| Some(s.collection.as_str()) == collection.as_deref())
+                .or_else(|| covering.first())
+                .cloned()
+            else {
                 continue;
             };
             let Value::Object(asset) = asset else {
@@ -355,7 +408,7 @@ impl<'a> Signer<'a> {
             };
             let directory = is_directory_format(asset, &href);
             if sign {
-                if !self.visible(&source.collection).await? {
+                if !self.readable(&covering, source, &path).await? {
                     continue;
                 }
                 if directory {
@@ -380,7 +433,8 @@ impl<'a> Signer<'a> {
                     }
                 }
             } else if source.public_assets != PublicAssets::None
-                && self.public(&source.collection).await?
+                && source.paths.admits(&path)
+                && self.all_public(&covering).await?
             {
                 let alternate = asset
                     .entry("alternate")

@@ -25,7 +25,7 @@ pub mod source;
 pub mod sources;
 
 pub use error::{Error, ErrorKind};
-pub use registry::{Registered, Registry};
+pub use registry::{PathFilter, Registered, Registry};
 pub use source::{Entry, EntryKind, Source, SourceSettings};
 
 /// Install the TLS crypto provider once (rustls with ring).

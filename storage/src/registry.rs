@@ -24,6 +24,53 @@ pub struct Registered {
     pub sign: SignMode,
     /// How public assets are offered.
     pub public_assets: PublicAssets,
+    /// Which paths of the source are its assets.
+    pub paths: PathFilter,
+}
+
+/// Which paths under a source's root are served: the source's `include`
+/// and `exclude` globs (as the crawler applies them; a path inside a Zarr
+/// store is judged by the store's root), never hidden or temporary files.
+#[derive(Debug, Clone, Default)]
+pub struct PathFilter {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+impl PathFilter {
+    /// A filter from glob patterns (empty `include`: everything).
+    pub fn new(include: &[String], exclude: &[String]) -> Result<Self, Error> {
+        let set = |patterns: &[String]| -> Result<Option<globset::GlobSet>, Error> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
+            let mut b = globset::GlobSetBuilder::new();
+            for p in patterns {
+                b.add(
+                    globset::Glob::new(p)
+                        .map_err(|e| Error::config(format!("bad glob {p:?}: {e}")))?,
+                );
+            }
+            b.build()
+                .map(Some)
+                .map_err(|e| Error::config(e.to_string()))
+        };
+        Ok(Self {
+            include: set(include)?,
+            exclude: set(exclude)?,
+        })
+    }
+
+    /// Whether `path` is an asset path of the source.
+    pub fn admits(&self, path: &str) -> bool {
+        let judged = match source::classify(path) {
+            source::KeyClass::Hidden => return false,
+            source::KeyClass::InZarr(root) => root,
+            source::KeyClass::Plain => path,
+        };
+        self.include.as_ref().is_none_or(|g| g.is_match(judged))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(judged))
+    }
 }
 
 impl std::fmt::Debug for Registered {
@@ -68,6 +115,7 @@ impl Registry {
             source,
             sign,
             public_assets: config.public_assets,
+            paths: PathFilter::new(&config.include, &config.exclude)?,
         })
     }
 
@@ -110,21 +158,81 @@ impl Registry {
         self.sources.iter()
     }
 
-    /// The source covering `href` and the path inside it: the source with
-    /// the deepest root when roots nest. `Ok(None)` when no source covers
-    /// it; an error when the path would leave the source (`..`).
-    pub fn resolve(&self, href: &str) -> Result<Option<(&Registered, String)>, Error> {
-        let best = self
+    /// Every source covering `href`, with the path inside it, the deepest
+    /// root first (roots may nest, and two sources may share a root). An
+    /// error when the path would leave a source (`..`).
+    pub fn candidates(&self, href: &str) -> Result<Vec<(&Registered, String)>, Error> {
+        let mut found: Vec<(&Registered, String)> = self
             .sources
             .iter()
             .filter_map(|s| s.source.relative(href).map(|rel| (s, rel)))
-            .min_by_key(|(_, rel)| rel.len());
-        match best {
-            Some((s, rel)) => {
-                source::check_relative(&rel)?;
-                Ok(Some((s, rel)))
-            }
-            None => Ok(None),
+            .collect();
+        found.sort_by_key(|(_, rel)| rel.len());
+        for (_, rel) in &found {
+            source::check_relative(rel)?;
         }
+        Ok(found)
+    }
+
+    /// The source covering `href` with the deepest root, and the path
+    /// inside it; `Ok(None)` when no source covers it.
+    pub fn resolve(&self, href: &str) -> Result<Option<(&Registered, String)>, Error> {
+        Ok(self.candidates(href)?.into_iter().next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_filters_follow_the_crawl_globs_and_judge_zarr_members_by_their_store() {
+        let f = PathFilter::new(&["**/*.zarr".into(), "*.tif".into()], &["old/**".into()]).unwrap();
+        assert!(f.admits("a.tif"));
+        assert!(f.admits("era.zarr"));
+        assert!(f.admits("era.zarr/.zmetadata"));
+        assert!(f.admits("era.zarr/t2m/0.0"));
+        assert!(f.admits("d/era.zarr/zarr.json"));
+        assert!(!f.admits("manifest.json"));
+        assert!(!f.admits("old/era.zarr/.zmetadata"));
+        let all = PathFilter::default();
+        assert!(all.admits("manifest.json"));
+        assert!(!all.admits(".env"));
+        assert!(!all.admits("d/.secret/x.tif"));
+        assert!(!all.admits("x.tif.part"));
+        assert!(PathFilter::new(&["[".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn sources_sharing_a_root_are_all_candidates() {
+        let dir = std::env::temp_dir().join(format!("arcolake-registry-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let url = dir.display().to_string();
+        let open = |u: &str| source::open(u, &crate::SourceSettings::default()).unwrap();
+        let entry = |name: &str, u: &str| Registered {
+            name: name.into(),
+            collection: name.into(),
+            source: open(u),
+            sign: SignMode::Proxy,
+            public_assets: PublicAssets::Proxy,
+            paths: PathFilter::default(),
+        };
+        let registry = Registry::new(vec![
+            entry("a", &url),
+            entry("b", &url),
+            entry("deep", &format!("{url}/sub")),
+        ])
+        .unwrap();
+        let href = registry.get("a").unwrap().source.href("sub/x.tif");
+        let names: Vec<&str> = registry
+            .candidates(&href)
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["deep", "a", "b"]);
+        assert!(Registry::new(vec![entry("..", &url)]).is_err());
+        assert!(Registry::new(vec![entry("a b", &url)]).is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

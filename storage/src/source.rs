@@ -261,7 +261,7 @@ pub fn is_hidden(segment: &str) -> bool {
 
 /// Where a listed key lies: in a Zarr store (its root path), hidden, or plain.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum KeyClass<'a> {
+pub enum KeyClass<'a> {
     Plain,
     Hidden,
     InZarr(&'a str),
@@ -269,7 +269,7 @@ pub(crate) enum KeyClass<'a> {
 
 /// Classify a key. Segments inside a Zarr store are not checked for
 /// hiddenness (`.zarray`, `.zmetadata` belong to the store).
-pub(crate) fn classify(key: &str) -> KeyClass<'_> {
+pub fn classify(key: &str) -> KeyClass<'_> {
     let mut end = 0;
     for segment in key.split('/') {
         let seg_end = end + segment.len();

@@ -83,6 +83,7 @@ fn registered(name: &str, source: Arc<dyn Source>) -> Registered {
         source,
         sign: SignMode::Proxy,
         public_assets: PublicAssets::Proxy,
+        paths: storage::PathFilter::default(),
     }
 }
 

@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use storage::signing::{Refusal, Scope, Signature};
 use storage::sources::PublicAssets;
 
-use crate::assets::{Signer, parse_route_path, rfc3339, storage_error};
+use crate::assets::{Signer, parse_route_path, proxy_url, rfc3339, storage_error};
 use crate::auth::{Caller, identify, is_stream_token, presented};
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Json, Path, Query};
@@ -250,10 +250,14 @@ struct Audited<S> {
 }
 
 struct AuditLine {
+    request_id: String,
     caller: String,
     source: String,
     path: String,
     status: u16,
+    /// The body's length: a body that sent it all is complete (the server
+    /// stops polling once Content-Length bytes are out).
+    length: u64,
 }
 
 impl<S> Stream for Audited<S>
@@ -282,12 +286,13 @@ impl<S> Drop for Audited<S> {
             tracing::info!(
                 target: "arcolake::audit",
                 action = "stream",
+                request_id = %l.request_id,
                 caller = %l.caller,
                 source = %l.source,
                 path = %l.path,
                 status = l.status,
                 bytes = self.sent,
-                complete = self.done,
+                complete = self.done || self.sent == l.length,
             );
         }
     }
@@ -318,7 +323,11 @@ impl<S> Drop for Audited<S> {
         (status = 504, description = "The storage did not answer in time", body = Exception),
     )
 )]
-pub async fn stream(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Base(links): Base,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, _) = request.into_parts();
     let raw = parts
         .uri
@@ -368,13 +377,11 @@ pub async fn stream(State(state): State<AppState>, request: Request) -> Result<R
         }
         Pass::Caller => {
             let caller = identify(&state, credential.as_deref()).await?;
-            let visible = state
-                .store
-                .collection_visible(&registered.collection, &caller.visibility)
-                .await?;
             let anonymous = caller.who == "anonymous";
-            let allowed = visible && (!anonymous || registered.public_assets != PublicAssets::None);
-            if !allowed {
+            let mut signer = Signer::new(&state, &links, &caller);
+            let covering = signer.locate(&proxy_url(&links, &name, &path))?;
+            let readable = signer.readable(&covering, registered, &path).await?;
+            if !readable || (anonymous && registered.public_assets == PublicAssets::None) {
                 return Err(ApiError::not_found("no such asset"));
             }
             let who = if anonymous {
@@ -416,10 +423,17 @@ pub async fn stream(State(state): State<AppState>, request: Request) -> Result<R
         last_modified: entry.modified,
     };
     let line = AuditLine {
+        request_id: parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
         caller: who,
         source: name.clone(),
         path: path.clone(),
         status: 0,
+        length: 0,
     };
     respond(
         &parts.method,
@@ -489,6 +503,7 @@ async fn respond(
         Multipart::content_length,
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    line.length = length;
     h.insert(
         header::CONTENT_TYPE,
         multipart.as_ref().map_or_else(

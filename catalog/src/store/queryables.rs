@@ -32,9 +32,6 @@ type Kinds = HashMap<String, BTreeMap<String, Vec<Kind>>>;
 struct Seen {
     kinds: Kinds,
     titles: BTreeMap<String, BTreeMap<String, String>>,
-    /// Restricted collections: their properties are shown only to callers
-    /// who see them.
-    restricted: HashSet<String>,
 }
 
 /// The cache and the operator's overrides, shared by clones of a store.
@@ -121,32 +118,41 @@ impl Store {
             })
             .filter(|(_, t)| !t.is_empty())
             .collect();
-        let restricted = sqlx::query_scalar("SELECT id FROM collections WHERE restricted")
-            .fetch_all(&self.pool)
-            .await?
-            .into_iter()
-            .collect();
-        let seen = Arc::new(Seen {
-            kinds,
-            titles,
-            restricted,
-        });
+        let seen = Arc::new(Seen { kinds, titles });
         if let Ok(mut guard) = self.queryables.seen.lock() {
             *guard = Some((Instant::now(), seen.clone()));
         }
         Ok(seen)
     }
 
+    /// The restricted collections `visibility` does not see: read on every
+    /// call (never cached), so a collection restricted a moment ago, by
+    /// this process or another, hides its properties at once.
+    async fn hidden(&self, visibility: &Visibility) -> Result<HashSet<String>> {
+        if visibility.is_all() {
+            return Ok(HashSet::new());
+        }
+        let restricted: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM collections WHERE restricted")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(restricted
+            .into_iter()
+            .filter(|c| !visibility.sees(c, true))
+            .collect())
+    }
+
     /// The queryables of `collections` (all collections `visibility` sees
-    /// when empty): the union of what their items carry, with the
-    /// operator's overrides.
+    /// when empty; those it does not see count as empty): the union of what
+    /// their items carry, with the operator's overrides.
     pub async fn queryables(
         &self,
         collections: &[String],
         visibility: &Visibility,
     ) -> Result<Queryables> {
         let seen = self.seen(false).await?;
-        Ok(self.queryables_of(&seen, collections, visibility))
+        let hidden = self.hidden(visibility).await?;
+        Ok(self.queryables_of(&seen, collections, &hidden))
     }
 
     /// The queryables a search of `collections` may name: theirs, and
@@ -159,9 +165,10 @@ impl Store {
         fresh: bool,
     ) -> Result<Queryables> {
         let seen = self.seen(fresh).await?;
-        let mut q = self.queryables_of(&seen, collections, visibility);
+        let hidden = self.hidden(visibility).await?;
+        let mut q = self.queryables_of(&seen, collections, &hidden);
         if !collections.is_empty() {
-            q.fill_from(&self.queryables_of(&seen, &[], visibility));
+            q.fill_from(&self.queryables_of(&seen, &[], &hidden));
         }
         Ok(q)
     }
@@ -170,9 +177,9 @@ impl Store {
         &self,
         seen: &Seen,
         collections: &[String],
-        visibility: &Visibility,
+        hidden: &HashSet<String>,
     ) -> Queryables {
-        let visible = |c: &String| visibility.sees(c, seen.restricted.contains(c));
+        let visible = |c: &String| !hidden.contains(c);
         let mut merged: BTreeMap<String, Vec<Kind>> = BTreeMap::new();
         let mut add = |props: &BTreeMap<String, Vec<Kind>>| {
             for (name, kinds) in props {
@@ -192,6 +199,7 @@ impl Store {
         } else {
             collections
                 .iter()
+                .filter(|c| visible(c))
                 .filter_map(|c| seen.kinds.get(c))
                 .for_each(&mut add);
         }
@@ -212,6 +220,7 @@ impl Store {
         } else {
             collections
                 .iter()
+                .filter(|c| visible(c))
                 .filter_map(|c| seen.titles.get(c))
                 .for_each(&mut take);
         }
@@ -219,7 +228,7 @@ impl Store {
         if let Some(Value::Object(all)) = self.queryables.overrides.get("*") {
             q.apply_overrides(all);
         }
-        for c in collections {
+        for c in collections.iter().filter(|c| visible(c)) {
             if let Some(Value::Object(one)) = self.queryables.overrides.get(c) {
                 q.apply_overrides(one);
             }
