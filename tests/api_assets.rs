@@ -13,16 +13,20 @@
 
 mod support;
 
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use storage::signing::{Scope, UrlSigner};
 use storage::sources::{PublicAssets, SignMode};
-use storage::{Registered, Registry, Source, SourceSettings};
+use storage::{PathFilter, Registered, Registry, Source, SourceSettings};
 use support::{TOKEN, TestApp};
 use tower::ServiceExt as _;
 
@@ -61,19 +65,16 @@ fn servers_required() -> bool {
 /// The test server `var` names, opened; `None` (with a message) when it is
 /// not configured, a panic when the servers are required.
 fn server(var: &str) -> Option<Arc<dyn Source>> {
-    match std::env::var(var) {
-        Ok(url) => Some(
-            storage::source::open(&url, &SourceSettings::default().with_env())
-                .unwrap_or_else(|e| panic!("{var}={url}: {e}")),
-        ),
-        Err(_) if servers_required() => {
-            panic!("{var} is not set, but the test servers are required (scripts/test starts them)")
-        }
-        Err(_) => {
-            eprintln!("{var} is not set: its backend is not checked (scripts/test starts it)");
-            None
-        }
-    }
+    let Ok(url) = std::env::var(var) else {
+        assert!(
+            !servers_required(),
+            "{var} is not set, but the test servers are required (scripts/test starts them)"
+        );
+        eprintln!("{var} is not set: its backend is not checked (scripts/test starts it)");
+        return None;
+    };
+    let settings = SourceSettings::default().with_env();
+    Some(storage::source::open(&url, &settings).unwrap_or_else(|e| panic!("{var}={url}: {e}")))
 }
 
 /// Every backend holding a copy of `fixtures/ingest`, by source name: the
@@ -100,6 +101,7 @@ fn registered(name: &str, collection: &str, source: &Arc<dyn Source>) -> Registe
         source: Arc::clone(source),
         sign: SignMode::Proxy,
         public_assets: PublicAssets::Proxy,
+        paths: PathFilter::default(),
     }
 }
 
@@ -110,6 +112,7 @@ fn signer() -> UrlSigner {
 }
 
 fn settings(sources: Vec<Registered>) -> api::ServeConfig {
+    assert_eq!(ADMIN.1, format!("Bearer {TOKEN}"));
     api::ServeConfig {
         admin_token: Some(TOKEN.into()),
         public_url: Some(format!("{ROOT}/").parse().unwrap()),
@@ -149,11 +152,13 @@ async fn item_with_assets(app: &TestApp, collection: &str, id: &str, assets: Val
 
 // ---------------------------------------------------------------- requests
 
-/// An answer with its body as bytes (asset bodies are not text).
+/// An answer with its body as bytes (asset bodies are not text), and the
+/// error that cut the body off after the headers were sent, if any.
 struct Raw {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
+    broken: Option<String>,
 }
 
 impl Raw {
@@ -172,7 +177,34 @@ impl Raw {
     }
 
     fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        let mut text = String::from_utf8_lossy(&self.body).into_owned();
+        if let Some(e) = &self.broken {
+            let _ = write!(text, " [the body broke off: {e}]");
+        }
+        text
+    }
+}
+
+async fn send(app: &TestApp, request: Request<Body>) -> Raw {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut chunks = response.into_body().into_data_stream();
+    let (mut body, mut broken) = (Vec::new(), None);
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(c) => body.extend_from_slice(&c),
+            Err(e) => {
+                broken = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    Raw {
+        status,
+        headers,
+        body,
+        broken,
     }
 }
 
@@ -181,30 +213,33 @@ async fn request(app: &TestApp, method: Method, uri: &str, headers: &[(&str, &st
     for (k, v) in headers {
         builder = builder.header(*k, *v);
     }
-    let response = app
-        .router
-        .clone()
-        .oneshot(builder.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Raw {
-        status,
-        headers,
-        body,
-    }
+    send(app, builder.body(Body::empty()).unwrap()).await
 }
 
 async fn get(app: &TestApp, uri: &str, headers: &[(&str, &str)]) -> Raw {
     request(app, Method::GET, uri, headers).await
 }
 
+/// The `Authorization` header of the admin ([`TOKEN`]), who sees every
+/// collection.
 const ADMIN: (&str, &str) = ("authorization", "Bearer test-admin-token");
+
+/// A GET as the server sees it from the client at `ip`.
+async fn get_from(app: &TestApp, ip: [u8; 4], uri: &str) -> Raw {
+    let request = Request::get(uri)
+        .extension(ConnectInfo(SocketAddr::from((ip, 40_000))))
+        .body(Body::empty())
+        .unwrap();
+    send(app, request).await
+}
+
+/// The `signedUrl` scheme's authorization API (Authentication extension
+/// v1.1.0: in the scheme's flow).
+fn authorization_api(schemes: &Value) -> &Value {
+    let scheme = &schemes["arcolake"];
+    assert_eq!(scheme["type"], "signedUrl", "{schemes}");
+    &scheme["flows"]["authorizationCode"]["authorizationApi"]
+}
 
 /// Assert a JSON exception with `status` whose description holds `needle`.
 fn assert_exception(r: &Raw, status: StatusCode, needle: &str) {
@@ -232,7 +267,7 @@ fn encode(value: &str) -> String {
 async fn sign(app: &TestApp, href: &str, expires_in: Option<u64>) -> Value {
     let mut uri = format!("/sign?href={}", encode(href));
     if let Some(s) = expires_in {
-        uri.push_str(&format!("&expires_in={s}"));
+        let _ = write!(uri, "&expires_in={s}");
     }
     let r = get(app, &uri, &[ADMIN]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -507,6 +542,123 @@ async fn unknown_sources_and_missing_files_are_404s() {
     }
 }
 
+// ---------------------------------------------------------------- names and directories
+
+/// The HTTP doors of the test harness at their root, where `scripts/test`
+/// puts copies of the COG under names that need escaping.
+fn doors_at_their_root() -> Vec<(&'static str, Arc<dyn Source>)> {
+    let mut doors = Vec::new();
+    for (var, name) in [
+        ("ARCOLAKE_TEST_WEBDAV_URL", "dav"),
+        ("ARCOLAKE_TEST_XRDHTTP_URL", "xrd"),
+    ] {
+        if server(var).is_some() {
+            let mut root = url::Url::parse(&std::env::var(var).unwrap()).unwrap();
+            root.set_path("/");
+            let settings = SourceSettings::default().with_env();
+            doors.push((
+                name,
+                storage::source::open(root.as_str(), &settings).unwrap(),
+            ));
+        }
+    }
+    doors
+}
+
+const ODD_NAMES: [&str; 3] = ["a b.tif", "per%cent.tif", "zoë.tif"];
+
+#[tokio::test]
+async fn names_that_need_escaping_stream_from_the_http_doors() {
+    let doors = doors_at_their_root();
+    if doors.is_empty() {
+        return;
+    }
+    let app = app_with(
+        doors
+            .iter()
+            .map(|(name, s)| registered(name, "odd", s))
+            .collect(),
+    )
+    .await;
+    restricted_collection(&app, "odd").await;
+    let want = bytes_of(&ingest().join(COG));
+    for (name, source) in &doors {
+        for file in ODD_NAMES {
+            let href = source.href(&format!("odd names/{file}"));
+            let signed = sign(&app, &href, None).await;
+            let url = signed["href"].as_str().unwrap();
+            assert!(
+                url.starts_with(&format!("{ROOT}/assets/{name}/odd%20names/")),
+                "{url}"
+            );
+            let r = get(&app, &route(url), &[]).await;
+            assert_eq!(r.status, StatusCode::OK, "{name} {file}: {}", r.text());
+            assert!(r.body == want, "{name} {file}");
+            let r = get(&app, &route(url), &[("range", "bytes=-50")]).await;
+            assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{name} {file}");
+            assert!(r.body == want[want.len() - 50..], "{name} {file}");
+        }
+    }
+}
+
+/// A local file is named in its href by the escaped key (`per%25cent.tif`,
+/// `zo%C3%AB.tif`); signing that href must give a URL that reads the file.
+#[tokio::test]
+async fn local_files_whose_names_need_escaping_stream_through_their_signed_hrefs() {
+    let dir = tempfile::tempdir().unwrap();
+    let want = bytes_of(&ingest().join(COG));
+    for file in ODD_NAMES {
+        std::fs::write(dir.path().join(file), &want).unwrap();
+    }
+    let source = local(dir.path());
+    let app = app_with(vec![registered("odd", "odd", &source)]).await;
+    app.collection("odd").await;
+    for file in ODD_NAMES {
+        let signed = sign(&app, &source.href(file), None).await;
+        let url = signed["href"].as_str().unwrap();
+        let r = get(&app, &route(url), &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{file} ({url}): {}", r.text());
+        assert!(r.body == want, "{file}");
+    }
+}
+
+/// A directory (a Zarr store's root, a folder) is not an object: 404, as on
+/// a local source. S3 is left out: it has no directories, and the test
+/// server (s3s-fs) answers a directory's key with a 500.
+#[tokio::test]
+async fn a_directory_is_no_asset_on_any_backend() {
+    let backends: Vec<_> = backends().into_iter().filter(|(n, _)| *n != "s3").collect();
+    let app = app_with(
+        backends
+            .iter()
+            .map(|(name, s)| registered(name, &format!("c-{name}"), s))
+            .collect(),
+    )
+    .await;
+    for (name, _) in &backends {
+        app.collection(&format!("c-{name}")).await;
+        for dir in [ZARR, "s2"] {
+            let uri = format!("/assets/{name}/{dir}");
+            let r = get(&app, &uri, &[]).await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "{uri}: {:?} {}",
+                r.headers,
+                r.text()
+            );
+            assert_exception(&r, StatusCode::NOT_FOUND, "no such asset");
+            let r = request(&app, Method::HEAD, &uri, &[]).await;
+            assert_eq!(
+                r.status,
+                StatusCode::NOT_FOUND,
+                "HEAD {uri}: {:?}",
+                r.headers
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------- signing
 
 /// An app with a restricted source `priv` (collection `secret`, over
@@ -576,7 +728,7 @@ async fn a_restricted_asset_is_hidden_until_signed_and_its_signed_href_streams_i
 
     // A storage href that steps out of the source is refused.
     let out = format!(
-        "{}/../{COG}",
+        "{}/../utm_uint16_cog.tif",
         s.private.href(B02).rsplit_once('/').unwrap().0
     );
     let r = get(app, &format!("/sign?href={}", encode(&out)), &[ADMIN]).await;
@@ -772,6 +924,16 @@ async fn hrefs_no_source_covers_come_back_unchanged_and_batches_keep_their_order
         .write("POST", "/sign", Some(&json!({"href": foreign})))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let many = vec![foreign; 10_001];
+    let r = app
+        .write("POST", "/sign", Some(&json!({"hrefs": many})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.body["description"].as_str().unwrap().contains("10000"),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]
@@ -851,6 +1013,26 @@ async fn presigned_s3_urls_read_the_object_until_they_expire() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, body) = curl(url);
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+
+    // The restricted source streams to no anonymous reader...
+    assert_exception(
+        &get(&app, &format!("/assets/s3p/{COG}"), &[]).await,
+        StatusCode::NOT_FOUND,
+        "",
+    );
+    // ...and a public one that offers presigned assets redirects them to
+    // the storage.
+    let app = app_with(vec![Registered {
+        public_assets: PublicAssets::Presign,
+        ..registered("s3pub", "open-lake", &s3)
+    }])
+    .await;
+    app.collection("open-lake").await;
+    let r = get(&app, &format!("/assets/s3pub/{COG}"), &[]).await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    let location = r.header(header::LOCATION).unwrap();
+    assert!(location.starts_with(&endpoint), "{location}");
+    assert_eq!(curl(location), (200, want));
 }
 
 // ---------------------------------------------------------------- tokens
@@ -897,6 +1079,10 @@ async fn a_collection_token_reads_every_object_of_its_sources_and_no_others() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(r.body == want);
     // Every object of the source: a chunk and a COG beside the store.
+    let chunk = format!("{ZARR}/precip/0.0.0");
+    let r = get(&app, &format!("/assets/zsrc/{chunk}?{token}"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.body == bytes_of(&ingest().join(&chunk)));
     let r = get(
         &app,
         &format!("/assets/zsrc/{COG}?{token}"),
@@ -941,12 +1127,23 @@ async fn a_collection_token_reads_every_object_of_its_sources_and_no_others() {
 
 // ---------------------------------------------------------------- items
 
-/// An app with a public source `pub` (collection `open`, over
-/// `fixtures/ingest/s2`) and a restricted source `priv` (collection
-/// `secret`, over `fixtures/ingest`), an item in each whose assets those
-/// sources cover, and one asset no source covers.
-async fn items_app() -> (TestApp, Arc<dyn Source>, Arc<dyn Source>) {
-    let public = local(&ingest().join("s2"));
+/// An app with a public source `pub` (collection `open`, over a copy of
+/// the COG) and a restricted source `priv` (collection `secret`, over
+/// `fixtures/ingest`), an item in each whose assets those sources cover,
+/// and one asset no source covers. The roots do not nest: a file under both
+/// would be as restricted as the stricter one.
+struct Items {
+    app: TestApp,
+    public: Arc<dyn Source>,
+    private: Arc<dyn Source>,
+    /// Bind it where the app is used: the copy lives as long as it.
+    _copy: tempfile::TempDir,
+}
+
+async fn items_app() -> Items {
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(ingest().join(COG), copy.path().join(B02)).unwrap();
+    let public = local(copy.path());
     let private = local(&ingest());
     let app = app_with(vec![
         registered("pub", "open", &public),
@@ -975,7 +1172,12 @@ async fn items_app() -> (TestApp, Arc<dyn Source>, Arc<dyn Source>) {
         }),
     )
     .await;
-    (app, public, private)
+    Items {
+        app,
+        public,
+        private,
+        _copy: copy,
+    }
 }
 
 fn extensions(item: &Value) -> Vec<&str> {
@@ -1039,17 +1241,10 @@ async fn check_signed_secret_item(app: &TestApp, item: &Value, what: &str) {
 
 #[tokio::test]
 async fn signed_items_carry_signed_hrefs_and_zarr_stores_a_bearer_token() {
-    let (app, _, _) = items_app().await;
-    let r = app
-        .send(
-            Request::get("/collections/secret/items/s1?sign=true")
-                .header("authorization", format!("Bearer {TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    check_signed_secret_item(&app, &r.body, "item").await;
+    let Items { app, _copy, .. } = items_app().await;
+    let r = get(&app, "/collections/secret/items/s1?sign=true", &[ADMIN]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    check_signed_secret_item(&app, &r.json(), "item").await;
 
     let r = get(&app, "/search?collections=secret&sign=true", &[ADMIN]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -1094,7 +1289,12 @@ async fn signed_items_carry_signed_hrefs_and_zarr_stores_a_bearer_token() {
 
 #[tokio::test]
 async fn public_items_get_an_anonymous_alternate_href_and_restricted_ones_do_not() {
-    let (app, public, private) = items_app().await;
+    let Items {
+        app,
+        public,
+        private,
+        _copy,
+    } = items_app().await;
     let r = get(&app, "/collections/open/items/o1", &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let item = r.json();
@@ -1111,8 +1311,8 @@ async fn public_items_get_an_anonymous_alternate_href_and_restricted_ones_do_not
     assert!(ext.contains(&AUTH_EXTENSION), "{ext:?}");
     assert!(ext.contains(&ALTERNATE_EXTENSION), "{ext:?}");
     assert_eq!(
-        item["properties"]["auth:schemes"]["arcolake"]["authorizationApi"],
-        format!("{ROOT}/sign")
+        authorization_api(&item["properties"]["auth:schemes"]),
+        &json!(format!("{ROOT}/sign"))
     );
     assert_eq!(
         item["assets"]["foreign"],
@@ -1152,25 +1352,117 @@ async fn public_items_get_an_anonymous_alternate_href_and_restricted_ones_do_not
 }
 
 #[tokio::test]
+async fn a_source_without_public_assets_is_read_only_through_signatures() {
+    let source = local(&ingest().join("s2"));
+    let app = app_with(vec![Registered {
+        public_assets: PublicAssets::None,
+        ..registered("pub", "open", &source)
+    }])
+    .await;
+    app.collection("open").await;
+    item_with_assets(
+        &app,
+        "open",
+        "o1",
+        json!({"B02": {"href": source.href(B02)}}),
+    )
+    .await;
+    let path = format!("/assets/pub/{B02}");
+    assert_exception(
+        &get(&app, &path, &[]).await,
+        StatusCode::NOT_FOUND,
+        "no such asset",
+    );
+    assert_eq!(get(&app, &path, &[ADMIN]).await.status, StatusCode::OK);
+    let item = get(&app, "/collections/open/items/o1", &[]).await.json();
+    let b02 = &item["assets"]["B02"];
+    assert!(b02.get("alternate").is_none(), "{b02}");
+    assert_eq!(b02["auth:refs"], json!(["arcolake"]));
+    assert!(!extensions(&item).contains(&ALTERNATE_EXTENSION), "{item}");
+    // The collection is public: anyone may sign, and the signature reads.
+    let r = get(
+        &app,
+        &format!("/sign?href={}", encode(&source.href(B02))),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = get(&app, &route(r.json()["href"].as_str().unwrap()), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.body == bytes_of(&ingest().join(COG)));
+}
+
+/// The module docs of `api::assets`: an href belongs to a source "when the
+/// registry resolves it (or when it is already a URL of our streaming
+/// route)"; `/sign` signs such an href, `?sign=true` must too.
+#[tokio::test]
+async fn items_whose_hrefs_are_streaming_urls_are_signed_too() {
+    let source = local(&ingest().join("s2"));
+    let app = app_with(vec![registered("priv", "secret", &source)]).await;
+    restricted_collection(&app, "secret").await;
+    let href = format!("{ROOT}/assets/priv/{B02}");
+    let signed = sign(&app, &href, None).await;
+    assert!(
+        signed["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{href}?exp=")),
+        "{signed}"
+    );
+    item_with_assets(
+        &app,
+        "secret",
+        "s1",
+        json!({"B02": {"href": href, "type": "image/tiff"}}),
+    )
+    .await;
+    let r = get(&app, "/collections/secret/items/s1?sign=true", &[ADMIN]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let b02 = &r.json()["assets"]["B02"];
+    assert!(
+        b02["href"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{href}?exp=")),
+        "not signed: {b02}"
+    );
+    assert!(b02["arcolake:expiry"].is_string(), "{b02}");
+    assert_eq!(b02["auth:refs"], json!(["arcolake"]));
+}
+
+#[tokio::test]
 async fn collections_with_a_source_advertise_the_signing_scheme() {
-    let (app, _, _) = items_app().await;
+    let Items { app, _copy, .. } = items_app().await;
     app.collection("plain").await;
     let r = get(&app, "/collections/open", &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let c = r.json();
-    let scheme = &c["auth:schemes"]["arcolake"];
-    assert_eq!(scheme["type"], "signedUrl", "{c}");
+    let api = authorization_api(&c["auth:schemes"]);
+    assert!(api.as_str().unwrap().ends_with("/sign"), "{c}");
+    assert_eq!(api, &json!(format!("{ROOT}/sign")));
+    let flow = &c["auth:schemes"]["arcolake"]["flows"]["authorizationCode"];
+    assert_eq!(flow["method"], "GET", "{flow}");
+    assert_eq!(flow["parameters"]["href"]["in"], "query", "{flow}");
+    assert_eq!(flow["responseField"], "href", "{flow}");
+    assert!(extensions(&c).contains(&AUTH_EXTENSION), "{c}");
+    // The scheme's API answers as it says.
+    let href = format!("{ROOT}/assets/pub/{B02}");
+    let r = get(
+        &app,
+        &format!("{}?href={}", route(api.as_str().unwrap()), encode(&href)),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(
-        scheme["authorizationApi"]
+        r.json()["href"]
             .as_str()
             .unwrap()
-            .ends_with("/sign"),
-        "{scheme}"
+            .starts_with(&format!("{href}?exp="))
     );
-    assert_eq!(scheme["authorizationApi"], format!("{ROOT}/sign"));
-    assert!(extensions(&c).contains(&AUTH_EXTENSION), "{c}");
+
     let r = get(&app, "/collections/secret", &[ADMIN]).await;
-    assert_eq!(r.json()["auth:schemes"]["arcolake"]["type"], "signedUrl");
+    assert_eq!(authorization_api(&r.json()["auth:schemes"]), api);
     let r = get(&app, "/collections/plain", &[]).await;
     let c = r.json();
     assert!(c.get("auth:schemes").is_none(), "{c}");
@@ -1210,6 +1502,9 @@ async fn signing_and_streaming_past_the_burst_are_429s_with_retry_after() {
     sign(&app, &href, None).await;
     limited(&get(&app, &format!("/sign?href={}", encode(&href)), &[ADMIN]).await);
     limited(&get(&app, "/token/open", &[ADMIN]).await);
+    // Signing items spends the same budget.
+    limited(&get(&app, "/search?sign=true", &[ADMIN]).await);
+    assert_eq!(get(&app, "/search", &[ADMIN]).await.status, StatusCode::OK);
     // Another caller has a bucket of its own.
     let r = get(&app, &format!("/sign?href={}", encode(&href)), &[]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -1222,95 +1517,57 @@ async fn signing_and_streaming_past_the_burst_are_429s_with_retry_after() {
     let head = request(&app, Method::HEAD, &path, &[]).await;
     assert_eq!(head.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(get(&app, &path, &[ADMIN]).await.status, StatusCode::OK);
+    // Anonymous callers are told apart by their address.
+    for _ in 0..3 {
+        assert_eq!(
+            get_from(&app, [10, 0, 0, 1], &path).await.status,
+            StatusCode::OK
+        );
+    }
+    limited(&get_from(&app, [10, 0, 0, 1], &path).await);
+    assert_eq!(
+        get_from(&app, [10, 0, 0, 2], &path).await.status,
+        StatusCode::OK
+    );
 }
 
+/// The stream limit is per caller: a reader of a signed URL must not spend
+/// the budget of every other reader of URLs signed with the same key.
 #[tokio::test]
-async fn zz_probe() {
-    let dir = tempfile::tempdir().unwrap();
-    for n in ["a b.tif", "per%cent.tif", "zoë.tif", "x#y.tif"] {
-        std::fs::copy(ingest().join(COG), dir.path().join(n)).unwrap();
+async fn readers_of_signed_urls_are_limited_each_on_their_own() {
+    use api::limits::{Limits, Rate};
+    let source = local(&ingest().join("s2"));
+    let app = TestApp::with_settings(api::ServeConfig {
+        limits: Limits::new(
+            Rate {
+                per_second: 0.001,
+                burst: 100.0,
+            },
+            Rate {
+                per_second: 0.001,
+                burst: 3.0,
+            },
+            8,
+        ),
+        ..settings(vec![registered("priv", "secret", &source)])
+    })
+    .await;
+    restricted_collection(&app, "secret").await;
+    let first = sign(&app, &source.href(B02), None).await;
+    let second = sign(&app, &source.href(B03), None).await;
+    let first = route(first["href"].as_str().unwrap());
+    let second = route(second["href"].as_str().unwrap());
+    for _ in 0..3 {
+        assert_eq!(
+            get_from(&app, [10, 0, 0, 1], &first).await.status,
+            StatusCode::OK
+        );
     }
-    let mut backends = backends();
-    backends.push(("tmp", local(dir.path())));
-    let app = app_with(
-        backends
-            .iter()
-            .map(|(name, s)| registered(name, &format!("c-{name}"), s))
-            .collect(),
-    )
-    .await;
-    for (name, s) in &backends {
-        app.collection(&format!("c-{name}")).await;
-        for p in [
-            "era_v2.zarr",
-            "s2",
-            "odd names/a b.tif",
-            "odd names/per%cent.tif",
-            "odd names/zoë.tif",
-            "a b.tif",
-            "per%cent.tif",
-            "zoë.tif",
-            "x#y.tif",
-        ] {
-            let href = s.href(p);
-            let signed = sign(&app, &href, None).await;
-            let h = signed["href"].as_str().unwrap();
-            let r = get(&app, &route(h), &[]).await;
-            eprintln!(
-                "{name} {p:?}: href={href} signed={h} -> {} len={} etag={:?} {}",
-                r.status,
-                r.body.len(),
-                r.header(header::ETAG),
-                if r.status.is_success() {
-                    String::new()
-                } else {
-                    r.text()
-                }
-            );
-        }
-    }
-    // proxy-url hrefs in items
-    let s = &backends[0].1;
-    item_with_assets(
-        &app,
-        "c-local",
-        "i1",
-        json!({"a": {"href": format!("{ROOT}/assets/local/{COG}")}, "b": {"href": s.href(COG)}}),
-    )
-    .await;
-    let r = get(&app, "/collections/c-local/items/i1?sign=true", &[]).await;
-    eprintln!(
-        "{}",
-        serde_json::to_string_pretty(&r.json()["assets"]).unwrap()
+    assert_eq!(
+        get_from(&app, [10, 0, 0, 1], &first).await.status,
+        StatusCode::TOO_MANY_REQUESTS
     );
-    item_with_assets(
-        &app,
-        "c-local",
-        "i2",
-        json!({"a": {"href": format!("{ROOT}/assets/local/{COG}")}}),
-    )
-    .await;
-    let r = get(&app, "/collections/c-local/items/i2?sign=true", &[]).await;
-    eprintln!(
-        "{}",
-        serde_json::to_string_pretty(&r.json()["assets"]).unwrap()
-    );
-    let r = get(&app, "/assets/local/", &[]).await;
-    eprintln!("/assets/local/ {} {}", r.status, r.text());
-    let r = get(&app, "/assets/local", &[]).await;
-    eprintln!("/assets/local {} {}", r.status, r.text());
-    let r = get(
-        &app,
-        &format!("/assets/local/{COG}"),
-        &[("range", "bytes=5-2")],
-    )
-    .await;
-    eprintln!("5-2 {} {}", r.status, r.body.len());
-    let r = get(
-        &app,
-        &format!("/assets/local/{COG}"),
-        &[("if-modified-since", "Fri, 01 Jan 2100 00:00:00 GMT")],
-    )
-    .await;
-    eprintln!("ims {} {}", r.status, r.body.len());
+    // Another client, another signed URL, signed at another time.
+    let r = get_from(&app, [10, 0, 0, 2], &second).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }

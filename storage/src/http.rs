@@ -222,6 +222,24 @@ impl HttpSource {
         }
     }
 
+    /// Whether `path` is a collection (a directory), by PROPFIND Depth 0.
+    async fn is_collection(&self, path: &str) -> Result<bool, Error> {
+        let method = Method::from_bytes(b"PROPFIND").expect("valid method");
+        let req = self
+            .request(method, path)
+            .header("Depth", "0")
+            .header("Content-Type", "application/xml; charset=utf-8")
+            .body(PROPFIND_BODY);
+        let resp = self.send(req, path).await?;
+        if resp.status() != StatusCode::MULTI_STATUS {
+            return Ok(false);
+        }
+        let body = read_bounded(resp, 1 << 20)
+            .await
+            .map_err(|e| Error::request(self.href(path), e))?;
+        Ok(parse_multistatus(&body).is_ok_and(|r| r.iter().any(|d| d.collection)))
+    }
+
     /// One directory's children (PROPFIND, Depth 1).
     async fn list_dir(&self, dir: &str) -> Result<Vec<(String, Listed)>, Error> {
         bump(&self.stats.lists);
@@ -409,6 +427,16 @@ impl Source for HttpSource {
         self.remember_digests(path, &resp);
         let h = resp.headers();
         let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // Doors answer HEAD on a directory too (an empty body, or an HTML
+        // listing): what looks like one is asked about by PROPFIND, and a
+        // directory is no object.
+        // (XrdHttp answers a directory as it answers a file: a length and
+        // nothing else, so any answer without validators is asked about.)
+        let maybe_directory = text("content-type").is_some_and(|t| t.starts_with("text/html"))
+            || (text("etag").is_none() && text("last-modified").is_none());
+        if maybe_directory && self.is_collection(path).await? {
+            return Ok(None);
+        }
         Ok(Some(Entry {
             path: path.to_owned(),
             size: text("content-length")

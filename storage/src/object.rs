@@ -128,19 +128,32 @@ impl ObjectSource {
         })
     }
 
-    /// The store key of a relative path. S3 keys are the names as they
-    /// are (a listing gives them so); a local path is escaped the way
-    /// `object_store`'s local store expects (it unescapes it again).
+    /// The store key of a relative path: the names as they are (an S3
+    /// listing gives them so).
     fn key(&self, path: &str) -> Path {
         let full = if self.prefix.is_empty() {
             path.to_owned()
         } else {
             format!("{}/{path}", self.prefix)
         };
+        // The local store escapes each part itself on its way to the file
+        // system: it too takes the names as they are.
+        Path::parse(&full).unwrap_or_else(|_| Path::from(full))
+    }
+
+    /// The key text of a relative path in hrefs: S3 keys as they are; local
+    /// names escaped (`zo%C3%AB.tif`, `per%25cent.tif`), as hrefs of local
+    /// files have always been written.
+    fn href_key(&self, path: &str) -> String {
         if self.local_root.is_some() {
-            Path::from(full)
+            let full = if self.prefix.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{}/{path}", self.prefix)
+            };
+            Path::from(full).as_ref().to_owned()
         } else {
-            Path::parse(&full).unwrap_or_else(|_| Path::from(full))
+            self.key(path).as_ref().to_owned()
         }
     }
 
@@ -417,13 +430,12 @@ impl Source for ObjectSource {
     }
 
     fn href(&self, path: &str) -> String {
-        let key = self.key(path);
-        format!("{}/{}", self.base, key.as_ref())
+        format!("{}/{}", self.base, self.href_key(path))
     }
 
     fn alternate_href(&self, path: &str) -> Option<String> {
         let base = self.https_base.as_ref()?;
-        Some(format!("{base}/{}", self.key(path).as_ref()))
+        Some(format!("{base}/{}", self.href_key(path)))
     }
 
     fn describe(&self) -> String {

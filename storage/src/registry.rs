@@ -81,6 +81,7 @@ impl std::fmt::Debug for Registered {
             .field("source", &self.source.describe())
             .field("sign", &self.sign)
             .field("public_assets", &self.public_assets)
+            .field("paths", &self.paths)
             .finish()
     }
 }

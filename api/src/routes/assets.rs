@@ -384,18 +384,22 @@ pub async fn stream(
             if !readable || (anonymous && registered.public_assets == PublicAssets::None) {
                 return Err(ApiError::not_found("no such asset"));
             }
-            let who = if anonymous {
-                parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map_or_else(|| "anonymous".to_owned(), |c| format!("ip:{}", c.0.ip()))
-            } else {
-                caller.who
-            };
-            (who, anonymous)
+            (caller.who, anonymous)
         }
     };
-    state.settings.limits.spend(Kind::Stream, &who)?;
+    // Holders of a signed URL or a token, and anonymous readers, are told
+    // apart by their address: one reader cannot use up another's budget.
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| format!("ip:{}", c.0.ip()));
+    let limited = match address {
+        Some(a) if anonymous || !who.starts_with("key:") && !who.starts_with("jwt:") => {
+            format!("{who}@{a}")
+        }
+        _ => who.clone(),
+    };
+    state.settings.limits.spend(Kind::Stream, &limited)?;
     let slot = state.settings.limits.stream_slot()?;
     let source = &registered.source;
     if anonymous && registered.public_assets == PublicAssets::Presign {
