@@ -580,10 +580,12 @@ async fn keys(args: &KeysArgs) -> anyhow::Result<ExitCode> {
         }
         KeysAction::Revoke { key_id } => {
             if store.revoke_api_key(key_id).await? {
-                println!("revoked {key_id}");
+                let id = catalog::access::split_key(key_id).map_or(key_id.as_str(), |(id, _)| id);
+                println!("revoked {id}");
                 ExitCode::SUCCESS
             } else {
-                eprintln!("no active key {key_id}");
+                let id = catalog::access::split_key(key_id).map_or(key_id.as_str(), |(id, _)| id);
+                eprintln!("no active key {id}");
                 ExitCode::from(1)
             }
         }

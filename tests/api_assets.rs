@@ -1571,3 +1571,127 @@ async fn readers_of_signed_urls_are_limited_each_on_their_own() {
     let r = get_from(&app, [10, 0, 0, 2], &second).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
+
+// ------------------------------------------- restricted files under public roots
+
+/// A public source whose root holds a restricted source's directory (with a
+/// name that URLs spell several ways), a hidden file, an excluded file and a
+/// symbolic link into the restricted directory.
+struct NestedLake {
+    dir: PathBuf,
+    app: TestApp,
+}
+
+impl NestedLake {
+    async fn new(tag: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("arcolake-nested-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secret = dir.join("restricted zone");
+        std::fs::create_dir_all(&secret).unwrap();
+        let cog = bytes_of(&ingest().join(COG));
+        std::fs::write(secret.join("x.tif"), &cog).unwrap();
+        std::fs::write(dir.join("open.tif"), &cog).unwrap();
+        std::fs::write(dir.join("skip.tif"), &cog).unwrap();
+        std::fs::write(dir.join(".env"), b"SECRET=1").unwrap();
+        std::os::unix::fs::symlink(secret.join("x.tif"), dir.join("link.tif")).unwrap();
+        let mut public = registered("pub", "open-lake", &local(&dir));
+        public.paths = PathFilter::new(&[], &["skip.tif".into()]).unwrap();
+        let app = app_with(vec![
+            public,
+            registered("sec", "closed-lake", &local(&secret)),
+        ])
+        .await;
+        app.collection("open-lake").await;
+        restricted_collection(&app, "closed-lake").await;
+        Self { dir, app }
+    }
+}
+
+impl Drop for NestedLake {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_public_root_never_serves_a_restricted_sources_files() {
+    let lake = NestedLake::new("public").await;
+    let app = &lake.app;
+    assert_eq!(
+        get(app, "/assets/pub/open.tif", &[]).await.status,
+        StatusCode::OK
+    );
+    // The restricted file through the public source, however it is spelled.
+    for path in [
+        "/assets/pub/restricted%20zone/x.tif",
+        "/assets/pub/restricted zone/x.tif"
+            .replace(' ', "%20")
+            .as_str(),
+        "/assets/pub/%72estricted%20zone/x.tif",
+        "/assets/pub/link.tif",
+        "/assets/pub/.env",
+        "/assets/pub/skip.tif",
+    ] {
+        let r = get(app, path, &[]).await;
+        assert_exception(&r, StatusCode::NOT_FOUND, "no such asset");
+    }
+    // Nor does /sign sign it for an anonymous caller.
+    let base = url::Url::from_directory_path(&lake.dir).unwrap();
+    for href in [
+        format!("{base}restricted%20zone/x.tif"),
+        format!("{base}%72estricted%20zone/x.tif"),
+        format!("{base}restricted zone/x.tif"),
+        format!("{base}link.tif"),
+    ] {
+        let r = get(app, &format!("/sign?href={}", urlencode(&href)), &[]).await;
+        assert_exception(&r, StatusCode::NOT_FOUND, "no such asset");
+    }
+    // The admin reads it, through either source.
+    assert_eq!(
+        get(app, "/assets/pub/link.tif", &[ADMIN]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(app, "/assets/sec/x.tif", &[ADMIN]).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_token_of_a_public_collection_reads_only_its_public_assets() {
+    let lake = NestedLake::new("token").await;
+    let app = &lake.app;
+    let r = get(app, "/token/open-lake", &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        get(app, &format!("/assets/pub/open.tif?{token}"), &[])
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for path in ["restricted%20zone/x.tif", "link.tif", ".env", "skip.tif"] {
+        let r = get(app, &format!("/assets/pub/{path}?{token}"), &[]).await;
+        assert_exception(&r, StatusCode::NOT_FOUND, "no such asset");
+    }
+}
+
+#[tokio::test]
+async fn a_forged_signature_says_nothing_of_which_sources_exist() {
+    let lake = NestedLake::new("forged").await;
+    let app = &lake.app;
+    for source in ["sec", "no-such-source"] {
+        let r = get(
+            app,
+            &format!("/assets/{source}/x.tif?exp=99999999999&kid=k1&sig=00"),
+            &[],
+        )
+        .await;
+        assert_exception(&r, StatusCode::FORBIDDEN, "does not match");
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}

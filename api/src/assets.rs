@@ -171,11 +171,13 @@ impl<'a> Signer<'a> {
 
     /// Whether the collections of all `covering` sources that serve the
     /// object are public (seen without credentials).
-    async fn all_public(&self, covering: &[(&Registered, String)]) -> Result<bool, ApiError> {
-        for (source, rel) in covering {
-            if !source.paths.admits(rel) {
-                continue;
-            }
+    async fn all_public(
+        &self,
+        covering: &[(&'a Registered, String)],
+        chosen: &Registered,
+        path: &str,
+    ) -> Result<bool, ApiError> {
+        for (source, _) in self.serving(covering, chosen, path)? {
             let public = self
                 .state
                 .store
@@ -223,25 +225,67 @@ impl<'a> Signer<'a> {
         registry.candidates(href).map_err(storage_error)
     }
 
-    /// Whether the caller may read an object the `covering` sources serve:
-    /// it sees the collection of every one of them that serves the object
-    /// (a public source's root may hold a restricted source's files), and
-    /// `chosen` serves `path` as an asset.
+    /// Whether the caller may read an object the `covering` sources serve
+    /// through `chosen`: `chosen` serves `path` as an asset, the caller sees
+    /// its collection, and, when that collection is public, every other
+    /// collection serving the object too (a public source's root may hold a
+    /// restricted source's files: restricted wins over public). A caller
+    /// granted a restricted collection reads all of it, whatever other
+    /// restricted collections share its files.
     pub async fn readable(
         &mut self,
         covering: &[(&Registered, String)],
         chosen: &Registered,
         path: &str,
     ) -> Result<bool, ApiError> {
-        if !chosen.paths.admits(path) {
+        if !chosen.paths.admits(path) || !self.visible(&chosen.collection).await? {
             return Ok(false);
         }
-        for (source, rel) in covering {
-            if source.paths.admits(rel) && !self.visible(&source.collection).await? {
+        if self.restricted(&chosen.collection).await? {
+            return Ok(true);
+        }
+        for (source, _) in self.serving(covering, chosen, path)? {
+            if !self.visible(&source.collection).await? {
                 return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Whether `collection` is restricted (exists and is not public).
+    pub async fn restricted(&self, collection: &str) -> Result<bool, ApiError> {
+        Ok(!self
+            .state
+            .store
+            .collection_visible(collection, &catalog::access::Visibility::public())
+            .await?)
+    }
+
+    /// The sources that serve the object `chosen` reads at `path`: those of
+    /// `covering` whose filters admit it, and, when a symbolic link leads
+    /// elsewhere inside the source, those serving the link's target (a link
+    /// must not make a restricted file public).
+    pub fn serving(
+        &self,
+        covering: &[(&'a Registered, String)],
+        chosen: &Registered,
+        path: &str,
+    ) -> Result<Vec<(&'a Registered, String)>, ApiError> {
+        let mut serving: Vec<(&'a Registered, String)> = covering
+            .iter()
+            .filter(|(s, rel)| s.paths.admits(rel))
+            .cloned()
+            .collect();
+        if let Some(real) = chosen.source.real_path(path).map_err(storage_error)? {
+            let target = self
+                .state
+                .settings
+                .registry
+                .candidates(&chosen.source.href(&real))
+                .map_err(storage_error)?;
+            serving.extend(target.into_iter().filter(|(s, rel)| s.paths.admits(rel)));
+        }
+        Ok(serving)
     }
 
     /// Sign one href for `validity`. An href no source covers comes back as
@@ -257,7 +301,17 @@ impl<'a> Signer<'a> {
         if !self.readable(&covering, source, &path).await? {
             return Err(ApiError::not_found("no such asset"));
         }
-        let signed = self.sign_located(source, &path, validity).await?;
+        self.sign_located(source, &path, validity).await
+    }
+
+    /// Sign `path` of `source`, and write the audit line.
+    async fn sign_located(
+        &self,
+        source: &Registered,
+        path: &str,
+        validity: Duration,
+    ) -> Result<Signed, ApiError> {
+        let signed = self.make_signed(source, path, validity).await?;
         tracing::info!(
             target: "arcolake::audit",
             action = "sign",
@@ -269,7 +323,7 @@ impl<'a> Signer<'a> {
         Ok(signed)
     }
 
-    async fn sign_located(
+    async fn make_signed(
         &self,
         source: &Registered,
         path: &str,
@@ -337,6 +391,13 @@ impl<'a> Signer<'a> {
             .signer
             .sign(&Scope::Collection(collection), expires.timestamp());
         let col: String = url::form_urlencoded::byte_serialize(collection.as_bytes()).collect();
+        tracing::info!(
+            target: "arcolake::audit",
+            action = "token",
+            caller = %self.caller.who,
+            collection = %collection,
+            expiry = %rfc3339(expires),
+        );
         (
             format!(
                 "col={col}&exp={}&kid={}&sig={}",
@@ -437,7 +498,7 @@ impl<'a> Signer<'a> {
                 }
             } else if source.public_assets != PublicAssets::None
                 && source.paths.admits(&path)
-                && self.all_public(&covering).await?
+                && self.all_public(&covering, source, &path).await?
             {
                 let alternate = asset
                     .entry("alternate")

@@ -237,6 +237,67 @@ impl FromRequestParts<AppState> for Base {
     }
 }
 
+/// The client's address, for rate limits: the first hop of `Forwarded` or
+/// `X-Forwarded-For` when the proxy is trusted, else the peer's address;
+/// `None` when neither is known (a router called in-process).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl ClientAddr {
+    /// The address of a request.
+    pub fn of(parts: &Parts, trust_proxy: bool) -> Self {
+        if trust_proxy {
+            let forwarded = header(parts, "forwarded").and_then(|v| {
+                let first = v.split(',').next()?;
+                first.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    let v = v.trim().trim_matches('"');
+                    let v = v
+                        .strip_prefix('[')
+                        .map_or(v, |v| v.split(']').next().unwrap_or(v));
+                    (k.trim().eq_ignore_ascii_case("for")).then(|| v.parse().ok())?
+                })
+            });
+            let x_forwarded = || {
+                header(parts, "x-forwarded-for")
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse().ok())
+            };
+            if let Some(ip) = forwarded.or_else(x_forwarded) {
+                return Self(Some(ip));
+            }
+        }
+        Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        )
+    }
+
+    /// The rate-limit key of a caller: callers with a key or token are
+    /// limited as themselves, anyone else by address.
+    pub fn limit_key(self, who: &str) -> String {
+        match self.0 {
+            Some(ip) if !who.starts_with("key:") && !who.starts_with("jwt:") && who != "admin" => {
+                format!("{who}@{ip}")
+            }
+            _ => who.to_owned(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(parts, state.settings.trust_proxy))
+    }
+}
+
 /// Proof that the request carries the operator's admin bearer token.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
@@ -284,6 +345,34 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_addresses_come_from_trusted_proxies_only() {
+        let parts = |headers: &[(&str, &str)]| {
+            let mut b = axum::http::Request::builder().uri("/x");
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let p = parts(&[(
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=5.6.7.8",
+        )]);
+        assert_eq!(
+            ClientAddr::of(&p, true).0,
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(ClientAddr::of(&p, false).0, None);
+        let p = parts(&[("x-forwarded-for", "10.1.2.3, 10.0.0.1")]);
+        assert_eq!(
+            ClientAddr::of(&p, true).0,
+            Some("10.1.2.3".parse().unwrap())
+        );
+        let a = ClientAddr(Some("10.1.2.3".parse().unwrap()));
+        assert_eq!(a.limit_key("anonymous"), "anonymous@10.1.2.3");
+        assert_eq!(a.limit_key("key:abc"), "key:abc");
+    }
 
     #[test]
     fn forwarded_header_is_parsed() {

@@ -83,8 +83,10 @@ impl Limits {
         }
     }
 
-    /// Spend one request of `kind` for `who`, or a 429.
-    pub fn spend(&self, kind: Kind, who: &str) -> Result<(), ApiError> {
+    /// Spend `cost` requests of `kind` for `who`, or a 429.
+    pub fn spend(&self, kind: Kind, who: &str, cost: usize) -> Result<(), ApiError> {
+        #[expect(clippy::cast_precision_loss, reason = "costs are small counts")]
+        let cost = cost.max(1) as f64;
         let rate = match kind {
             Kind::Sign => self.sign,
             Kind::Stream => self.stream,
@@ -103,6 +105,11 @@ impl Limits {
                 };
                 b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst
             });
+            // Still full (a flood of callers): start afresh rather than scan
+            // the map on every request.
+            if buckets.len() >= MAX_BUCKETS / 2 {
+                buckets.clear();
+            }
         }
         let bucket = buckets.entry((kind, who.to_owned())).or_insert(Bucket {
             tokens: rate.burst,
@@ -111,7 +118,7 @@ impl Limits {
         let refill = now.duration_since(bucket.at).as_secs_f64() * rate.per_second;
         bucket.tokens = (bucket.tokens + refill).min(rate.burst);
         bucket.at = now;
-        if bucket.tokens < 1.0 {
+        if bucket.tokens < cost {
             let what = match kind {
                 Kind::Sign => "signing",
                 Kind::Stream => "streaming",
@@ -126,7 +133,7 @@ impl Limits {
                 ),
             ));
         }
-        bucket.tokens -= 1.0;
+        bucket.tokens -= cost;
         Ok(())
     }
 
@@ -161,12 +168,12 @@ mod tests {
             1,
         );
         for _ in 0..3 {
-            limits.spend(Kind::Sign, "a").unwrap();
+            limits.spend(Kind::Sign, "a", 1).unwrap();
         }
-        let refused = limits.spend(Kind::Sign, "a").unwrap_err();
+        let refused = limits.spend(Kind::Sign, "a", 1).unwrap_err();
         assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-        limits.spend(Kind::Sign, "b").unwrap();
-        limits.spend(Kind::Stream, "a").unwrap();
+        limits.spend(Kind::Sign, "b", 1).unwrap();
+        limits.spend(Kind::Stream, "a", 1).unwrap();
         let held = limits.stream_slot().unwrap();
         assert_eq!(
             limits.stream_slot().unwrap_err().status(),

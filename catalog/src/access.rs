@@ -217,6 +217,24 @@ impl Store {
         Ok(same.then(|| row.get(1)))
     }
 
+    /// The restricted collections `visibility` does not see: read on every
+    /// call (never cached), so a collection restricted a moment ago, by
+    /// this process or another, is hidden at once. Empty for the operator,
+    /// and cheap when nothing is restricted (a partial index).
+    pub async fn hidden_collections(&self, visibility: &Visibility) -> Result<Vec<String>> {
+        if visibility.is_all() {
+            return Ok(Vec::new());
+        }
+        let restricted: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM collections WHERE restricted")
+                .fetch_all(self.pool())
+                .await?;
+        Ok(restricted
+            .into_iter()
+            .filter(|c| !visibility.sees(c, true))
+            .collect())
+    }
+
     /// Whether `id` exists and `visibility` sees it.
     pub async fn collection_visible(&self, id: &str, visibility: &Visibility) -> Result<bool> {
         let restricted: Option<bool> =

@@ -404,29 +404,60 @@ impl Source for ObjectSource {
     }
 
     fn relative(&self, href: &str) -> Option<String> {
+        if let Some(root) = &self.local_root {
+            // Compared as decoded path components, never as text: `%72oot`,
+            // `root%20dir` and `root dir` name the same directory.
+            let raw = href.strip_prefix("file:///")?;
+            let raw = raw.split(['?', '#']).next().unwrap_or_default();
+            // The root itself may be written with a trailing slash.
+            let trimmed = raw.strip_suffix('/').unwrap_or(raw);
+            let at_root = url::Url::parse(&format!("file:///{trimmed}"))
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .is_some_and(|p| p == *root);
+            if at_root {
+                return None;
+            }
+            let stepping = raw.split('/').any(|seg| {
+                let seg = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
+                seg.is_empty() || seg == "." || seg == ".." || seg.contains(['\\', '\0'])
+            });
+            if stepping {
+                // Never normalised away: an href with `.`, `..` or empty
+                // segments, or backslashes, is refused (the registry's path
+                // check says so), whatever directory it would land in.
+                return Some("..".to_owned());
+            }
+            let url = url::Url::parse(href).ok()?;
+            let path = url.to_file_path().ok()?;
+            let rest = path.strip_prefix(root).ok()?;
+            let parts: Option<Vec<&str>> = rest.iter().map(std::ffi::OsStr::to_str).collect();
+            let rel = parts?.join("/");
+            return (!rel.is_empty()).then_some(rel);
+        }
         let key = href.strip_prefix(&self.base)?.strip_prefix('/')?;
         let rel = if self.prefix.is_empty() {
             key
         } else {
             key.strip_prefix(&self.prefix)?.strip_prefix('/')?
         };
-        if rel.is_empty() {
-            return None;
-        }
-        if self.local_root.is_none() {
-            return Some(rel.to_owned());
-        }
-        // Local hrefs carry the escaped key (`zo%C3%AB.tif`, `per%25cent.tif`).
-        let segments: Option<Vec<String>> = rel
-            .split('/')
-            .map(|seg| {
-                percent_encoding::percent_decode_str(seg)
-                    .decode_utf8()
-                    .ok()
-                    .map(std::borrow::Cow::into_owned)
-            })
-            .collect();
-        Some(segments?.join("/"))
+        (!rel.is_empty()).then(|| rel.to_owned())
+    }
+
+    fn real_path(&self, path: &str) -> Result<Option<String>, Error> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        let real = match std::fs::canonicalize(root.join(path)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::new(ErrorKind::Permission, self.href(path), e)),
+        };
+        let Ok(rest) = real.strip_prefix(root) else {
+            return Ok(None);
+        };
+        let parts: Option<Vec<&str>> = rest.iter().map(std::ffi::OsStr::to_str).collect();
+        Ok(parts.map(|p| p.join("/")).filter(|p| p != path))
     }
 
     fn href(&self, path: &str) -> String {

@@ -65,7 +65,17 @@ impl PathFilter {
     pub fn admits(&self, path: &str) -> bool {
         let judged = match source::classify(path) {
             source::KeyClass::Hidden => return false,
-            source::KeyClass::InZarr(root) => root,
+            source::KeyClass::InZarr(root) => {
+                // Inside a store only its own dot-files are not hidden.
+                let hidden = path[root.len()..].split('/').any(|seg| {
+                    source::is_hidden(seg)
+                        && !matches!(seg, ".zarray" | ".zattrs" | ".zgroup" | ".zmetadata")
+                });
+                if hidden {
+                    return false;
+                }
+                root
+            }
             source::KeyClass::Plain => path,
         };
         self.include.as_ref().is_none_or(|g| g.is_match(judged))
@@ -193,6 +203,8 @@ mod tests {
         assert!(f.admits("era.zarr"));
         assert!(f.admits("era.zarr/.zmetadata"));
         assert!(f.admits("era.zarr/t2m/0.0"));
+        assert!(f.admits("era.zarr/t2m/.zarray"));
+        assert!(!f.admits("era.zarr/.git/config"));
         assert!(f.admits("d/era.zarr/zarr.json"));
         assert!(!f.admits("manifest.json"));
         assert!(!f.admits("old/era.zarr/.zmetadata"));

@@ -174,6 +174,12 @@ pub trait Source: Send + Sync {
     /// `None` when the href lies outside the source.
     fn relative(&self, href: &str) -> Option<String>;
 
+    /// Where `path` really is when a symbolic link inside the root leads
+    /// elsewhere inside it (local sources); `None` when it is where it says.
+    fn real_path(&self, _path: &str) -> Result<Option<String>, Error> {
+        Ok(None)
+    }
+
     /// The source URL, without credentials, for reports.
     fn describe(&self) -> String;
 

@@ -65,9 +65,14 @@ pub fn presented(parts: &Parts) -> Option<String> {
     })
 }
 
-/// Whether a credential is a prefix token of the streaming route.
+/// Whether a credential is a prefix token of the streaming route: a query
+/// string of `col`, `exp`, `kid` and `sig` and nothing else.
 pub fn is_stream_token(credential: &str) -> bool {
-    credential.contains("sig=") && credential.contains("exp=")
+    let mut keys: Vec<String> = url::form_urlencoded::parse(credential.as_bytes())
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    keys.sort();
+    keys == ["col", "exp", "kid", "sig"]
 }
 
 fn unauthorized(description: impl Into<String>) -> ApiError {

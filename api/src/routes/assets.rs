@@ -18,12 +18,11 @@
 //! exist. A signature is a capability until it expires: it is checked
 //! against the keys, not against the caller's current grants.
 
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -37,7 +36,7 @@ use storage::sources::PublicAssets;
 use crate::assets::{Signer, parse_route_path, proxy_url, rfc3339, storage_error};
 use crate::auth::{Caller, identify, is_stream_token, presented};
 use crate::error::{ApiError, Exception};
-use crate::extract::{Base, Json, Path, Query};
+use crate::extract::{Base, ClientAddr, Json, Path, Query};
 use crate::limits::Kind;
 use crate::ranges::{self, Meta, Multipart, Plan};
 use crate::state::AppState;
@@ -88,9 +87,13 @@ pub async fn sign_get(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     Query(params): Query<SignParams>,
 ) -> Result<Response, ApiError> {
-    state.settings.limits.spend(Kind::Sign, &caller.who)?;
+    state
+        .settings
+        .limits
+        .spend(Kind::Sign, &address.limit_key(&caller.who), 1)?;
     let href = params
         .href
         .filter(|h| !h.is_empty())
@@ -116,15 +119,21 @@ pub async fn sign_post(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     Json(body): Json<SignBody>,
 ) -> Result<Response, ApiError> {
-    state.settings.limits.spend(Kind::Sign, &caller.who)?;
     if body.hrefs.len() > MAX_SIGN_BATCH {
         return Err(ApiError::bad_request(format!(
             "at most {MAX_SIGN_BATCH} hrefs per request, not {}",
             body.hrefs.len()
         )));
     }
+    // A batch spends one signing request per started hundred hrefs.
+    let cost = body.hrefs.len().div_ceil(100).max(1);
+    state
+        .settings
+        .limits
+        .spend(Kind::Sign, &address.limit_key(&caller.who), cost)?;
     let mut assets = Signer::new(&state, &links, &caller);
     let validity = assets.validity(body.expires_in)?;
     let mut answers = Vec::with_capacity(body.hrefs.len());
@@ -152,10 +161,14 @@ pub async fn token(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     Path(collection): Path<String>,
     Query(params): Query<SignParams>,
 ) -> Result<Response, ApiError> {
-    state.settings.limits.spend(Kind::Sign, &caller.who)?;
+    state
+        .settings
+        .limits
+        .spend(Kind::Sign, &address.limit_key(&caller.who), 1)?;
     let collection = CollectionId::new(collection).map_err(ApiError::bad_request)?;
     let signer = Signer::new(&state, &links, &caller);
     state
@@ -164,13 +177,6 @@ pub async fn token(
         .await?;
     let validity = signer.validity(params.expires_in)?;
     let (token, expiry) = signer.token(collection.as_str(), validity);
-    tracing::info!(
-        target: "arcolake::audit",
-        action = "token",
-        caller = %caller.who,
-        collection = %collection.as_str(),
-        expiry = %rfc3339(expiry),
-    );
     Ok(axum::Json(json!({"token": token, "msft:expiry": rfc3339(expiry)})).into_response())
 }
 
@@ -280,20 +286,27 @@ where
     }
 }
 
+impl AuditLine {
+    /// Write the line: `bytes` sent, the answer `complete` or cut off.
+    fn write(&self, bytes: u64, complete: bool) {
+        tracing::info!(
+            target: "arcolake::audit",
+            action = "stream",
+            request_id = %self.request_id,
+            caller = %self.caller,
+            source = %self.source,
+            path = %self.path,
+            status = self.status,
+            bytes,
+            complete,
+        );
+    }
+}
+
 impl<S> Drop for Audited<S> {
     fn drop(&mut self) {
         if let Some(l) = self.line.take() {
-            tracing::info!(
-                target: "arcolake::audit",
-                action = "stream",
-                request_id = %l.request_id,
-                caller = %l.caller,
-                source = %l.source,
-                path = %l.path,
-                status = l.status,
-                bytes = self.sent,
-                complete = self.done || self.sent == l.length,
-            );
+            l.write(self.sent, self.done || self.sent == l.length);
         }
     }
 }
@@ -327,19 +340,49 @@ pub async fn stream(
     State(state): State<AppState>,
     Base(links): Base,
     request: Request,
-) -> Result<Response, ApiError> {
+) -> Response {
     let (parts, _) = request.into_parts();
+    let address = ClientAddr::of(&parts, state.settings.trust_proxy);
+    match serve_asset(&state, &links, &parts, address).await {
+        Ok(response) => response,
+        Err(e) => {
+            // Refusals are audited too: who tried what, and the answer.
+            tracing::info!(
+                target: "arcolake::audit",
+                action = "stream",
+                request_id = %request_id(&parts),
+                caller = %address.limit_key("refused"),
+                path = %parts.uri.path(),
+                status = e.status().as_u16(),
+                bytes = 0,
+                complete = false,
+            );
+            e.into_response()
+        }
+    }
+}
+
+fn request_id(parts: &axum::http::request::Parts) -> String {
+    parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn serve_asset(
+    state: &AppState,
+    links: &catalog::links::Links,
+    parts: &axum::http::request::Parts,
+    address: ClientAddr,
+) -> Result<Response, ApiError> {
     let raw = parts
         .uri
         .path()
         .strip_prefix("/assets/")
         .ok_or_else(|| ApiError::not_found("an asset URL is /assets/{source}/{path}"))?;
     let (name, path) = parse_route_path(raw)?;
-    let registered = state
-        .settings
-        .registry
-        .get(&name)
-        .ok_or_else(|| ApiError::not_found("no such asset"))?;
     let mut pairs: Vec<(String, String)> = parts
         .uri
         .query()
@@ -349,7 +392,7 @@ pub async fn stream(
                 .collect()
         })
         .unwrap_or_default();
-    let credential = presented(&parts);
+    let credential = presented(parts);
     if let Some(token) = credential.as_deref().filter(|c| is_stream_token(c))
         && !pairs.iter().any(|(k, _)| k == "sig")
     {
@@ -357,50 +400,73 @@ pub async fn stream(
     }
     let now = chrono::Utc::now().timestamp();
     let signer = &state.settings.signer;
-    let (who, anonymous) = match pass_of(&pairs)? {
+    let registry = &state.settings.registry;
+    let no_such = || ApiError::not_found("no such asset");
+    // A signature is checked before the source is looked up, so a forged
+    // one says nothing about which sources exist.
+    let (registered, who, anonymous) = match pass_of(&pairs)? {
         Pass::Object { exp, sig } => {
             let scope = Scope::Object {
                 source: &name,
                 path: &path,
             };
             signer.verify(&scope, exp, &sig, now).map_err(refused)?;
-            (format!("signed:{}", sig.kid), false)
+            let registered = registry.get(&name).ok_or_else(no_such)?;
+            if !registered.paths.admits(&path) {
+                return Err(no_such());
+            }
+            (registered, format!("signed:{}", sig.kid), false)
         }
         Pass::Collection { col, exp, sig } => {
             signer
                 .verify(&Scope::Collection(&col), exp, &sig, now)
                 .map_err(refused)?;
+            let registered = registry.get(&name).ok_or_else(no_such)?;
             if col != registered.collection {
                 return Err(refused(Refusal::Invalid));
             }
-            (format!("token:{col}"), false)
+            // The token reads its collection's assets, as a caller granted
+            // the collection would: not files its sources exclude, and, for
+            // a public collection, not files a restricted one also serves.
+            let holder = Caller {
+                visibility: catalog::access::Visibility::granted([col.clone()]),
+                who: format!("token:{col}"),
+            };
+            let mut access = Signer::new(state, links, &holder);
+            let covering = access.locate(&proxy_url(links, &name, &path))?;
+            if !access.readable(&covering, registered, &path).await? {
+                return Err(no_such());
+            }
+            (registered, format!("token:{col}"), false)
         }
         Pass::Caller => {
-            let caller = identify(&state, credential.as_deref()).await?;
+            let registered = registry.get(&name).ok_or_else(no_such)?;
+            let caller = identify(state, credential.as_deref()).await?;
             let anonymous = caller.who == "anonymous";
-            let mut signer = Signer::new(&state, &links, &caller);
-            let covering = signer.locate(&proxy_url(&links, &name, &path))?;
-            let readable = signer.readable(&covering, registered, &path).await?;
+            let mut access = Signer::new(state, links, &caller);
+            let covering = access.locate(&proxy_url(links, &name, &path))?;
+            let readable = access.readable(&covering, registered, &path).await?;
             if !readable || (anonymous && registered.public_assets == PublicAssets::None) {
-                return Err(ApiError::not_found("no such asset"));
+                return Err(no_such());
             }
-            (caller.who, anonymous)
+            (registered, caller.who, anonymous)
         }
     };
     // Holders of a signed URL or a token, and anonymous readers, are told
     // apart by their address: one reader cannot use up another's budget.
-    let address = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| format!("ip:{}", c.0.ip()));
-    let limited = match address {
-        Some(a) if anonymous || !who.starts_with("key:") && !who.starts_with("jwt:") => {
-            format!("{who}@{a}")
-        }
-        _ => who.clone(),
-    };
-    state.settings.limits.spend(Kind::Stream, &limited)?;
+    state
+        .settings
+        .limits
+        .spend(Kind::Stream, &address.limit_key(&who), 1)?;
     let slot = state.settings.limits.stream_slot()?;
+    let mut line = AuditLine {
+        request_id: request_id(parts),
+        caller: who,
+        source: name.clone(),
+        path: path.clone(),
+        status: 0,
+        length: 0,
+    };
     let source = &registered.source;
     if anonymous && registered.public_assets == PublicAssets::Presign {
         let validity = state.settings.sign_expiry;
@@ -413,6 +479,8 @@ pub async fn stream(
             if let Ok(v) = HeaderValue::from_str(&url) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
+            line.status = 302;
+            line.write(0, true);
             return Ok(r);
         }
     }
@@ -420,24 +488,11 @@ pub async fn stream(
         .head(&path)
         .await
         .map_err(storage_error)?
-        .ok_or_else(|| ApiError::not_found("no such asset"))?;
+        .ok_or_else(no_such)?;
     let meta = Meta {
         size: entry.size,
         etag: entry.etag,
         last_modified: entry.modified,
-    };
-    let line = AuditLine {
-        request_id: parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        caller: who,
-        source: name.clone(),
-        path: path.clone(),
-        status: 0,
-        length: 0,
     };
     respond(
         &parts.method,
@@ -475,6 +530,8 @@ async fn respond(
         Plan::NotModified => {
             let mut r = StatusCode::NOT_MODIFIED.into_response();
             r.headers_mut().extend(h);
+            line.status = 304;
+            line.write(0, true);
             return Ok(r);
         }
         Plan::Unsatisfiable | Plan::TooManyRanges => {
@@ -490,6 +547,8 @@ async fn respond(
             .into_response();
             h.insert(header::CONTENT_RANGE, ranges::unsatisfied_range(size));
             r.headers_mut().extend(h);
+            line.status = 416;
+            line.write(0, true);
             return Ok(r);
         }
         Plan::Full => (StatusCode::OK, std::iter::once(0..size).collect()),
@@ -519,6 +578,7 @@ async fn respond(
     *response.status_mut() = status;
     response.headers_mut().extend(h);
     if *method == Method::HEAD {
+        line.write(0, true);
         return Ok(response);
     }
     let source = std::sync::Arc::clone(&registered.source);

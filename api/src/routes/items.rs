@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::collections::collection_id;
 use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
-use crate::extract::{Admin, Base, Json, Path, Query};
+use crate::extract::{Admin, Base, ClientAddr, Json, Path, Query};
 use crate::item_page::{Origin, render};
 use crate::response::{GEOJSON, JSON, cacheable, json_text};
 use crate::state::AppState;
@@ -41,14 +41,16 @@ pub async fn prepare_assets(
     state: &AppState,
     links: &catalog::links::Links,
     caller: &Caller,
+    address: ClientAddr,
     items: &mut [catalog::store::StoredItem],
     sign: bool,
 ) -> Result<(), ApiError> {
     if sign {
-        state
-            .settings
-            .limits
-            .spend(crate::limits::Kind::Sign, &caller.who)?;
+        state.settings.limits.spend(
+            crate::limits::Kind::Sign,
+            &address.limit_key(&caller.who),
+            1,
+        )?;
     }
     crate::assets::Signer::new(state, links, caller)
         .items(items, sign)
@@ -82,6 +84,7 @@ pub async fn list_items(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     Path(collection): Path<String>,
     uri: Uri,
     Query(params): Query<SearchParams>,
@@ -109,7 +112,7 @@ pub async fn list_items(
     {
         return Err(catalog::Error::CollectionNotFound { id: collection }.into());
     }
-    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
+    prepare_assets(&state, &links, &caller, address, &mut page.items, sign).await?;
     let context = vec![
         link("parent", &links.collection(collection.as_str()), JSON),
         link("collection", &links.collection(collection.as_str()), JSON),
@@ -141,6 +144,7 @@ pub async fn get_item(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     Path((collection, id)): Path<(String, String)>,
     Query(params): Query<std::collections::BTreeMap<String, String>>,
     headers: HeaderMap,
@@ -158,6 +162,7 @@ pub async fn get_item(
         &state,
         &links,
         &caller,
+        address,
         std::slice::from_mut(&mut stored),
         sign,
     )

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::items::{prepare_assets, wants_signing};
 use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
-use crate::extract::{Base, Query, SearchJson};
+use crate::extract::{Base, ClientAddr, Query, SearchJson};
 use crate::item_page::{Origin, render};
 use crate::state::AppState;
 
@@ -42,6 +42,7 @@ pub async fn search_get(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     uri: Uri,
     Query(params): Query<SearchParams>,
 ) -> Result<Response, ApiError> {
@@ -49,7 +50,7 @@ pub async fn search_get(
     let mut search = Search::from_params(&params)?;
     search.visibility = caller.visibility.clone();
     let mut page = state.store.search(&search).await?;
-    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
+    prepare_assets(&state, &links, &caller, address, &mut page.items, sign).await?;
     Ok(render(
         &page,
         &links,
@@ -77,6 +78,7 @@ pub async fn search_post(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
+    address: ClientAddr,
     SearchJson(body): SearchJson,
 ) -> Result<Response, ApiError> {
     let Value::Object(members) = &body else {
@@ -94,7 +96,7 @@ pub async fn search_post(
     let mut search = Search::from_members(members)?;
     search.visibility = caller.visibility.clone();
     let mut page = state.store.search(&search).await?;
-    prepare_assets(&state, &links, &caller, &mut page.items, sign).await?;
+    prepare_assets(&state, &links, &caller, address, &mut page.items, sign).await?;
     Ok(render(
         &page,
         &links,

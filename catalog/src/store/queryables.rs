@@ -125,23 +125,6 @@ impl Store {
         Ok(seen)
     }
 
-    /// The restricted collections `visibility` does not see: read on every
-    /// call (never cached), so a collection restricted a moment ago, by
-    /// this process or another, hides its properties at once.
-    async fn hidden(&self, visibility: &Visibility) -> Result<HashSet<String>> {
-        if visibility.is_all() {
-            return Ok(HashSet::new());
-        }
-        let restricted: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM collections WHERE restricted")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(restricted
-            .into_iter()
-            .filter(|c| !visibility.sees(c, true))
-            .collect())
-    }
-
     /// The queryables of `collections` (all collections `visibility` sees
     /// when empty; those it does not see count as empty): the union of what
     /// their items carry, with the operator's overrides.
@@ -151,7 +134,11 @@ impl Store {
         visibility: &Visibility,
     ) -> Result<Queryables> {
         let seen = self.seen(false).await?;
-        let hidden = self.hidden(visibility).await?;
+        let hidden: HashSet<String> = self
+            .hidden_collections(visibility)
+            .await?
+            .into_iter()
+            .collect();
         Ok(self.queryables_of(&seen, collections, &hidden))
     }
 
@@ -165,7 +152,11 @@ impl Store {
         fresh: bool,
     ) -> Result<Queryables> {
         let seen = self.seen(fresh).await?;
-        let hidden = self.hidden(visibility).await?;
+        let hidden: HashSet<String> = self
+            .hidden_collections(visibility)
+            .await?
+            .into_iter()
+            .collect();
         let mut q = self.queryables_of(&seen, collections, &hidden);
         if !collections.is_empty() {
             q.fill_from(&self.queryables_of(&seen, &[], &hidden));

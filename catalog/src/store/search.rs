@@ -40,6 +40,10 @@ pub struct ItemPage {
 pub(super) struct Plan {
     predicate: Sql,
     sort: SortPlan,
+    /// Restricted collections the caller does not see, resolved before the
+    /// query so that the planner prunes their partitions (and its estimate
+    /// of the matches never counts them).
+    hidden: Vec<String>,
 }
 
 /// The free-text predicate over an item's title, description and keywords.
@@ -70,7 +74,11 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
                 .push(")");
         }
     }
-    search.visibility.push_condition(qb, "collection");
+    if !plan.hidden.is_empty() {
+        qb.push(" AND collection <> ALL(")
+            .push_bind(plan.hidden.clone())
+            .push(")");
+    }
     if !search.ids.is_empty() {
         qb.push(" AND id = ANY(")
             .push_bind(search.ids.clone())
@@ -212,6 +220,7 @@ impl Store {
     /// catalog (a property only other collections have matches nothing).
     /// A name the cached queryables do not know gets one fresh look.
     pub(super) async fn plan(&self, search: &Search) -> Result<Plan> {
+        let hidden = self.hidden_collections(&search.visibility).await?;
         let build = |q: &Queryables| -> Result<Plan> {
             let mut parts = Vec::new();
             if let Some(filter) = &search.filter {
@@ -223,6 +232,7 @@ impl Store {
             Ok(Plan {
                 predicate: Sql::join(parts, " AND "),
                 sort: SortPlan::resolve(&search.sortby, q)?,
+                hidden: hidden.clone(),
             })
         };
         if search.filter.is_none() && search.sortby.is_empty() {
