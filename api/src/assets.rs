@@ -141,7 +141,9 @@ pub struct Signer<'a> {
     state: &'a AppState,
     links: &'a Links,
     caller: &'a Caller,
-    visible: HashMap<String, bool>,
+    /// Collection → whether it is restricted (`None`: no such collection),
+    /// read once per collection per request.
+    flags: HashMap<String, Option<bool>>,
 }
 
 impl<'a> Signer<'a> {
@@ -151,39 +153,36 @@ impl<'a> Signer<'a> {
             state,
             links,
             caller,
-            visible: HashMap::new(),
+            flags: HashMap::new(),
         }
+    }
+
+    /// Whether `collection` is restricted; `None` when it does not exist.
+    async fn flag(&mut self, collection: &str) -> Result<Option<bool>, ApiError> {
+        if let Some(f) = self.flags.get(collection) {
+            return Ok(*f);
+        }
+        let f = self.state.store.collection_restricted(collection).await?;
+        self.flags.insert(collection.to_owned(), f);
+        Ok(f)
     }
 
     /// Whether the caller sees `collection`.
     pub async fn visible(&mut self, collection: &str) -> Result<bool, ApiError> {
-        if let Some(v) = self.visible.get(collection) {
-            return Ok(*v);
-        }
-        let v = self
-            .state
-            .store
-            .collection_visible(collection, &self.caller.visibility)
-            .await?;
-        self.visible.insert(collection.to_owned(), v);
-        Ok(v)
+        let flag = self.flag(collection).await?;
+        Ok(flag.is_some_and(|r| self.caller.visibility.sees(collection, r)))
     }
 
     /// Whether the collections of all `covering` sources that serve the
     /// object are public (seen without credentials).
     async fn all_public(
-        &self,
+        &mut self,
         covering: &[(&'a Registered, String)],
         chosen: &Registered,
         path: &str,
     ) -> Result<bool, ApiError> {
         for (source, _) in self.serving(covering, chosen, path)? {
-            let public = self
-                .state
-                .store
-                .collection_visible(&source.collection, &catalog::access::Visibility::public())
-                .await?;
-            if !public {
+            if self.flag(&source.collection).await? != Some(false) {
                 return Ok(false);
             }
         }
@@ -253,12 +252,8 @@ impl<'a> Signer<'a> {
     }
 
     /// Whether `collection` is restricted (exists and is not public).
-    pub async fn restricted(&self, collection: &str) -> Result<bool, ApiError> {
-        Ok(!self
-            .state
-            .store
-            .collection_visible(collection, &catalog::access::Visibility::public())
-            .await?)
+    pub async fn restricted(&mut self, collection: &str) -> Result<bool, ApiError> {
+        Ok(self.flag(collection).await? == Some(true))
     }
 
     /// The sources that serve the object `chosen` reads at `path`: those of
@@ -583,6 +578,45 @@ pub fn collection_document(
     }
     add_extension(&mut doc, AUTH_EXTENSION);
     doc.to_string()
+}
+
+/// Object metadata read a moment ago: the range requests of one reader on
+/// one object (GDAL's reads of a COG, a Zarr store's chunks through one
+/// token) cost one HEAD to the storage, not one each. An entry lives
+/// [`HEAD_FRESH`]; ARCO objects are written once, and a rewrite is seen
+/// after that long.
+#[derive(Debug, Default)]
+pub struct HeadCache {
+    entries: std::sync::Mutex<HashMap<(String, String), (std::time::Instant, storage::Entry)>>,
+}
+
+/// How long a cached HEAD is used.
+pub const HEAD_FRESH: Duration = Duration::from_secs(2);
+const HEAD_CACHE_SIZE: usize = 10_000;
+
+impl HeadCache {
+    /// The metadata of `path` in `source`, if read within [`HEAD_FRESH`].
+    pub fn get(&self, source: &str, path: &str) -> Option<storage::Entry> {
+        let entries = self.entries.lock().ok()?;
+        let (at, entry) = entries.get(&(source.to_owned(), path.to_owned()))?;
+        (at.elapsed() < HEAD_FRESH).then(|| entry.clone())
+    }
+
+    /// Remember the metadata of `path` in `source`.
+    pub fn put(&self, source: &str, path: &str, entry: &storage::Entry) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= HEAD_CACHE_SIZE {
+                entries.retain(|_, (at, _)| at.elapsed() < HEAD_FRESH);
+                if entries.len() >= HEAD_CACHE_SIZE {
+                    entries.clear();
+                }
+            }
+            entries.insert(
+                (source.to_owned(), path.to_owned()),
+                (std::time::Instant::now(), entry.clone()),
+            );
+        }
+    }
 }
 
 /// Add an extension schema URL to a document's `stac_extensions`.

@@ -76,6 +76,8 @@ pub struct ServeConfig {
     pub sign_expiry_max: Duration,
     /// Per-caller limits on signing and streaming requests.
     pub limits: limits::Limits,
+    /// Object metadata the streaming route read a moment ago.
+    pub heads: Arc<assets::HeadCache>,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -102,6 +104,7 @@ impl Default for ServeConfig {
             sign_expiry: Duration::from_secs(3600),
             sign_expiry_max: Duration::from_secs(12 * 3600),
             limits: limits::Limits::default(),
+            heads: Arc::default(),
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"

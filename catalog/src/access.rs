@@ -235,6 +235,16 @@ impl Store {
             .collect())
     }
 
+    /// Whether collection `id` is restricted; `None` when it does not exist.
+    pub async fn collection_restricted(&self, id: &str) -> Result<Option<bool>> {
+        Ok(
+            sqlx::query_scalar("SELECT restricted FROM collections WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
     /// Whether `id` exists and `visibility` sees it.
     pub async fn collection_visible(&self, id: &str, visibility: &Visibility) -> Result<bool> {
         let restricted: Option<bool> =

@@ -484,11 +484,19 @@ async fn serve_asset(
             return Ok(r);
         }
     }
-    let entry = source
-        .head(&path)
-        .await
-        .map_err(storage_error)?
-        .ok_or_else(no_such)?;
+    let heads = &state.settings.heads;
+    let entry = match heads.get(&name, &path) {
+        Some(entry) => entry,
+        None => {
+            let entry = source
+                .head(&path)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(no_such)?;
+            heads.put(&name, &path, &entry);
+            entry
+        }
+    };
     let meta = Meta {
         size: entry.size,
         etag: entry.etag,
