@@ -257,26 +257,22 @@ impl Store {
                 content: r.get(3),
                 links: r.get(4),
             }),
-            None => Err(
-                match self
-                    .collection_visible(collection.as_str(), visibility)
-                    .await
-                {
-                    Ok(false) => Error::CollectionNotFound {
-                        id: collection.clone(),
-                    },
-                    Ok(true) => Error::ItemNotFound {
-                        collection: collection.clone(),
-                        item: id.clone(),
-                    },
-                    Err(e) => e,
-                },
-            ),
+            None => Err(self.missing_item(collection, id, visibility).await),
         }
     }
 
-    async fn missing_item(&self, collection: &CollectionId, id: &ItemId) -> Error {
-        match self.collection_exists(collection.as_str()).await {
+    /// Why an item was not found: its collection is missing (or hidden from
+    /// `visibility`), or the item is.
+    async fn missing_item(
+        &self,
+        collection: &CollectionId,
+        id: &ItemId,
+        visibility: &Visibility,
+    ) -> Error {
+        match self
+            .collection_visible(collection.as_str(), visibility)
+            .await
+        {
             Ok(false) => Error::CollectionNotFound {
                 id: collection.clone(),
             },
@@ -334,7 +330,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
-            return Err(self.missing_item(collection, id).await);
+            return Err(self.missing_item(collection, id, &Visibility::all()).await);
         };
         let mut content: serde_json::Value = row.get(0);
         let links: Option<serde_json::Value> = row.get(1);
@@ -408,7 +404,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(self.missing_item(collection, id).await);
+            return Err(self.missing_item(collection, id, &Visibility::all()).await);
         }
         Ok(())
     }
