@@ -31,6 +31,7 @@ pub const OPENAPI_MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3
         (name = "Item Search", description = "Search across collections"),
         (name = "Aggregation", description = "Counts and frequency distributions over a search"),
         (name = "Transactions", description = "Writes; need the admin bearer token"),
+        (name = "Tiles", description = "OGC API Tiles: vector tiles of item footprints"),
         (name = "Assets", description = "Signed URLs, prefix tokens and the streaming route"),
         (name = "Health", description = "Liveness and readiness"),
     )

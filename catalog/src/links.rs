@@ -32,6 +32,8 @@ pub const SCHEMA_JSON: &str = "application/schema+json";
 pub const QUERYABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
 /// Link relation of a sortables document.
 pub const SORTABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/sortables";
+/// The link relation of a collection's vector tilesets.
+pub const TILESETS_VECTOR_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector";
 
 /// Builds the service's absolute URLs from its public root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,6 +144,12 @@ impl Links {
                 &format!("{}/aggregate", self.collection(id)),
                 JSON,
                 "Aggregations over this collection's items",
+            ),
+            titled(
+                TILESETS_VECTOR_REL,
+                &format!("{}/tiles", self.collection(id)),
+                JSON,
+                "Vector tiles of this collection's footprints",
             ),
         ]
     }

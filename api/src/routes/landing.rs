@@ -66,6 +66,15 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/simple-query",
     // Aggregation.
     "https://api.stacspec.org/v0.3.0/aggregation",
+    // OGC API Tiles: vector tiles of each collection's footprints
+    // (`routes::tiles`), in WebMercatorQuad.
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ];
 
 /// Most collections linked as `child` from the landing page.
@@ -98,6 +107,7 @@ pub async fn get_landing(
         json!({"rel": SORTABLES_REL, "type": SCHEMA_JSON, "href": l.sortables(None), "title": "Sortables"}),
         json!({"rel": "aggregate", "type": JSON, "href": l.url("/aggregate"), "method": "GET", "title": "Aggregate"}),
         json!({"rel": "aggregations", "type": JSON, "href": l.url("/aggregations"), "title": "Available aggregations"}),
+        json!({"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", "type": JSON, "href": l.url("/tileMatrixSets"), "title": "Tile matrix sets"}),
     ];
     for c in state
         .store

@@ -9,6 +9,7 @@ pub mod items;
 pub mod landing;
 pub mod queryables;
 pub mod search;
+pub mod tiles;
 
 use axum::Router;
 use utoipa::OpenApi;
@@ -53,6 +54,13 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(queryables::get_collection_sortables))
         .routes(routes!(assets::sign_get, assets::sign_post))
         .routes(routes!(assets::token))
+        .routes(routes!(tiles::tile_matrix_sets))
+        .routes(routes!(tiles::get_tile_matrix_set))
+        .routes(routes!(tiles::collection_tilesets))
+        .routes(routes!(tiles::collection_tileset))
+        .routes(routes!(tiles::collection_tilejson))
+        .routes(routes!(tiles::collection_style))
+        .routes(routes!(tiles::collection_tile))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts();

@@ -10,6 +10,7 @@ pub mod crawl;
 pub mod items;
 mod queryables;
 mod search;
+pub mod tiles;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;

@@ -1,0 +1,460 @@
+//! OGC API Tiles of item footprints: tile matrix sets, a collection's
+//! tilesets, its Mapbox Vector Tiles, `TileJSON` 3.0.0 and a `MapLibre` style.
+//!
+//! Tiles are never stale and cheap to cache: every write to a collection
+//! records a change stamp, which the `TileJSON`, style and tileset templates
+//! carry as `?v=<stamp>`. A tile asked for with the current stamp may be
+//! kept forever (`immutable`); without it, briefly. The ETag hashes the
+//! stamp, the collection, the tile and the limit, so the next request after
+//! a write gets a new tile.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use catalog::links::{JSON, Links, link};
+use catalog::store::tiles::{DEFAULT_TILE_LIMIT, FOOTPRINT_LAYER, MAX_TILE_LIMIT, MAX_ZOOM};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::collections::collection_id;
+use crate::auth::Caller;
+use crate::error::{ApiError, Exception};
+use crate::extract::{Base, Path, Query};
+use crate::state::AppState;
+
+/// The media type of a Mapbox Vector Tile.
+pub const MVT: &str = "application/vnd.mapbox-vector-tile";
+/// The only tile matrix set served.
+pub const WEB_MERCATOR_QUAD: &str = "WebMercatorQuad";
+const TMS_URI: &str = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad";
+const CRS_3857: &str = "http://www.opengis.net/def/crs/EPSG/0/3857";
+const TILING_SCHEME_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme";
+/// How long a tile asked for without the current stamp may be cached.
+const SHORT_MAX_AGE: u32 = 5;
+
+/// Query of a tile.
+#[derive(Debug, Deserialize)]
+pub struct TileParams {
+    /// The change stamp the client's template carries.
+    v: Option<i64>,
+    /// Most features in the tile (newest first).
+    limit: Option<u32>,
+}
+
+fn web_mercator_quad(tms: &str) -> Result<(), ApiError> {
+    if tms == WEB_MERCATOR_QUAD {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no tile matrix set {tms:?}; this server tiles in WebMercatorQuad"
+        )))
+    }
+}
+
+/// The tile matrix set `WebMercatorQuad` (OGC 2D TMS 2.0, JSON).
+fn tile_matrix_set(links: &Links) -> Value {
+    let matrices: Vec<Value> = (0..=MAX_ZOOM)
+        .map(|z| {
+            let n = 1u64 << z;
+            #[expect(clippy::cast_precision_loss, reason = "2^24 is exact in f64")]
+            let scale = n as f64;
+            json!({
+                "id": z.to_string(),
+                "scaleDenominator": 559_082_264.028_717_8 / scale,
+                "cellSize": 156_543.033_928_041 / scale,
+                "cornerOfOrigin": "topLeft",
+                "pointOfOrigin": [-20_037_508.342_789_244, 20_037_508.342_789_244],
+                "tileWidth": 256,
+                "tileHeight": 256,
+                "matrixWidth": n,
+                "matrixHeight": n,
+            })
+        })
+        .collect();
+    json!({
+        "id": WEB_MERCATOR_QUAD,
+        "title": "Google Maps Compatible for the World",
+        "uri": TMS_URI,
+        "crs": CRS_3857,
+        "orderedAxes": ["X", "Y"],
+        "wellKnownScaleSet": "http://www.opengis.net/def/wkss/OGC/1.0/GoogleMapsCompatible",
+        "tileMatrices": matrices,
+        "links": [link("self", &links.url("/tileMatrixSets/WebMercatorQuad"), JSON)],
+    })
+}
+
+/// The tile matrix sets this server tiles in.
+#[utoipa::path(
+    get, path = "/tileMatrixSets", operation_id = "getTileMatrixSetsList", tag = "Tiles",
+    responses((status = 200, description = "The tile matrix sets", content_type = "application/json", body = Object))
+)]
+pub async fn tile_matrix_sets(Base(links): Base) -> Response {
+    let href = links.url("/tileMatrixSets/WebMercatorQuad");
+    axum::Json(json!({
+        "tileMatrixSets": [{
+            "id": WEB_MERCATOR_QUAD,
+            "title": "Google Maps Compatible for the World",
+            "uri": TMS_URI,
+            "links": [link(TILING_SCHEME_REL, &href, JSON), link("self", &href, JSON)],
+        }],
+        "links": [link("self", &links.url("/tileMatrixSets"), JSON)],
+    }))
+    .into_response()
+}
+
+/// One tile matrix set.
+#[utoipa::path(
+    get, path = "/tileMatrixSets/{tileMatrixSetId}", operation_id = "getTileMatrixSet", tag = "Tiles",
+    params(("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`")),
+    responses(
+        (status = 200, description = "The tile matrix set", content_type = "application/json", body = Object),
+        (status = 404, description = "No such tile matrix set", body = Exception),
+    )
+)]
+pub async fn get_tile_matrix_set(
+    Base(links): Base,
+    Path(tms): Path<String>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    Ok(axum::Json(tile_matrix_set(&links)).into_response())
+}
+
+/// What a tileset of a collection says of itself.
+struct Tileset {
+    id: String,
+    title: String,
+    bbox: Option<Value>,
+    stamp: i64,
+}
+
+async fn tileset(state: &AppState, caller: &Caller, id: String) -> Result<Tileset, ApiError> {
+    let id = collection_id(id)?;
+    let stored = state.store.get_collection(&id, &caller.visibility).await?;
+    let doc: Value = serde_json::from_str(&stored.content).unwrap_or(Value::Null);
+    Ok(Tileset {
+        stamp: state.store.collection_stamp(id.as_str()).await?,
+        title: doc["title"].as_str().unwrap_or(id.as_str()).to_owned(),
+        bbox: doc["extent"]["spatial"]["bbox"].get(0).cloned(),
+        id: id.as_str().to_owned(),
+    })
+}
+
+impl Tileset {
+    fn base(&self, links: &Links) -> String {
+        format!("{}/tiles/{WEB_MERCATOR_QUAD}", links.collection(&self.id))
+    }
+
+    /// The tile URL template, with the change stamp.
+    fn template(&self, links: &Links, names: (&str, &str, &str)) -> String {
+        format!(
+            "{}/{{{}}}/{{{}}}/{{{}}}?v={}",
+            self.base(links),
+            names.0,
+            names.1,
+            names.2,
+            self.stamp
+        )
+    }
+
+    fn document(&self, links: &Links) -> Value {
+        let mut doc = json!({
+            "title": format!("Footprints of {}", self.title),
+            "dataType": "vector",
+            "crs": CRS_3857,
+            "tileMatrixSetURI": TMS_URI,
+            "links": [
+                link("self", &self.base(links), JSON),
+                link(TILING_SCHEME_REL, &links.url("/tileMatrixSets/WebMercatorQuad"), JSON),
+                {"rel": "item", "type": MVT, "templated": true,
+                 "href": self.template(links, ("tileMatrix", "tileRow", "tileCol"))},
+                link("describedby", &format!("{}/tilejson.json?v={}", self.base(links), self.stamp), JSON),
+                link("stylesheet", &format!("{}/style.json?v={}", self.base(links), self.stamp), JSON),
+            ],
+            "layers": [{
+                "id": FOOTPRINT_LAYER,
+                "dataType": "vector",
+                "geometryDimension": 2,
+                "minTileMatrix": "0",
+                "maxTileMatrix": MAX_ZOOM.to_string(),
+            }],
+        });
+        if let Some(Value::Array(b)) = &self.bbox
+            && b.len() == 4
+        {
+            doc["boundingBox"] = json!({
+                "lowerLeft": [b[0], b[1]],
+                "upperRight": [b[2], b[3]],
+                "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+            });
+        }
+        doc
+    }
+}
+
+/// The tilesets of a collection.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles", operation_id = "getCollectionVectorTileSetsList", tag = "Tiles",
+    params(("collectionId" = String, Path, description = "Collection id")),
+    responses(
+        (status = 200, description = "The tilesets (one: its footprints in WebMercatorQuad)", content_type = "application/json", body = Object),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn collection_tilesets(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let set = tileset(&state, &caller, id).await?;
+    let doc = set.document(&links);
+    Ok(axum::Json(json!({
+        "tilesets": [{
+            "title": doc["title"],
+            "dataType": "vector",
+            "crs": CRS_3857,
+            "tileMatrixSetURI": TMS_URI,
+            "links": [
+                link("self", &set.base(&links), JSON),
+                link(TILING_SCHEME_REL, &links.url("/tileMatrixSets/WebMercatorQuad"), JSON),
+            ],
+        }],
+        "links": [
+            link("self", &format!("{}/tiles", links.collection(&set.id)), JSON),
+            link("collection", &links.collection(&set.id), JSON),
+        ],
+    }))
+    .into_response())
+}
+
+/// A collection's tileset of footprints.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}", operation_id = "getCollectionVectorTileSet", tag = "Tiles",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+    ),
+    responses(
+        (status = 200, description = "The tileset, with its templated `item` link", content_type = "application/json", body = Object),
+        (status = 404, description = "No such collection or tile matrix set", body = Exception),
+    )
+)]
+pub async fn collection_tileset(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path((id, tms)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let set = tileset(&state, &caller, id).await?;
+    Ok(axum::Json(set.document(&links)).into_response())
+}
+
+/// `TileJSON` 3.0.0 of a collection's footprints.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json", operation_id = "getCollectionTileJson", tag = "Tiles",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+    ),
+    responses(
+        (status = 200, description = "TileJSON 3.0.0: an XYZ template with the change stamp", content_type = "application/json", body = Object),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn collection_tilejson(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path((id, tms)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let set = tileset(&state, &caller, id).await?;
+    Ok(axum::Json(tilejson(&set, &links)).into_response())
+}
+
+fn tilejson(set: &Tileset, links: &Links) -> Value {
+    let mut fields = json!({
+        "id": "String: the STAC item id",
+        "collection": "String: the collection id",
+        "datetime": "String: the item's datetime (or the start of its span)",
+    });
+    fields["eo:cloud_cover"] = json!("Number");
+    fields["platform"] = json!("String");
+    fields["gsd"] = json!("Number");
+    let mut doc = json!({
+        "tilejson": "3.0.0",
+        "name": format!("Footprints of {}", set.title),
+        "scheme": "xyz",
+        "tiles": [set.template(links, ("z", "y", "x"))],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+        "vector_layers": [{
+            "id": FOOTPRINT_LAYER,
+            "fields": fields,
+            "minzoom": 0,
+            "maxzoom": MAX_ZOOM,
+        }],
+    });
+    if let Some(Value::Array(b)) = &set.bbox
+        && b.len() == 4
+        && b.iter().all(Value::is_number)
+    {
+        doc["bounds"] = Value::Array(b.clone());
+    }
+    doc
+}
+
+/// A `MapLibre` style drawing a collection's footprints.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}/style.json", operation_id = "getCollectionStyle", tag = "Tiles",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+    ),
+    responses(
+        (status = 200, description = "A MapLibre style: one vector source (the TileJSON), fill and outline layers", content_type = "application/json", body = Object),
+        (status = 404, description = "No such collection", body = Exception),
+    )
+)]
+pub async fn collection_style(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path((id, tms)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let set = tileset(&state, &caller, id).await?;
+    let source = format!("{}-footprints", set.id);
+    Ok(axum::Json(json!({
+        "version": 8,
+        "name": format!("Footprints of {}", set.title),
+        "sources": {
+            &source: {
+                "type": "vector",
+                "url": format!("{}/tilejson.json?v={}", set.base(&links), set.stamp),
+            }
+        },
+        "layers": [
+            {
+                "id": format!("{source}-fill"), "type": "fill", "source": &source,
+                "source-layer": FOOTPRINT_LAYER,
+                "paint": {"fill-color": "#e8743b", "fill-opacity": 0.12},
+            },
+            {
+                "id": format!("{source}-outline"), "type": "line", "source": &source,
+                "source-layer": FOOTPRINT_LAYER,
+                "paint": {"line-color": "#e8743b", "line-width": 1},
+            },
+        ],
+    }))
+    .into_response())
+}
+
+/// One vector tile of a collection's footprints.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", operation_id = "getCollectionVectorTile", tag = "Tiles",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("tileMatrix" = u8, Path, description = "Zoom level, 0 to 24"),
+        ("tileRow" = u32, Path, description = "Row (y)"),
+        ("tileCol" = u32, Path, description = "Column (x)"),
+        ("v" = Option<i64>, Query, description = "The collection's change stamp (from a tileset, TileJSON or style): with the current one the tile may be cached forever"),
+        ("limit" = Option<u32>, Query, description = "Most features (newest first), 1 to 50,000; default 10,000"),
+    ),
+    responses(
+        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`; `X-Feature-Limit-Reached: true` when more items meet the tile", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "No footprint meets the tile"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "A bad limit", body = Exception),
+        (status = 404, description = "No such collection, or a tile outside the matrix", body = Exception),
+    )
+)]
+pub async fn collection_tile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tms, z, y, x)): Path<(String, String, u8, u32, u32)>,
+    Query(params): Query<TileParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    if z > MAX_ZOOM || u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
+        return Err(ApiError::not_found(format!(
+            "tile {z}/{y}/{x} lies outside WebMercatorQuad (zoom 0 to {MAX_ZOOM}, row and column below 2^zoom)"
+        )));
+    }
+    let limit = params.limit.unwrap_or(DEFAULT_TILE_LIMIT);
+    if !(1..=MAX_TILE_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit must lie between 1 and {MAX_TILE_LIMIT}"
+        )));
+    }
+    let id = collection_id(id)?;
+    let restricted = match state.store.collection_restricted(id.as_str()).await? {
+        Some(r) if caller.visibility.sees(id.as_str(), r) => r,
+        _ => return Err(catalog::Error::CollectionNotFound { id }.into()),
+    };
+    let stamp = state.store.collection_stamp(id.as_str()).await?;
+    let digest = Sha256::digest(format!("{stamp}|{}|{z}/{y}/{x}|{limit}", id.as_str()));
+    let etag = format!(
+        "\"{}\"",
+        digest[..12]
+            .iter()
+            .fold(String::with_capacity(24), |mut hex, b| {
+                use std::fmt::Write as _;
+                let _ = write!(hex, "{b:02x}");
+                hex
+            })
+    );
+    let cache = format!(
+        "{}, max-age={}",
+        if restricted { "private" } else { "public" },
+        if params.v == Some(stamp) {
+            "31536000, immutable".to_owned()
+        } else {
+            SHORT_MAX_AGE.to_string()
+        }
+    );
+    let mut answer = HeaderMap::new();
+    answer.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+    );
+    answer.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
+    );
+    answer.insert(header::VARY, HeaderValue::from_static("authorization"));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
+    if matches {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().extend(answer);
+        return Ok(response);
+    }
+    let tile = state
+        .store
+        .footprint_tile(id.as_str(), &caller.visibility, (z, x, y), limit)
+        .await?;
+    if tile.limited {
+        answer.insert("x-feature-limit-reached", HeaderValue::from_static("true"));
+    }
+    let mut response = if tile.bytes.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        let mut full = Response::new(Body::from(tile.bytes));
+        full.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
+        full
+    };
+    response.headers_mut().extend(answer);
+    Ok(response)
+}

@@ -1,0 +1,505 @@
+//! Vector tiles of footprints: tilesets, `TileJSON`, style, the MVT bytes
+//! (decoded and checked feature by feature), change stamps, caching and
+//! the access policy.
+
+#![allow(
+    clippy::many_single_char_names,
+    clippy::cast_possible_wrap,
+    clippy::unwrap_used,
+    reason = "tile coordinates read best as z/x/y; MVT zigzag decoding; test assertions"
+)]
+
+mod support;
+
+use std::f64::consts::PI;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use geozero::mvt::{Message as _, Tile};
+use serde_json::{Value, json};
+use support::{TOKEN, TestApp};
+
+const C: &str = "tiled";
+
+/// The position of (lon, lat) in tile z/x/y, in tile units (extent 4096).
+fn tile_position(z: u8, x: u32, y: u32, lon: f64, lat: f64) -> (f64, f64) {
+    let n = f64::from(1u32 << z);
+    let lat = lat.to_radians();
+    let px = (lon + 180.0) / 360.0 * n - f64::from(x);
+    let py = (1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / PI) / 2.0 * n - f64::from(y);
+    (px * 4096.0, py * 4096.0)
+}
+
+/// Every vertex of a feature's geometry, in tile units.
+fn vertices(geometry: &[u32]) -> Vec<(f64, f64)> {
+    let zigzag = |v: u32| f64::from((v >> 1) as i32 ^ -((v & 1) as i32));
+    let (mut x, mut y, mut i, mut out) = (0.0, 0.0, 0, Vec::new());
+    while i < geometry.len() {
+        let (command, count) = (geometry[i] & 7, geometry[i] >> 3);
+        i += 1;
+        if command == 7 {
+            continue;
+        }
+        for _ in 0..count {
+            x += zigzag(geometry[i]);
+            y += zigzag(geometry[i + 1]);
+            i += 2;
+            out.push((x, y));
+        }
+    }
+    out
+}
+
+/// A decoded footprint: its feature id, string and number properties, and
+/// the bounds of its vertices.
+#[derive(Debug)]
+struct Footprint {
+    fid: u64,
+    props: serde_json::Map<String, Value>,
+    bounds: [f64; 4],
+}
+
+fn decode(bytes: &[u8]) -> Vec<Footprint> {
+    let tile = Tile::decode(bytes).expect("an MVT");
+    assert_eq!(tile.layers.len(), 1);
+    let layer = &tile.layers[0];
+    assert_eq!(layer.name, "footprints");
+    assert_eq!(layer.extent, Some(4096));
+    layer
+        .features
+        .iter()
+        .map(|f| {
+            let mut props = serde_json::Map::new();
+            for pair in f.tags.chunks(2) {
+                let key = layer.keys[pair[0] as usize].clone();
+                let v = &layer.values[pair[1] as usize];
+                let value = match (&v.string_value, v.double_value) {
+                    (Some(s), _) => json!(s),
+                    (None, Some(d)) => json!(d),
+                    _ => Value::Null,
+                };
+                props.insert(key, value);
+            }
+            let vs = vertices(&f.geometry);
+            let bounds = vs.iter().fold(
+                [f64::MAX, f64::MAX, f64::MIN, f64::MIN],
+                |[a, b, c, d], (x, y)| [a.min(*x), b.min(*y), c.max(*x), d.max(*y)],
+            );
+            Footprint {
+                fid: f.id.expect("a feature id"),
+                props,
+                bounds,
+            }
+        })
+        .collect()
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn get(app: &TestApp, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut b = Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let response = tower::ServiceExt::oneshot(app.router.clone(), b.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn catalog() -> TestApp {
+    let app = TestApp::new().await;
+    app.collection(C).await;
+    let mut items = vec![
+        support::item(C, "paris-old", 2.35, 48.85, "2020-01-01T00:00:00Z"),
+        support::item(C, "paris-new", 2.35, 48.85, "2024-01-01T00:00:00Z"),
+        support::item(C, "nairobi", 36.8, -1.3, "2022-06-01T00:00:00Z"),
+    ];
+    // A footprint across the antimeridian, split into two parts.
+    let mut fiji = support::item(C, "fiji", 179.9, -17.0, "2023-03-01T00:00:00Z");
+    fiji["geometry"] = json!({"type": "MultiPolygon", "coordinates": [
+        [[[179.8, -17.1], [180.0, -17.1], [180.0, -16.9], [179.8, -16.9], [179.8, -17.1]]],
+        [[[-180.0, -17.1], [-179.8, -17.1], [-179.8, -16.9], [-180.0, -16.9], [-180.0, -17.1]]]
+    ]});
+    fiji["bbox"] = json!([179.8, -17.1, -179.8, -16.9]);
+    fiji["properties"]["platform"] = json!("sentinel-2a");
+    items.push(fiji);
+    for it in items {
+        let r = app
+            .write("POST", &format!("/collections/{C}/items"), Some(&it))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    app
+}
+
+fn tile_url(z: u8, x: u32, y: u32) -> String {
+    format!("/collections/{C}/tiles/WebMercatorQuad/{z}/{y}/{x}")
+}
+
+#[tokio::test]
+async fn tiles_hold_the_footprints_where_they_lie_with_their_properties() {
+    let app = catalog().await;
+    // z=0 holds everything, newest first.
+    let r = get(&app, &tile_url(0, 0, 0), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers[header::CONTENT_TYPE],
+        "application/vnd.mapbox-vector-tile"
+    );
+    let features = decode(&r.body);
+    let ids: Vec<&str> = features
+        .iter()
+        .map(|f| f.props["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4, "{ids:?}");
+    for f in &features {
+        assert_eq!(f.props["collection"], C);
+        assert!(f.props["datetime"].as_str().unwrap().ends_with('Z'));
+    }
+    let by_id = |id: &str| features.iter().find(|f| f.props["id"] == id).unwrap();
+    assert_eq!(by_id("paris-new").props["eo:cloud_cover"], 12.5);
+    assert_eq!(by_id("fiji").props["platform"], "sentinel-2a");
+    assert_ne!(by_id("paris-new").fid, by_id("paris-old").fid);
+    // Feature ids are stable per item.
+    let again = decode(&get(&app, &tile_url(0, 0, 0), &[]).await.body);
+    assert_eq!(
+        again.iter().find(|f| f.props["id"] == "fiji").unwrap().fid,
+        by_id("fiji").fid
+    );
+
+    // At zoom 8 the Paris footprints lie where they should, within a unit
+    // and a half.
+    let (z, x, y) = (8u8, 129u32, 88u32);
+    let features = decode(&get(&app, &tile_url(z, x, y), &[]).await.body);
+    let paris = features
+        .iter()
+        .find(|f| f.props["id"] == "paris-new")
+        .unwrap();
+    let (w, n) = tile_position(z, x, y, 2.25, 48.95);
+    let (e, s) = tile_position(z, x, y, 2.45, 48.75);
+    // Clipped to the tile and its 64-unit buffer.
+    let expected = [w, n, e, s].map(|v| v.clamp(-64.0, 4096.0 + 64.0));
+    for (got, want) in paris.bounds.iter().zip(expected) {
+        assert!(
+            (got - want).abs() <= 1.5,
+            "{:?} vs {expected:?}",
+            paris.bounds
+        );
+    }
+    assert!(features.iter().all(|f| f.props["id"] != "nairobi"));
+
+    // The antimeridian footprint is drawn on both edges of the world at z=2.
+    let east = decode(&get(&app, &tile_url(2, 3, 2), &[]).await.body);
+    let west = decode(&get(&app, &tile_url(2, 0, 2), &[]).await.body);
+    let fiji_east = east.iter().find(|f| f.props["id"] == "fiji").unwrap();
+    let fiji_west = west.iter().find(|f| f.props["id"] == "fiji").unwrap();
+    assert!(fiji_east.bounds[2] >= 4095.0, "{:?}", fiji_east.bounds);
+    assert!(fiji_west.bounds[0] <= 1.0, "{:?}", fiji_west.bounds);
+
+    // An empty tile is a 204; outside the matrix a 404 with JSON.
+    assert_eq!(
+        get(&app, &tile_url(8, 0, 0), &[]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    for bad in [tile_url(2, 4, 0), tile_url(25, 0, 0), tile_url(1, 0, 2)] {
+        let r = get(&app, &bad, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
+        assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
+    }
+    let r = get(
+        &app,
+        &format!("/collections/{C}/tiles/WorldCRS84Quad/0/0/0"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_feature_cap_keeps_the_newest_and_says_so() {
+    let app = catalog().await;
+    let r = get(&app, &format!("{}?limit=2", tile_url(0, 0, 0)), &[]).await;
+    assert_eq!(r.headers["x-feature-limit-reached"], "true");
+    let mut ids: Vec<String> = decode(&r.body)
+        .iter()
+        .map(|f| f.props["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["fiji", "paris-new"]);
+    let r = get(&app, &tile_url(0, 0, 0), &[]).await;
+    assert!(!r.headers.contains_key("x-feature-limit-reached"));
+    let r = get(&app, &format!("{}?limit=0", tile_url(0, 0, 0)), &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_write_changes_the_stamp_the_etag_and_the_next_tile() {
+    let app = catalog().await;
+    let set: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let template = set["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "item")
+        .unwrap()["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stamp = template.rsplit("?v=").next().unwrap().to_owned();
+    let url = format!("{}?v={stamp}", tile_url(0, 0, 0));
+    let first = get(&app, &url, &[]).await;
+    assert_eq!(
+        first.headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = first.headers[header::ETAG].to_str().unwrap().to_owned();
+    let cached = get(&app, &url, &[("if-none-match", &etag)]).await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+
+    // Delete an item through the API: new stamp, new ETag, the item gone.
+    let r = app
+        .write("DELETE", &format!("/collections/{C}/items/nairobi"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let after = get(&app, &url, &[("if-none-match", &etag)]).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_ne!(after.headers[header::ETAG].to_str().unwrap(), etag);
+    assert!(
+        after.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("max-age=5")
+    );
+    assert!(
+        decode(&after.body)
+            .iter()
+            .all(|f| f.props["id"] != "nairobi")
+    );
+    let tilejson: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad/tilejson.json"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let new_stamp = tilejson["tiles"][0]
+        .as_str()
+        .unwrap()
+        .rsplit("?v=")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_stamp, stamp);
+    // An update is a change too.
+    let mut moved = support::item(C, "paris-old", 2.35, 48.85, "2020-01-01T00:00:00Z");
+    moved["properties"]["platform"] = json!("landsat-9");
+    let r = app
+        .write(
+            "PUT",
+            &format!("/collections/{C}/items/paris-old"),
+            Some(&moved),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let latest: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad/tilejson.json"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_ne!(latest["tiles"][0], tilejson["tiles"][0]);
+}
+
+#[tokio::test]
+async fn tilesets_tilejson_and_style_lead_to_working_tiles() {
+    let app = catalog().await;
+    // Landing → collection → tilesets → tileset → item template → tile.
+    let landing: Value = serde_json::from_slice(&get(&app, "/", &[]).await.body).unwrap();
+    assert!(
+        landing["conformsTo"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt")
+    );
+    let collection: Value =
+        serde_json::from_slice(&get(&app, &format!("/collections/{C}"), &[]).await.body).unwrap();
+    let tilesets_href = collection["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector")
+        .unwrap()["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let local = |href: &str| {
+        href.strip_prefix("http://stac.test/api")
+            .unwrap()
+            .to_owned()
+    };
+    let tilesets: Value =
+        serde_json::from_slice(&get(&app, &local(&tilesets_href), &[]).await.body).unwrap();
+    let one_tileset = tilesets["tilesets"][0]["links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tileset: Value =
+        serde_json::from_slice(&get(&app, &local(&one_tileset), &[]).await.body).unwrap();
+    assert_eq!(tileset["dataType"], "vector");
+    let item = tileset["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "item")
+        .unwrap();
+    assert_eq!(item["type"], "application/vnd.mapbox-vector-tile");
+    let href = item["href"]
+        .as_str()
+        .unwrap()
+        .replace("{tileMatrix}", "0")
+        .replace("{tileRow}", "0")
+        .replace("{tileCol}", "0");
+    assert_eq!(get(&app, &local(&href), &[]).await.status, StatusCode::OK);
+    let scheme = tileset["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme")
+        .unwrap()["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tms: Value = serde_json::from_slice(&get(&app, &local(&scheme), &[]).await.body).unwrap();
+    assert_eq!(tms["tileMatrices"].as_array().unwrap().len(), 25);
+    assert_eq!(tms["tileMatrices"][3]["matrixWidth"], 8);
+
+    let tilejson: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad/tilejson.json"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(tilejson["tilejson"], "3.0.0");
+    let tiles = tilejson["tiles"][0].as_str().unwrap();
+    assert!(tiles.starts_with(
+        "http://stac.test/api/collections/tiled/tiles/WebMercatorQuad/{z}/{y}/{x}?v="
+    ));
+    assert_eq!(tilejson["vector_layers"][0]["id"], "footprints");
+    assert!(tilejson["vector_layers"][0]["fields"]["id"].is_string());
+    assert_eq!(tilejson["bounds"], json!([-180, -90, 180, 90]));
+    let xyz = local(tiles)
+        .replace("{z}", "0")
+        .replace("{y}", "0")
+        .replace("{x}", "0");
+    assert_eq!(get(&app, &xyz, &[]).await.status, StatusCode::OK);
+
+    let style: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad/style.json"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    assert_eq!(style["version"], 8);
+    let source = style["sources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    assert!(
+        source["url"]
+            .as_str()
+            .unwrap()
+            .contains("/tilejson.json?v=")
+    );
+    let kinds: Vec<&str> = style["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["fill", "line"]);
+}
+
+#[tokio::test]
+async fn restricted_collections_have_no_tiles_for_callers_without_access() {
+    let app = TestApp::new().await;
+    let mut c = support::collection("hidden");
+    c["arcolake:access"] = json!("restricted");
+    let r = app.write("POST", "/collections", Some(&c)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let it = support::item("hidden", "h1", 10.0, 10.0, "2024-01-01T00:00:00Z");
+    let r = app
+        .write("POST", "/collections/hidden/items", Some(&it))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let admin = format!("Bearer {TOKEN}");
+    for path in [
+        "/collections/hidden/tiles",
+        "/collections/hidden/tiles/WebMercatorQuad",
+        "/collections/hidden/tiles/WebMercatorQuad/tilejson.json",
+        "/collections/hidden/tiles/WebMercatorQuad/style.json",
+        "/collections/hidden/tiles/WebMercatorQuad/0/0/0",
+    ] {
+        assert_eq!(
+            get(&app, path, &[]).await.status,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+        let r = get(&app, path, &[("authorization", &admin)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+    }
+    let r = get(
+        &app,
+        "/collections/hidden/tiles/WebMercatorQuad/0/0/0",
+        &[("authorization", &admin)],
+    )
+    .await;
+    assert!(
+        r.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .starts_with("private")
+    );
+    assert_eq!(decode(&r.body).len(), 1);
+}
