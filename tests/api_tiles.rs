@@ -502,4 +502,106 @@ async fn restricted_collections_have_no_tiles_for_callers_without_access() {
             .starts_with("private")
     );
     assert_eq!(decode(&r.body).len(), 1);
+    // Search tiles show the restricted footprint only to callers who see it.
+    let all = "/search/tiles/WebMercatorQuad/0/0/0";
+    assert_eq!(get(&app, all, &[]).await.status, StatusCode::NO_CONTENT);
+    let named = format!("{all}?collections=hidden");
+    assert_eq!(get(&app, &named, &[]).await.status, StatusCode::NO_CONTENT);
+    let r = get(&app, all, &[("authorization", &admin)]).await;
+    assert_eq!(decode(&r.body).len(), 1);
+    let cache = r.headers[header::CACHE_CONTROL].to_str().unwrap();
+    assert!(cache.starts_with("private"), "{cache}");
+}
+
+fn encoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn filtered_tiles_hold_exactly_what_the_same_search_finds() {
+    let app = catalog().await;
+    let filters = [
+        ("platform = 'sentinel-2a'", "cql2-text"),
+        (
+            r#"{"op": "=", "args": [{"property": "platform"}, "sentinel-2a"]}"#,
+            "cql2-json",
+        ),
+        ("datetime >= TIMESTAMP('2022-01-01T00:00:00Z')", "cql2-text"),
+        ("eo:cloud_cover < 20 AND id <> 'paris-old'", "cql2-text"),
+    ];
+    for (filter, lang) in filters {
+        let q = format!("filter={}&filter-lang={lang}", encoded(filter));
+        let found = app.get(&format!("/search?{q}&limit=100")).await;
+        assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+        let mut want = support::ids(&found.body);
+        want.sort();
+        for path in [
+            format!("/search/tiles/WebMercatorQuad/0/0/0?{q}"),
+            format!("{}?{q}", tile_url(0, 0, 0)),
+        ] {
+            let r = get(&app, &path, &[]).await;
+            let mut got: Vec<String> = if r.status == StatusCode::NO_CONTENT {
+                Vec::new()
+            } else {
+                decode(&r.body)
+                    .iter()
+                    .map(|f| f.props["id"].as_str().unwrap().to_owned())
+                    .collect()
+            };
+            got.sort();
+            assert_eq!(got, want, "{path}");
+        }
+    }
+    // Other search parameters filter too, and a bad one is a 400 with JSON.
+    let r = get(
+        &app,
+        "/search/tiles/WebMercatorQuad/0/0/0?ids=nairobi,fiji",
+        &[],
+    )
+    .await;
+    let mut got: Vec<String> = decode(&r.body)
+        .iter()
+        .map(|f| f.props["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["fiji", "nairobi"]);
+    let r = get(
+        &app,
+        "/search/tiles/WebMercatorQuad/0/0/0?filter=nosuch%20%3D%201",
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
+    // A search's TileJSON carries its parameters and the stamp.
+    let tilejson: Value = serde_json::from_slice(
+        &get(
+            &app,
+            "/search/tiles/WebMercatorQuad/tilejson.json?collections=tiled&datetime=2023-01-01T00:00:00Z/..",
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let template = tilejson["tiles"][0].as_str().unwrap();
+    assert!(template.contains("collections=tiled"), "{template}");
+    assert!(template.contains("&v="), "{template}");
+    let url = template
+        .strip_prefix("http://stac.test/api")
+        .unwrap()
+        .replace("{z}", "0")
+        .replace("{y}", "0")
+        .replace("{x}", "0");
+    let r = get(&app, &url, &[]).await;
+    assert_eq!(
+        r.headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let mut got: Vec<String> = decode(&r.body)
+        .iter()
+        .map(|f| f.props["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["fiji", "paris-new"]);
 }

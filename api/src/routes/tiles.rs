@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use catalog::links::{JSON, Links, link};
+use catalog::search::SearchParams;
 use catalog::store::tiles::{DEFAULT_TILE_LIMIT, FOOTPRINT_LAYER, MAX_TILE_LIMIT, MAX_ZOOM};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -33,15 +33,6 @@ const CRS_3857: &str = "http://www.opengis.net/def/crs/EPSG/0/3857";
 const TILING_SCHEME_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme";
 /// How long a tile asked for without the current stamp may be cached.
 const SHORT_MAX_AGE: u32 = 5;
-
-/// Query of a tile.
-#[derive(Debug, Deserialize)]
-pub struct TileParams {
-    /// The change stamp the client's template carries.
-    v: Option<i64>,
-    /// Most features in the tile (newest first).
-    limit: Option<u32>,
-}
 
 fn web_mercator_quad(tms: &str) -> Result<(), ApiError> {
     if tms == WEB_MERCATOR_QUAD {
@@ -353,52 +344,81 @@ pub async fn collection_style(
     .into_response())
 }
 
-/// One vector tile of a collection's footprints.
-#[utoipa::path(
-    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", operation_id = "getCollectionVectorTile", tag = "Tiles",
-    params(
-        ("collectionId" = String, Path, description = "Collection id"),
-        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
-        ("tileMatrix" = u8, Path, description = "Zoom level, 0 to 24"),
-        ("tileRow" = u32, Path, description = "Row (y)"),
-        ("tileCol" = u32, Path, description = "Column (x)"),
-        ("v" = Option<i64>, Query, description = "The collection's change stamp (from a tileset, TileJSON or style): with the current one the tile may be cached forever"),
-        ("limit" = Option<u32>, Query, description = "Most features (newest first), 1 to 50,000; default 10,000"),
-    ),
-    responses(
-        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`; `X-Feature-Limit-Reached: true` when more items meet the tile", content_type = "application/vnd.mapbox-vector-tile"),
-        (status = 204, description = "No footprint meets the tile"),
-        (status = 304, description = "Not modified (If-None-Match)"),
-        (status = 400, description = "A bad limit", body = Exception),
-        (status = 404, description = "No such collection, or a tile outside the matrix", body = Exception),
-    )
-)]
-pub async fn collection_tile(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((id, tms, z, y, x)): Path<(String, String, u8, u32, u32)>,
-    Query(params): Query<TileParams>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    web_mercator_quad(&tms)?;
+/// The query parameters of a tile: any `/search` parameter filters it;
+/// `limit` caps its features, `v` is the change stamp of the template.
+struct TileQuery {
+    search: catalog::search::Search,
+    limit: u32,
+    v: Option<i64>,
+    /// The query string without `v` (and without `api_key`), for the
+    /// templates of `TileJSON` and style.
+    passed: String,
+}
+
+fn tile_query(uri: &axum::http::Uri, mut params: SearchParams) -> Result<TileQuery, ApiError> {
+    let limit = match params.limit.take().filter(|l| !l.is_empty()) {
+        None => DEFAULT_TILE_LIMIT,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_TILE_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit must be a whole number from 1 to {MAX_TILE_LIMIT}"
+                ))
+            })?,
+    };
+    let v = match params.other.remove("v").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("v must be a change stamp (a number)"))?,
+        ),
+    };
+    params.other.remove("api_key");
+    let search = catalog::search::Search::from_params(&params)?;
+    let passed = uri.query().map_or_else(String::new, |q| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                url::form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k != "v" && k != "api_key"),
+            )
+            .finish()
+    });
+    Ok(TileQuery {
+        search,
+        limit,
+        v,
+        passed,
+    })
+}
+
+fn tile_coordinates(tms: &str, z: u8, y: u32, x: u32) -> Result<(), ApiError> {
+    web_mercator_quad(tms)?;
     if z > MAX_ZOOM || u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
         return Err(ApiError::not_found(format!(
             "tile {z}/{y}/{x} lies outside WebMercatorQuad (zoom 0 to {MAX_ZOOM}, row and column below 2^zoom)"
         )));
     }
-    let limit = params.limit.unwrap_or(DEFAULT_TILE_LIMIT);
-    if !(1..=MAX_TILE_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must lie between 1 and {MAX_TILE_LIMIT}"
-        )));
-    }
-    let id = collection_id(id)?;
-    let restricted = match state.store.collection_restricted(id.as_str()).await? {
-        Some(r) if caller.visibility.sees(id.as_str(), r) => r,
-        _ => return Err(catalog::Error::CollectionNotFound { id }.into()),
-    };
-    let stamp = state.store.collection_stamp(id.as_str()).await?;
-    let digest = Sha256::digest(format!("{stamp}|{}|{z}/{y}/{x}|{limit}", id.as_str()));
+    Ok(())
+}
+
+/// The answer with one tile: ETag over the stamp, the search, the tile and
+/// the cap; `immutable` with the current stamp; `private` when the caller's
+/// grants shaped it.
+async fn tile_answer(
+    state: &AppState,
+    query: &TileQuery,
+    (z, y, x): (u8, u32, u32),
+    private: bool,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let stamp = state.store.stamp_of(&query.search.collections).await?;
+    let digest = Sha256::digest(format!(
+        "{stamp}|{}|{z}/{y}/{x}|{}",
+        query.search.fingerprint(),
+        query.limit
+    ));
     let etag = format!(
         "\"{}\"",
         digest[..12]
@@ -411,8 +431,8 @@ pub async fn collection_tile(
     );
     let cache = format!(
         "{}, max-age={}",
-        if restricted { "private" } else { "public" },
-        if params.v == Some(stamp) {
+        if private { "private" } else { "public" },
+        if query.v == Some(stamp) {
             "31536000, immutable".to_owned()
         } else {
             SHORT_MAX_AGE.to_string()
@@ -442,7 +462,7 @@ pub async fn collection_tile(
     }
     let tile = state
         .store
-        .footprint_tile(id.as_str(), &caller.visibility, (z, x, y), limit)
+        .search_tile(&query.search, (z, x, y), query.limit)
         .await?;
     if tile.limited {
         answer.insert("x-feature-limit-reached", HeaderValue::from_static("true"));
@@ -457,4 +477,126 @@ pub async fn collection_tile(
     };
     response.headers_mut().extend(answer);
     Ok(response)
+}
+
+/// One vector tile of a collection's footprints.
+#[utoipa::path(
+    get, path = "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", operation_id = "getCollectionVectorTile", tag = "Tiles",
+    params(
+        ("collectionId" = String, Path, description = "Collection id"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("tileMatrix" = u8, Path, description = "Zoom level, 0 to 24"),
+        ("tileRow" = u32, Path, description = "Row (y)"),
+        ("tileCol" = u32, Path, description = "Column (x)"),
+        ("v" = Option<i64>, Query, description = "The collection's change stamp (from a tileset, TileJSON or style): with the current one the tile may be cached forever"),
+        ("limit" = Option<u32>, Query, description = "Most features, 1 to 50,000; default 10,000"),
+        ("datetime" = Option<String>, Query, description = "Any `/search` parameter filters the footprints: datetime, ids, bbox, filter, filter-lang, query, sortby, q"),
+    ),
+    responses(
+        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`, newest first (or in `sortby` order); `X-Feature-Limit-Reached: true` when more items meet the tile", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "No footprint meets the tile"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "A bad limit or search parameter", body = Exception),
+        (status = 404, description = "No such collection, or a tile outside the matrix", body = Exception),
+    )
+)]
+pub async fn collection_tile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tms, z, y, x)): Path<(String, String, u8, u32, u32)>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tile_coordinates(&tms, z, y, x)?;
+    let id = collection_id(id)?;
+    let restricted = match state.store.collection_restricted(id.as_str()).await? {
+        Some(r) if caller.visibility.sees(id.as_str(), r) => r,
+        _ => return Err(catalog::Error::CollectionNotFound { id }.into()),
+    };
+    let mut query = tile_query(
+        &uri,
+        SearchParams {
+            collections: None,
+            ..params
+        },
+    )?;
+    query.search.collections = vec![id.as_str().to_owned()];
+    query.search.visibility = caller.visibility.clone();
+    tile_answer(&state, &query, (z, y, x), restricted, &headers).await
+}
+
+/// One vector tile of the footprints a search matches, across collections.
+#[utoipa::path(
+    get, path = "/search/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", operation_id = "getSearchVectorTile", tag = "Tiles",
+    params(
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("tileMatrix" = u8, Path, description = "Zoom level, 0 to 24"),
+        ("tileRow" = u32, Path, description = "Row (y)"),
+        ("tileCol" = u32, Path, description = "Column (x)"),
+        ("v" = Option<i64>, Query, description = "The change stamp of the template"),
+        ("limit" = Option<u32>, Query, description = "Most features, 1 to 50,000; default 10,000"),
+        ("collections" = Option<String>, Query, description = "Any `/search` parameter filters the footprints: collections, datetime, ids, bbox, filter, filter-lang, query, sortby, q"),
+    ),
+    responses(
+        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "No footprint meets the tile"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 400, description = "A bad limit or search parameter", body = Exception),
+        (status = 404, description = "A tile outside the matrix", body = Exception),
+    )
+)]
+pub async fn search_tile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tms, z, y, x)): Path<(String, u8, u32, u32)>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tile_coordinates(&tms, z, y, x)?;
+    let mut query = tile_query(&uri, params)?;
+    query.search.visibility = caller.visibility.clone();
+    let private = caller.visibility != catalog::access::Visibility::public();
+    tile_answer(&state, &query, (z, y, x), private, &headers).await
+}
+
+/// `TileJSON` 3.0.0 of a search's footprints: the template carries the
+/// search's parameters and its change stamp.
+#[utoipa::path(
+    get, path = "/search/tiles/{tileMatrixSetId}/tilejson.json", operation_id = "getSearchTileJson", tag = "Tiles",
+    params(
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("collections" = Option<String>, Query, description = "Any `/search` parameter, carried into the tile template"),
+    ),
+    responses(
+        (status = 200, description = "TileJSON 3.0.0", content_type = "application/json", body = Object),
+        (status = 400, description = "A bad search parameter", body = Exception),
+    )
+)]
+pub async fn search_tilejson(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Path(tms): Path<String>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let query = tile_query(&uri, params)?;
+    let stamp = state.store.stamp_of(&query.search.collections).await?;
+    let set = Tileset {
+        id: String::new(),
+        title: "search".into(),
+        bbox: None,
+        stamp,
+    };
+    let mut doc = tilejson(&set, &links);
+    let join = if query.passed.is_empty() { "" } else { "&" };
+    doc["tiles"] = json!([format!(
+        "{}/{{z}}/{{y}}/{{x}}?{}{join}v={stamp}",
+        links.url("/search/tiles/WebMercatorQuad"),
+        query.passed
+    )]);
+    doc["name"] = json!("Footprints of a search");
+    Ok(axum::Json(doc).into_response())
 }

@@ -141,6 +141,13 @@ pub(super) fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, search: &Search,
     }
 }
 
+impl Plan {
+    /// `ORDER BY` of the search's order read in `direction`.
+    pub(super) fn order(&self, direction: Direction) -> String {
+        self.sort.order_by(direction)
+    }
+}
+
 /// Searches with a geometry, a box or a filter are planned for their own
 /// values (an unnamed statement, never a cached generic plan): a search
 /// geometry then folds into a constant once, where a generic plan rebuilds

@@ -1,9 +1,10 @@
 //! Vector tiles of item footprints, made by PostGIS (`ST_AsMVT`).
 
-use sqlx::Row;
+use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::Store;
-use crate::access::Visibility;
+use super::search::push_filters;
+use crate::search::{Direction, Search};
 use crate::{Error, Result};
 
 /// The deepest zoom level served.
@@ -38,39 +39,59 @@ impl Store {
         .await?)
     }
 
-    /// The footprints of `collection` meeting tile `z/x/y` of `WebMercatorQuad`,
-    /// newest first, at most `limit`; `CollectionNotFound` when `visibility`
-    /// does not see the collection.
-    pub async fn footprint_tile(
+    /// The newest change stamp of any of `collections` (of every
+    /// collection when empty).
+    pub async fn stamp_of(&self, collections: &[String]) -> Result<i64> {
+        if collections.is_empty() {
+            return Ok(sqlx::query_scalar(
+                "SELECT coalesce(max(stamp), 0) FROM collection_changes",
+            )
+            .fetch_one(&self.pool)
+            .await?);
+        }
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(max(stamp), 0) FROM collection_changes WHERE collection = ANY($1)",
+        )
+        .bind(collections)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The footprints of the items `search` matches (its filters, its
+    /// visibility) meeting tile `z/x/y` of `WebMercatorQuad`: in the
+    /// search's order (newest first by default), at most `limit`.
+    pub async fn search_tile(
         &self,
-        collection: &str,
-        visibility: &Visibility,
+        search: &Search,
         (z, x, y): (u8, u32, u32),
         limit: u32,
     ) -> Result<Tile> {
-        if !self.collection_visible(collection, visibility).await? {
-            return Err(Error::CollectionNotFound {
-                id: crate::CollectionId::new(collection).map_err(Error::invalid_input)?,
-            });
-        }
+        let plan = self.plan(search).await?;
+        let order = plan.order(Direction::Next);
         let number = |p: &str| {
             format!(
                 "CASE WHEN jsonb_typeof(p.properties->'{p}') = 'number' \
                  THEN (p.properties->>'{p}')::float8 END AS \"{p}\""
             )
         };
-        // Footprints are clipped to the latitudes Web Mercator can show
-        // before they are projected; a footprint split at the antimeridian
-        // (a MultiPolygon) is drawn on both edges.
-        let sql = format!(
-            "WITH env AS (SELECT ST_TileEnvelope($1, $2, $3) AS m), \
-             picked AS ( \
-                SELECT i.collection, i.id, i.datetime, i.geometry, i.properties \
-                FROM items i, env \
-                WHERE i.collection = $4 AND i.geometry && ST_Transform(env.m, 4326) \
-                ORDER BY i.datetime DESC, i.id \
-                LIMIT $5 + 1), \
-             feats AS ( \
+        let mut qb = QueryBuilder::<Postgres>::new("WITH env AS (SELECT ST_TileEnvelope(");
+        qb.push_bind(i32::from(z))
+            .push(", ")
+            .push_bind(i32::try_from(x).map_err(|_| Error::invalid_input("tile column too large"))?)
+            .push(", ")
+            .push_bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
+            .push(format!(
+                ") AS m), picked AS (SELECT collection, id, datetime, geometry, properties, \
+                 row_number() OVER ({}) AS rn FROM items",
+                order.trim_start()
+            ));
+        push_filters(&mut qb, search, &plan);
+        qb.push(" AND geometry && ST_Transform((SELECT m FROM env), 4326)")
+            .push(&order)
+            .push(" LIMIT ")
+            .push_bind(i64::from(limit) + 1)
+            .push(format!(
+                "), feats AS ( \
                 SELECT (hashtextextended(p.collection || '/' || p.id, 0) & 9223372036854775807) AS fid, \
                        p.id, p.collection, \
                        to_char(p.datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS datetime, \
@@ -80,21 +101,16 @@ impl Store {
                        ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(p.geometry, \
                            ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)), 3857), \
                            env.m, 4096, 64, true) AS geom \
-                FROM (SELECT * FROM picked ORDER BY datetime DESC, id LIMIT $5) p, env) \
-             SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
-                     FROM feats WHERE geom IS NOT NULL), \
-                    (SELECT count(*) FROM picked)",
-            cloud = number("eo:cloud_cover"),
-            gsd = number("gsd"),
-        );
-        let row = sqlx::query(&sql)
-            .bind(i32::from(z))
-            .bind(i32::try_from(x).map_err(|_| Error::invalid_input("tile column too large"))?)
-            .bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
-            .bind(collection)
-            .bind(i64::from(limit))
-            .fetch_one(&self.pool)
-            .await?;
+                FROM picked p, env WHERE p.rn <= ",
+                cloud = number("eo:cloud_cover"),
+                gsd = number("gsd"),
+            ))
+            .push_bind(i64::from(limit))
+            .push(format!(
+                ") SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
+                 FROM feats WHERE geom IS NOT NULL), (SELECT count(*) FROM picked)"
+            ));
+        let row = qb.build().fetch_one(&self.pool).await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
         Ok(Tile {
