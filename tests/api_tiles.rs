@@ -604,4 +604,26 @@ async fn filtered_tiles_hold_exactly_what_the_same_search_finds() {
         .collect();
     got.sort();
     assert_eq!(got, ["fiji", "paris-new"]);
+    // Its style's source is that TileJSON, with the same parameters.
+    let style: Value = serde_json::from_slice(
+        &get(
+            &app,
+            "/search/tiles/WebMercatorQuad/style.json?collections=tiled&datetime=2023-01-01T00:00:00Z/..",
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let source = style["sources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap();
+    let url = source["url"].as_str().unwrap();
+    assert!(
+        url.contains("/search/tiles/WebMercatorQuad/tilejson.json?collections=tiled"),
+        "{url}"
+    );
 }

@@ -78,6 +78,8 @@ pub struct ServeConfig {
     pub limits: limits::Limits,
     /// Object metadata the streaming route read a moment ago.
     pub heads: Arc<assets::HeadCache>,
+    /// Tiles made a moment ago, keyed by their ETag (stamp, search, tile).
+    pub tiles: Arc<routes::tiles::TileCache>,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -105,6 +107,7 @@ impl Default for ServeConfig {
             sign_expiry_max: Duration::from_secs(12 * 3600),
             limits: limits::Limits::default(),
             heads: Arc::default(),
+            tiles: Arc::default(),
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"

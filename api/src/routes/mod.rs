@@ -63,6 +63,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tiles::collection_tile))
         .routes(routes!(tiles::search_tile))
         .routes(routes!(tiles::search_tilejson))
+        .routes(routes!(tiles::search_style))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts();

@@ -24,6 +24,39 @@ use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Path, Query};
 use crate::state::AppState;
 
+/// Tiles made a moment ago, keyed by their ETag: the key holds the change
+/// stamp, so a write is seen by the very next request. Bounded by bytes;
+/// when full it starts afresh.
+#[derive(Debug, Default)]
+pub struct TileCache {
+    entries: std::sync::Mutex<(
+        usize,
+        std::collections::HashMap<String, catalog::store::tiles::Tile>,
+    )>,
+}
+
+/// Bytes of tiles kept in memory.
+const TILE_CACHE_BYTES: usize = 256 << 20;
+
+impl TileCache {
+    fn get(&self, key: &str) -> Option<catalog::store::tiles::Tile> {
+        self.entries.lock().ok()?.1.get(key).cloned()
+    }
+
+    fn put(&self, key: String, tile: &catalog::store::tiles::Tile) {
+        let Ok(mut guard) = self.entries.lock() else {
+            return;
+        };
+        let (size, map) = &mut *guard;
+        if *size + tile.bytes.len() > TILE_CACHE_BYTES {
+            map.clear();
+            *size = 0;
+        }
+        *size += tile.bytes.len();
+        map.insert(key, tile.clone());
+    }
+}
+
 /// The media type of a Mapbox Vector Tile.
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 /// The only tile matrix set served.
@@ -318,30 +351,34 @@ pub async fn collection_style(
 ) -> Result<Response, ApiError> {
     web_mercator_quad(&tms)?;
     let set = tileset(&state, &caller, id).await?;
-    let source = format!("{}-footprints", set.id);
-    Ok(axum::Json(json!({
+    let tilejson = format!("{}/tilejson.json?v={}", set.base(&links), set.stamp);
+    Ok(axum::Json(style(
+        &format!("{}-footprints", set.id),
+        &format!("Footprints of {}", set.title),
+        &tilejson,
+    ))
+    .into_response())
+}
+
+/// A `MapLibre` style of one vector source (`tilejson`): fill and outline.
+fn style(source: &str, name: &str, tilejson: &str) -> Value {
+    json!({
         "version": 8,
-        "name": format!("Footprints of {}", set.title),
-        "sources": {
-            &source: {
-                "type": "vector",
-                "url": format!("{}/tilejson.json?v={}", set.base(&links), set.stamp),
-            }
-        },
+        "name": name,
+        "sources": {source: {"type": "vector", "url": tilejson}},
         "layers": [
             {
-                "id": format!("{source}-fill"), "type": "fill", "source": &source,
+                "id": format!("{source}-fill"), "type": "fill", "source": source,
                 "source-layer": FOOTPRINT_LAYER,
                 "paint": {"fill-color": "#e8743b", "fill-opacity": 0.12},
             },
             {
-                "id": format!("{source}-outline"), "type": "line", "source": &source,
+                "id": format!("{source}-outline"), "type": "line", "source": source,
                 "source-layer": FOOTPRINT_LAYER,
                 "paint": {"line-color": "#e8743b", "line-width": 1},
             },
         ],
-    }))
-    .into_response())
+    })
 }
 
 /// The query parameters of a tile: any `/search` parameter filters it;
@@ -460,10 +497,18 @@ async fn tile_answer(
         response.headers_mut().extend(answer);
         return Ok(response);
     }
-    let tile = state
-        .store
-        .search_tile(&query.search, (z, x, y), query.limit)
-        .await?;
+    let key = etag.clone();
+    let tile = match state.settings.tiles.get(&key) {
+        Some(tile) => tile,
+        None => {
+            let tile = state
+                .store
+                .search_tile(&query.search, (z, x, y), query.limit)
+                .await?;
+            state.settings.tiles.put(key, &tile);
+            tile
+        }
+    };
     if tile.limited {
         answer.insert("x-feature-limit-reached", HeaderValue::from_static("true"));
     }
@@ -599,4 +644,41 @@ pub async fn search_tilejson(
     )]);
     doc["name"] = json!("Footprints of a search");
     Ok(axum::Json(doc).into_response())
+}
+
+/// A `MapLibre` style of a search's footprints: its source is the search's
+/// `TileJSON`, with the same parameters.
+#[utoipa::path(
+    get, path = "/search/tiles/{tileMatrixSetId}/style.json", operation_id = "getSearchStyle", tag = "Tiles",
+    params(
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("collections" = Option<String>, Query, description = "Any `/search` parameter, carried into the TileJSON URL"),
+    ),
+    responses(
+        (status = 200, description = "A MapLibre style", content_type = "application/json", body = Object),
+        (status = 400, description = "A bad search parameter", body = Exception),
+    )
+)]
+pub async fn search_style(
+    State(state): State<AppState>,
+    Base(links): Base,
+    Path(tms): Path<String>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let query = tile_query(&uri, params)?;
+    let stamp = state.store.stamp_of(&query.search.collections).await?;
+    let join = if query.passed.is_empty() { "" } else { "&" };
+    let tilejson = format!(
+        "{}?{}{join}v={stamp}",
+        links.url("/search/tiles/WebMercatorQuad/tilejson.json"),
+        query.passed
+    );
+    Ok(axum::Json(style(
+        "search-footprints",
+        "Footprints of a search",
+        &tilejson,
+    ))
+    .into_response())
 }
