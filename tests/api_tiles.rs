@@ -627,3 +627,63 @@ async fn filtered_tiles_hold_exactly_what_the_same_search_finds() {
         "{url}"
     );
 }
+
+#[tokio::test]
+async fn a_registered_search_names_its_tiles_by_its_content() {
+    let app = catalog().await;
+    let body = json!({
+        "collections": [C],
+        "filter": {"op": ">=", "args": [{"property": "datetime"}, {"timestamp": "2022-01-01T00:00:00Z"}]},
+        "filter-lang": "cql2-json",
+    });
+    let r = app.post("/searches", &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    // The same search, its members in another order, gets the same id.
+    let reordered = json!({
+        "filter-lang": "cql2-json",
+        "filter": {"args": [{"property": "datetime"}, {"timestamp": "2022-01-01T00:00:00Z"}], "op": ">="},
+        "collections": [C],
+    });
+    assert_eq!(
+        app.post("/searches", &reordered).await.body["id"],
+        id.as_str()
+    );
+    let tilejson_href = r.body["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["rel"] == "tilejson")
+        .unwrap()["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let local = |href: &str| {
+        href.strip_prefix("http://stac.test/api")
+            .unwrap()
+            .to_owned()
+    };
+    let tilejson: Value =
+        serde_json::from_slice(&get(&app, &local(&tilejson_href), &[]).await.body).unwrap();
+    let xyz = local(tilejson["tiles"][0].as_str().unwrap())
+        .replace("{z}", "0")
+        .replace("{y}", "0")
+        .replace("{x}", "0");
+    let tile = get(&app, &xyz, &[]).await;
+    assert_eq!(tile.status, StatusCode::OK);
+    let mut got: Vec<String> = decode(&tile.body)
+        .iter()
+        .map(|f| f.props["id"].as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    let mut want = support::ids(&app.post("/search", &body).await.body);
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(got, ["fiji", "nairobi", "paris-new"]);
+    // Bad searches and unknown ids are answered with JSON.
+    let bad = app.post("/searches", &json!({"bbox": "nope"})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let r = get(&app, "/searches/0000/tiles/WebMercatorQuad/0/0/0", &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
+}

@@ -64,6 +64,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tiles::search_tile))
         .routes(routes!(tiles::search_tilejson))
         .routes(routes!(tiles::search_style))
+        .routes(routes!(tiles::register_search))
+        .routes(routes!(tiles::registered_search_tile))
+        .routes(routes!(tiles::registered_search_tilejson))
+        .routes(routes!(tiles::registered_search_style))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts();

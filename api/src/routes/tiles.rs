@@ -682,3 +682,211 @@ pub async fn search_style(
     ))
     .into_response())
 }
+
+/// A JSON value with every object's members in key order, so the same
+/// search always has the same text (and hash).
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Register a search for its tiles: a long filter is sent once, and its
+/// tiles, `TileJSON` and style are named by a content hash of the search.
+#[utoipa::path(
+    post, path = "/searches", operation_id = "registerSearch", tag = "Tiles",
+    request_body(content = Object, description = "A search body as POST /search takes it (without token or limit)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"id\", \"links\": [tilejson, style, tiles]}`; the same search always gets the same id", content_type = "application/json", body = Object),
+        (status = 400, description = "Not a valid search", body = Exception),
+        (status = 429, description = "Too many registrations from this caller", body = Exception),
+    )
+)]
+pub async fn register_search(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    address: crate::extract::ClientAddr,
+    crate::extract::SearchJson(body): crate::extract::SearchJson,
+) -> Result<Response, ApiError> {
+    // Each new search is a row: registering is limited like signing.
+    state.settings.limits.spend(
+        crate::limits::Kind::Sign,
+        &address.limit_key(&caller.who),
+        1,
+    )?;
+    let Value::Object(members) = &body else {
+        return Err(ApiError::bad_request(
+            "the search body must be a JSON object",
+        ));
+    };
+    let mut members = members.clone();
+    members.remove("token");
+    members.remove("limit");
+    members.remove("sign");
+    catalog::search::Search::from_members(&members)?;
+    let body = canonical(&Value::Object(members));
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    let id = digest[..10]
+        .iter()
+        .fold(String::with_capacity(20), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    state.store.register_search(&id, &body).await?;
+    let base = links.url(&format!("/searches/{id}/tiles/WebMercatorQuad"));
+    Ok(axum::Json(json!({
+        "id": id,
+        "links": [
+            link("tilejson", &format!("{base}/tilejson.json"), JSON),
+            link("stylesheet", &format!("{base}/style.json"), JSON),
+            {"rel": "item", "type": MVT, "templated": true, "href": format!("{base}/{{z}}/{{y}}/{{x}}")},
+        ],
+    }))
+    .into_response())
+}
+
+/// The search a registered id names, as the caller may run it.
+async fn registered(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    uri: &axum::http::Uri,
+    params: SearchParams,
+) -> Result<TileQuery, ApiError> {
+    let body = state
+        .store
+        .registered_search(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no registered search {id:?}")))?;
+    let Value::Object(members) = body else {
+        return Err(ApiError::not_found(format!("no registered search {id:?}")));
+    };
+    // Only the cap and the stamp come from the URL.
+    let mut query = tile_query(
+        uri,
+        SearchParams {
+            limit: params.limit,
+            other: params.other,
+            ..SearchParams::default()
+        },
+    )?;
+    query.search = catalog::search::Search::from_members(&members)?;
+    query.search.visibility = caller.visibility.clone();
+    Ok(query)
+}
+
+/// One vector tile of a registered search's footprints.
+#[utoipa::path(
+    get, path = "/searches/{searchId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", operation_id = "getRegisteredSearchVectorTile", tag = "Tiles",
+    params(
+        ("searchId" = String, Path, description = "The id POST /searches gave"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+        ("tileMatrix" = u8, Path, description = "Zoom level, 0 to 24"),
+        ("tileRow" = u32, Path, description = "Row (y)"),
+        ("tileCol" = u32, Path, description = "Column (x)"),
+        ("v" = Option<i64>, Query, description = "The change stamp of the template"),
+        ("limit" = Option<u32>, Query, description = "Most features, 1 to 50,000; default 10,000"),
+    ),
+    responses(
+        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 204, description = "No footprint meets the tile"),
+        (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 404, description = "No such registered search, or a tile outside the matrix", body = Exception),
+    )
+)]
+pub async fn registered_search_tile(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, tms, z, y, x)): Path<(String, String, u8, u32, u32)>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    tile_coordinates(&tms, z, y, x)?;
+    let query = registered(&state, &caller, &id, &uri, params).await?;
+    let private = caller.visibility != catalog::access::Visibility::public();
+    tile_answer(&state, &query, (z, y, x), private, &headers).await
+}
+
+/// `TileJSON` 3.0.0 of a registered search.
+#[utoipa::path(
+    get, path = "/searches/{searchId}/tiles/{tileMatrixSetId}/tilejson.json", operation_id = "getRegisteredSearchTileJson", tag = "Tiles",
+    params(
+        ("searchId" = String, Path, description = "The id POST /searches gave"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+    ),
+    responses(
+        (status = 200, description = "TileJSON 3.0.0", content_type = "application/json", body = Object),
+        (status = 404, description = "No such registered search", body = Exception),
+    )
+)]
+pub async fn registered_search_tilejson(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path((id, tms)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let query = registered(&state, &caller, &id, &uri, params).await?;
+    let stamp = state.store.stamp_of(&query.search.collections).await?;
+    let set = Tileset {
+        id: String::new(),
+        title: "registered search".into(),
+        bbox: None,
+        stamp,
+    };
+    let mut doc = tilejson(&set, &links);
+    doc["tiles"] = json!([format!(
+        "{}/{{z}}/{{y}}/{{x}}?v={stamp}",
+        links.url(&format!("/searches/{id}/tiles/WebMercatorQuad"))
+    )]);
+    doc["name"] = json!(format!("Footprints of search {id}"));
+    Ok(axum::Json(doc).into_response())
+}
+
+/// A `MapLibre` style of a registered search.
+#[utoipa::path(
+    get, path = "/searches/{searchId}/tiles/{tileMatrixSetId}/style.json", operation_id = "getRegisteredSearchStyle", tag = "Tiles",
+    params(
+        ("searchId" = String, Path, description = "The id POST /searches gave"),
+        ("tileMatrixSetId" = String, Path, description = "`WebMercatorQuad`"),
+    ),
+    responses(
+        (status = 200, description = "A MapLibre style", content_type = "application/json", body = Object),
+        (status = 404, description = "No such registered search", body = Exception),
+    )
+)]
+pub async fn registered_search_style(
+    State(state): State<AppState>,
+    Base(links): Base,
+    caller: Caller,
+    Path((id, tms)): Path<(String, String)>,
+    uri: axum::http::Uri,
+    Query(params): Query<SearchParams>,
+) -> Result<Response, ApiError> {
+    web_mercator_quad(&tms)?;
+    let query = registered(&state, &caller, &id, &uri, params).await?;
+    let stamp = state.store.stamp_of(&query.search.collections).await?;
+    let tilejson = format!(
+        "{}?v={stamp}",
+        links.url(&format!(
+            "/searches/{id}/tiles/WebMercatorQuad/tilejson.json"
+        ))
+    );
+    Ok(axum::Json(style(
+        &format!("search-{id}"),
+        &format!("Footprints of search {id}"),
+        &tilejson,
+    ))
+    .into_response())
+}

@@ -118,4 +118,27 @@ impl Store {
             limited: picked > i64::from(limit),
         })
     }
+
+    /// Register a search body under `id` (a content hash: registering the
+    /// same search again changes nothing).
+    pub async fn register_search(&self, id: &str, body: &serde_json::Value) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO registered_searches (id, body) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The body of a registered search.
+    pub async fn registered_search(&self, id: &str) -> Result<Option<serde_json::Value>> {
+        Ok(
+            sqlx::query_scalar("SELECT body FROM registered_searches WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
 }
