@@ -59,20 +59,13 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Characters escaped in a path segment of a streaming URL.
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// The unsigned streaming URL of `path` in source `name`.
 pub fn proxy_url(links: &Links, name: &str, path: &str) -> String {
     let mut url = links.url("/assets/");
-    url.push_str(&percent_encoding::utf8_percent_encode(name, SEGMENT).to_string());
+    url.push_str(&catalog::links::segment(name));
     for seg in path.split('/') {
         url.push('/');
-        url.push_str(&percent_encoding::utf8_percent_encode(seg, SEGMENT).to_string());
+        url.push_str(&catalog::links::segment(seg));
     }
     url
 }

@@ -321,7 +321,9 @@ impl FromRequestParts<AppState> for Admin {
                 .or_else(|| v.strip_prefix("bearer "))
         });
         match given {
-            Some(token) if constant_time_eq(token.trim().as_bytes(), expected.as_bytes()) => {
+            Some(token)
+                if crate::auth::same_secret(token.trim().as_bytes(), expected.as_bytes()) =>
+            {
                 Ok(Self)
             }
             Some(_) => Err(ApiError::new(
@@ -336,10 +338,6 @@ impl FromRequestParts<AppState> for Admin {
             )),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -83,14 +83,18 @@ impl Limits {
         }
     }
 
+    fn rate(&self, kind: Kind) -> Rate {
+        match kind {
+            Kind::Sign => self.sign,
+            Kind::Stream => self.stream,
+        }
+    }
+
     /// Spend `cost` requests of `kind` for `who`, or a 429.
     pub fn spend(&self, kind: Kind, who: &str, cost: usize) -> Result<(), ApiError> {
         #[expect(clippy::cast_precision_loss, reason = "costs are small counts")]
         let cost = cost.max(1) as f64;
-        let rate = match kind {
-            Kind::Sign => self.sign,
-            Kind::Stream => self.stream,
-        };
+        let rate = self.rate(kind);
         let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return Ok(());
@@ -98,11 +102,7 @@ impl Limits {
         if buckets.len() >= MAX_BUCKETS {
             // Full buckets are the idle callers': forgetting them changes nothing.
             buckets.retain(|(k, _), b| {
-                let rate = if *k == Kind::Sign {
-                    self.sign
-                } else {
-                    self.stream
-                };
+                let rate = self.rate(*k);
                 b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst
             });
             // Still full (a flood of callers): start afresh rather than scan

@@ -16,7 +16,6 @@
 //! carries [`Meta::etag_header`] and [`http_date`] of `last_modified` when known.
 
 use std::collections::hash_map::RandomState;
-use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -398,12 +397,7 @@ fn boundary(ranges: &[Range<u64>], size: u64) -> String {
         digest.update(range.start.to_le_bytes());
         digest.update(range.end.to_le_bytes());
     }
-    digest.finalize()[..16]
-        .iter()
-        .fold(String::with_capacity(32), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    crate::response::hex(&digest.finalize()[..16])
 }
 
 /// A header value from text built here, which is visible ASCII and so always

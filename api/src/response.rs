@@ -19,19 +19,21 @@ pub fn json_text(status: StatusCode, media_type: &'static str, body: String) -> 
     response
 }
 
+/// Lower-case hex of `bytes` (digests in ETags, ids, boundaries).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
+}
+
 /// A 200 with a weak ETag over the body, or a 304 when the client's
 /// `If-None-Match` already names it.
 pub fn cacheable(request: &HeaderMap, media_type: &'static str, body: String) -> Response {
     let digest = Sha256::digest(body.as_bytes());
-    let tag = format!(
-        "W/\"{}\"",
-        digest[..12]
-            .iter()
-            .fold(String::with_capacity(24), |mut hex, b| {
-                let _ = write!(hex, "{b:02x}");
-                hex
-            })
-    );
+    let tag = format!("W/\"{}\"", hex(&digest[..12]));
     let matches = request
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -247,11 +247,7 @@ impl Store {
 
     /// Whether `id` exists and `visibility` sees it.
     pub async fn collection_visible(&self, id: &str, visibility: &Visibility) -> Result<bool> {
-        let restricted: Option<bool> =
-            sqlx::query_scalar("SELECT restricted FROM collections WHERE id = $1")
-                .bind(id)
-                .fetch_optional(self.pool())
-                .await?;
+        let restricted = self.collection_restricted(id).await?;
         Ok(restricted.is_some_and(|r| visibility.sees(id, r)))
     }
 }

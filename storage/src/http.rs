@@ -619,13 +619,7 @@ fn md5_hex(v: &str) -> Option<String> {
         return Some(v.to_ascii_lowercase());
     }
     let raw = base64::engine::general_purpose::STANDARD.decode(v).ok()?;
-    (raw.len() == 16).then(|| {
-        raw.iter().fold(String::with_capacity(32), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-    })
+    (raw.len() == 16).then(|| crate::signing::hex(&raw))
 }
 
 fn parse_http_date(v: &str) -> Option<DateTime<Utc>> {

@@ -158,7 +158,7 @@ async fn tileset(state: &AppState, caller: &Caller, id: String) -> Result<Tilese
     let stored = state.store.get_collection(&id, &caller.visibility).await?;
     let doc: Value = serde_json::from_str(&stored.content).unwrap_or(Value::Null);
     Ok(Tileset {
-        stamp: state.store.collection_stamp(id.as_str()).await?,
+        stamp: state.store.stamp_of(&[id.as_str().to_owned()]).await?,
         title: doc["title"].as_str().unwrap_or(id.as_str()).to_owned(),
         bbox: doc["extent"]["spatial"]["bbox"].get(0).cloned(),
         id: id.as_str().to_owned(),
@@ -456,16 +456,7 @@ async fn tile_answer(
         query.search.fingerprint(),
         query.limit
     ));
-    let etag = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .fold(String::with_capacity(24), |mut hex, b| {
-                use std::fmt::Write as _;
-                let _ = write!(hex, "{b:02x}");
-                hex
-            })
-    );
+    let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
     let cache = format!(
         "{}, max-age={}",
         if private { "private" } else { "public" },
@@ -733,13 +724,7 @@ pub async fn register_search(
     catalog::search::Search::from_members(&members)?;
     let body = canonical(&Value::Object(members));
     let digest = Sha256::digest(body.to_string().as_bytes());
-    let id = digest[..10]
-        .iter()
-        .fold(String::with_capacity(20), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        });
+    let id = crate::response::hex(&digest[..10]);
     state.store.register_search(&id, &body).await?;
     let base = links.url(&format!("/searches/{id}/tiles/WebMercatorQuad"));
     Ok(axum::Json(json!({

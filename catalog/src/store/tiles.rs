@@ -29,16 +29,6 @@ pub struct Tile {
 }
 
 impl Store {
-    /// The newest change stamp of `collection` (0 before any change).
-    pub async fn collection_stamp(&self, collection: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT coalesce(max(stamp), 0) FROM collection_changes WHERE collection = $1",
-        )
-        .bind(collection)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// The newest change stamp of any of `collections` (of every
     /// collection when empty).
     pub async fn stamp_of(&self, collections: &[String]) -> Result<i64> {
