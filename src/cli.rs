@@ -198,6 +198,23 @@ struct ServeArgs {
     /// Most asset streams in flight; more get 503.
     #[arg(long, env = "ARCOLAKE_MAX_STREAMS", default_value_t = 256)]
     max_streams: usize,
+    /// Item properties each footprint tile feature carries besides `id`,
+    /// `collection` and `datetime`, comma-separated (numbers, strings and
+    /// booleans; an empty value: none).
+    #[arg(
+        long,
+        env = "ARCOLAKE_TILE_PROPERTIES",
+        value_delimiter = ',',
+        default_value = "eo:cloud_cover,platform,gsd"
+    )]
+    tile_properties: Vec<String>,
+    /// Seconds a tile asked for without the current change stamp may be
+    /// cached (with it: a year, immutable).
+    #[arg(long, env = "ARCOLAKE_TILE_MAX_AGE", default_value_t = 5)]
+    tile_max_age: u32,
+    /// MiB of compressed tiles kept in memory (0: none).
+    #[arg(long, env = "ARCOLAKE_TILE_CACHE_MB", default_value_t = 256)]
+    tile_cache_mb: usize,
     #[command(flatten)]
     jwt: JwtArgs,
     /// Print the resolved settings (secrets redacted) and exit.
@@ -486,6 +503,14 @@ impl ServeArgs {
                 },
                 self.max_streams,
             ),
+            tiles: std::sync::Arc::new(api::tile_cache::TileCache::new(self.tile_cache_mb << 20)),
+            tile_properties: self
+                .tile_properties
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            tile_max_age: self.tile_max_age,
             ..api::ServeConfig::default()
         }
     }
@@ -686,6 +711,21 @@ async fn open(db: &DatabaseArgs, migrate: bool) -> anyhow::Result<Database> {
         })
 }
 
+/// Forget superseded change stamps every ten minutes (each collection
+/// keeps its newest). On a read-only replica this fails, harmlessly: the
+/// primary's server prunes.
+async fn prune_stamps(store: Store) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match store.prune_stamps().await {
+            Ok(0) => {}
+            Ok(rows) => info!(rows, "pruned superseded change stamps"),
+            Err(e) => tracing::debug!(error = %e, "change stamps not pruned"),
+        }
+    }
+}
+
 async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut config = args.config();
     if args.print_config {
@@ -710,6 +750,9 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "sign_rate": args.sign_rate,
             "stream_rate": args.stream_rate,
             "max_streams": args.max_streams,
+            "tile_properties": args.tile_properties,
+            "tile_max_age_s": args.tile_max_age,
+            "tile_cache_mb": args.tile_cache_mb,
             "jwks_file": args.jwt.jwks_file,
             "jwks_url": args.jwt.jwks_url.as_ref().map(Url::as_str),
             "jwt_secret": args.jwt.jwt_secret.as_ref().map(|_| "<redacted>"),
@@ -764,7 +807,9 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             demo_lake(&store, &lake, &mut config).await;
         }
     }
+    let pruner = tokio::spawn(prune_stamps(store.clone()));
     let result = api::serve(store, config).await;
+    pruner.abort();
     database.close().await.context("closing the catalog")?;
     result.context("serving")?;
     Ok(ExitCode::SUCCESS)

@@ -17,11 +17,13 @@ pub mod extract;
 mod item_page;
 pub mod limits;
 pub mod openapi;
+pub mod pmtiles;
 pub mod ranges;
 mod response;
 pub mod routes;
 pub mod state;
 pub mod telemetry;
+pub mod tile_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,7 +81,15 @@ pub struct ServeConfig {
     /// Object metadata the streaming route read a moment ago.
     pub heads: Arc<assets::HeadCache>,
     /// Tiles made a moment ago, keyed by their ETag (stamp, search, tile).
-    pub tiles: Arc<routes::tiles::TileCache>,
+    pub tiles: Arc<tile_cache::TileCache>,
+    /// `PMTiles` archives opened a moment ago.
+    pub archives: Arc<pmtiles::Archives>,
+    /// Item properties each footprint feature carries besides `id`,
+    /// `collection` and `datetime`.
+    pub tile_properties: Arc<[String]>,
+    /// Seconds a tile asked for without the current change stamp may be
+    /// cached.
+    pub tile_max_age: u32,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -108,6 +118,12 @@ impl Default for ServeConfig {
             limits: limits::Limits::default(),
             heads: Arc::default(),
             tiles: Arc::default(),
+            archives: Arc::default(),
+            tile_properties: catalog::store::tiles::FEATURE_PROPERTIES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            tile_max_age: 5,
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"

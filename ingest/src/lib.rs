@@ -4,6 +4,8 @@
 //! - [`read`]: header readers for COG/GeoTIFF, Zarr, GeoParquet, PMTiles and
 //!   FlatGeobuf;
 //! - [`geo`]: footprints reprojected to WGS 84;
+//! - [`layer`]: every feature of a GeoParquet or FlatGeobuf file, as WKB
+//!   and JSON properties, for importing it as a tile layer;
 //! - [`build`]: STAC Items from what the readers found, one per file or
 //!   grouped by templates;
 //! - [`crawl`]: listing, change detection, batching into the catalog,
@@ -31,6 +33,7 @@ pub mod build;
 pub mod config;
 pub mod crawl;
 pub mod geo;
+pub mod layer;
 pub mod read;
 pub mod run;
 

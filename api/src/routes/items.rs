@@ -19,7 +19,7 @@ use crate::item_page::{Origin, render};
 use crate::response::{GEOJSON, JSON, cacheable, json_text};
 use crate::state::AppState;
 
-fn item_id(id: String) -> Result<ItemId, ApiError> {
+pub(crate) fn item_id(id: String) -> Result<ItemId, ApiError> {
     ItemId::new(id).map_err(ApiError::bad_request)
 }
 

@@ -1,6 +1,7 @@
 //! The routes, registered with their OpenAPI operations.
 
 pub mod aggregate;
+pub mod asset_tiles;
 pub mod assets;
 pub mod collections;
 pub mod docs;
@@ -68,6 +69,12 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tiles::registered_search_tile))
         .routes(routes!(tiles::registered_search_tilejson))
         .routes(routes!(tiles::registered_search_style))
+        .routes(routes!(asset_tiles::asset_tilesets))
+        .routes(routes!(asset_tiles::asset_tileset))
+        .routes(routes!(asset_tiles::asset_tilejson))
+        .routes(routes!(asset_tiles::asset_style))
+        .routes(routes!(asset_tiles::asset_tile))
+        .routes(routes!(asset_tiles::asset_features))
         .routes(routes!(health::get_health))
         .routes(routes!(health::get_readiness))
         .split_for_parts();

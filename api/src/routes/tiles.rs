@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use catalog::links::{JSON, Links, link};
 use catalog::search::SearchParams;
 use catalog::store::tiles::{DEFAULT_TILE_LIMIT, FOOTPRINT_LAYER, MAX_TILE_LIMIT, MAX_ZOOM};
@@ -23,39 +24,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
 use crate::extract::{Base, Path, Query};
 use crate::state::AppState;
-
-/// Tiles made a moment ago, keyed by their ETag: the key holds the change
-/// stamp, so a write is seen by the very next request. Bounded by bytes;
-/// when full it starts afresh.
-#[derive(Debug, Default)]
-pub struct TileCache {
-    entries: std::sync::Mutex<(
-        usize,
-        std::collections::HashMap<String, catalog::store::tiles::Tile>,
-    )>,
-}
-
-/// Bytes of tiles kept in memory.
-const TILE_CACHE_BYTES: usize = 256 << 20;
-
-impl TileCache {
-    fn get(&self, key: &str) -> Option<catalog::store::tiles::Tile> {
-        self.entries.lock().ok()?.1.get(key).cloned()
-    }
-
-    fn put(&self, key: String, tile: &catalog::store::tiles::Tile) {
-        let Ok(mut guard) = self.entries.lock() else {
-            return;
-        };
-        let (size, map) = &mut *guard;
-        if *size + tile.bytes.len() > TILE_CACHE_BYTES {
-            map.clear();
-            *size = 0;
-        }
-        *size += tile.bytes.len();
-        map.insert(key, tile.clone());
-    }
-}
+use crate::tile_cache::{CachedTile, accepts_gzip, gunzip, gzip};
 
 /// The media type of a Mapbox Vector Tile.
 pub const MVT: &str = "application/vnd.mapbox-vector-tile";
@@ -64,10 +33,8 @@ pub const WEB_MERCATOR_QUAD: &str = "WebMercatorQuad";
 const TMS_URI: &str = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad";
 const CRS_3857: &str = "http://www.opengis.net/def/crs/EPSG/0/3857";
 const TILING_SCHEME_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme";
-/// How long a tile asked for without the current stamp may be cached.
-const SHORT_MAX_AGE: u32 = 5;
 
-fn web_mercator_quad(tms: &str) -> Result<(), ApiError> {
+pub(crate) fn web_mercator_quad(tms: &str) -> Result<(), ApiError> {
     if tms == WEB_MERCATOR_QUAD {
         Ok(())
     } else {
@@ -296,18 +263,18 @@ pub async fn collection_tilejson(
 ) -> Result<Response, ApiError> {
     web_mercator_quad(&tms)?;
     let set = tileset(&state, &caller, id).await?;
-    Ok(axum::Json(tilejson(&set, &links)).into_response())
+    Ok(axum::Json(tilejson(&set, &links, &state.settings.tile_properties)).into_response())
 }
 
-fn tilejson(set: &Tileset, links: &Links) -> Value {
+fn tilejson(set: &Tileset, links: &Links, properties: &[String]) -> Value {
     let mut fields = json!({
         "id": "String: the STAC item id",
         "collection": "String: the collection id",
         "datetime": "String: the item's datetime (or the start of its span)",
     });
-    fields["eo:cloud_cover"] = json!("Number");
-    fields["platform"] = json!("String");
-    fields["gsd"] = json!("Number");
+    for name in properties {
+        fields[name] = json!(format!("The item property {name:?}, where the item has it"));
+    }
     let mut doc = json!({
         "tilejson": "3.0.0",
         "name": format!("Footprints of {}", set.title),
@@ -430,7 +397,7 @@ fn tile_query(uri: &axum::http::Uri, mut params: SearchParams) -> Result<TileQue
     })
 }
 
-fn tile_coordinates(tms: &str, z: u8, y: u32, x: u32) -> Result<(), ApiError> {
+pub(crate) fn tile_coordinates(tms: &str, z: u8, y: u32, x: u32) -> Result<(), ApiError> {
     web_mercator_quad(tms)?;
     if z > MAX_ZOOM || u64::from(x) >= 1u64 << z || u64::from(y) >= 1u64 << z {
         return Err(ApiError::not_found(format!(
@@ -463,7 +430,7 @@ async fn tile_answer(
         if query.v == Some(stamp) {
             "31536000, immutable".to_owned()
         } else {
-            SHORT_MAX_AGE.to_string()
+            state.settings.tile_max_age.to_string()
         }
     );
     let mut answer = HeaderMap::new();
@@ -475,43 +442,93 @@ async fn tile_answer(
         header::CACHE_CONTROL,
         HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
     );
-    answer.insert(header::VARY, HeaderValue::from_static("authorization"));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        });
-    if matches {
+    answer.insert(
+        header::VARY,
+        HeaderValue::from_static("authorization, accept-encoding"),
+    );
+    if not_modified(headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().extend(answer);
         return Ok(response);
     }
-    let key = etag.clone();
-    let tile = match state.settings.tiles.get(&key) {
+    let tile = match state.settings.tiles.get(&etag) {
         Some(tile) => tile,
         None => {
-            let tile = state
+            let made = state
                 .store
-                .search_tile(&query.search, (z, x, y), query.limit)
+                .search_tile(
+                    &query.search,
+                    (z, x, y),
+                    query.limit,
+                    &state.settings.tile_properties,
+                )
                 .await?;
-            state.settings.tiles.put(key, &tile);
+            let tile = CachedTile {
+                encoding: (!made.bytes.is_empty()).then_some("gzip"),
+                bytes: if made.bytes.is_empty() {
+                    Bytes::new()
+                } else {
+                    gzip(&made.bytes)
+                },
+                limited: made.limited,
+            };
+            state.settings.tiles.put(etag, &tile);
             tile
         }
     };
     if tile.limited {
         answer.insert("x-feature-limit-reached", HeaderValue::from_static("true"));
     }
-    let mut response = if tile.bytes.is_empty() {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        let mut full = Response::new(Body::from(tile.bytes));
-        full.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
-        full
-    };
+    let mut response = tile_body(&tile, MVT, headers)?;
     response.headers_mut().extend(answer);
+    Ok(response)
+}
+
+/// The client's `If-None-Match` names `etag`.
+pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        })
+}
+
+/// A tile's body: 204 when empty; the stored bytes with their
+/// `Content-Encoding`, gzip inflated for a client that does not take it.
+/// (Brotli and zstd tiles of an archive pass as stored: every client that
+/// reads such archives takes them.)
+pub(crate) fn tile_body(
+    tile: &CachedTile,
+    media_type: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    if tile.bytes.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let (body, encoding) = if tile.encoding != Some("gzip") || accepts_gzip(headers) {
+        (tile.bytes.clone(), tile.encoding)
+    } else {
+        let inflated = gunzip(&tile.bytes).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "BadTile",
+                "a stored tile said it was gzip-compressed but is not",
+            )
+        })?;
+        (inflated, None)
+    };
+    let mut response = Response::new(Body::from(body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(media_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Some(encoding) = encoding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+    }
     Ok(response)
 }
 
@@ -626,7 +643,7 @@ pub async fn search_tilejson(
         bbox: None,
         stamp,
     };
-    let mut doc = tilejson(&set, &links);
+    let mut doc = tilejson(&set, &links, &state.settings.tile_properties);
     let join = if query.passed.is_empty() { "" } else { "&" };
     doc["tiles"] = json!([format!(
         "{}/{{z}}/{{y}}/{{x}}?{}{join}v={stamp}",
@@ -830,7 +847,7 @@ pub async fn registered_search_tilejson(
         bbox: None,
         stamp,
     };
-    let mut doc = tilejson(&set, &links);
+    let mut doc = tilejson(&set, &links, &state.settings.tile_properties);
     doc["tiles"] = json!([format!(
         "{}/{{z}}/{{y}}/{{x}}?v={stamp}",
         links.url(&format!("/searches/{id}/tiles/WebMercatorQuad"))

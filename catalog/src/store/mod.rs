@@ -8,6 +8,7 @@ mod aggregate;
 mod collections;
 pub mod crawl;
 pub mod items;
+pub mod layers;
 mod queryables;
 mod search;
 pub mod tiles;

@@ -16,8 +16,16 @@ pub const MAX_TILE_LIMIT: u32 = 50_000;
 /// The name of the MVT layer of footprints.
 pub const FOOTPRINT_LAYER: &str = "footprints";
 /// Item properties carried by each feature besides `id`, `collection` and
-/// `datetime` (where the item has them, as numbers or strings).
+/// `datetime` unless the operator names others (where the item has them,
+/// as numbers, strings or booleans).
 pub const FEATURE_PROPERTIES: [&str; 3] = ["eo:cloud_cover", "platform", "gsd"];
+/// Geometry is simplified to this share of a tile's width before it is
+/// encoded: 1/1024 is a quarter of a screen pixel of a 256-pixel tile (4
+/// units of the 4096-unit MVT grid), so the drawing does not change while
+/// a detailed footprint at a low zoom loses the vertices no one sees.
+pub const SIMPLIFY_SHARE: f64 = 1.0 / 1024.0;
+/// Width of the `WebMercatorQuad` world, in metres of EPSG:3857.
+pub(crate) const WORLD_WIDTH: f64 = 40_075_016.685_578_49;
 
 /// One tile of footprints.
 #[derive(Debug, Clone)]
@@ -55,15 +63,10 @@ impl Store {
         search: &Search,
         (z, x, y): (u8, u32, u32),
         limit: u32,
+        properties: &[String],
     ) -> Result<Tile> {
         let plan = self.plan(search).await?;
         let order = plan.order(Direction::Next);
-        let number = |p: &str| {
-            format!(
-                "CASE WHEN jsonb_typeof(p.properties->'{p}') = 'number' \
-                 THEN (p.properties->>'{p}')::float8 END AS \"{p}\""
-            )
-        };
         let mut qb = QueryBuilder::<Postgres>::new("WITH env AS (SELECT ST_TileEnvelope(");
         qb.push_bind(i32::from(z))
             .push(", ")
@@ -80,26 +83,42 @@ impl Store {
             .push(&order)
             .push(" LIMIT ")
             .push_bind(i64::from(limit) + 1)
-            .push(format!(
+            .push(
                 "), feats AS ( \
                 SELECT (hashtextextended(p.collection || '/' || p.id, 0) & 9223372036854775807) AS fid, \
                        p.id, p.collection, \
-                       to_char(p.datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS datetime, \
-                       {cloud}, \
-                       p.properties->>'platform' AS platform, \
-                       {gsd}, \
-                       ST_AsMVTGeom(ST_Transform(ST_ClipByBox2D(p.geometry, \
-                           ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)), 3857), \
-                           env.m, 4096, 64, true) AS geom \
+                       to_char(p.datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS datetime, ",
+            );
+        // The chosen properties as one jsonb: ST_AsMVT keeps each value's
+        // type, and names are bound, never spliced into the SQL.
+        qb.push("jsonb_strip_nulls(jsonb_build_object(");
+        for (i, name) in properties.iter().enumerate() {
+            if i > 0 {
+                qb.push(", ");
+            }
+            qb.push_bind(name.clone())
+                .push("::text, CASE WHEN jsonb_typeof(p.properties->")
+                .push_bind(name.clone())
+                .push("::text) IN ('number', 'string', 'boolean') THEN p.properties->")
+                .push_bind(name.clone())
+                .push("::text END");
+        }
+        #[expect(clippy::cast_precision_loss, reason = "2^24 is exact in f64")]
+        let tolerance = WORLD_WIDTH / (1u64 << z) as f64 * SIMPLIFY_SHARE;
+        qb.push(
+            ")) AS props, ST_AsMVTGeom(ST_Simplify(ST_Transform(ST_ClipByBox2D(p.geometry, \
+                     ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)), 3857), ",
+        )
+        .push_bind(tolerance)
+        .push(
+            ", true), env.m, 4096, 64, true) AS geom \
                 FROM picked p, env WHERE p.rn <= ",
-                cloud = number("eo:cloud_cover"),
-                gsd = number("gsd"),
-            ))
-            .push_bind(i64::from(limit))
-            .push(format!(
-                ") SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
+        )
+        .push_bind(i64::from(limit))
+        .push(format!(
+            ") SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
                  FROM feats WHERE geom IS NOT NULL), (SELECT count(*) FROM picked)"
-            ));
+        ));
         let row = qb.build().fetch_one(&self.pool).await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
@@ -107,6 +126,19 @@ impl Store {
             bytes: bytes.unwrap_or_default(),
             limited: picked > i64::from(limit),
         })
+    }
+
+    /// Forget the change stamps no one reads: each collection keeps only
+    /// its newest (also a deleted collection, so the catalog-wide stamp
+    /// never goes back). Returns how many rows went.
+    pub async fn prune_stamps(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM collection_changes c WHERE stamp < \
+             (SELECT max(stamp) FROM collection_changes d WHERE d.collection = c.collection)",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Register a search body under `id` (a content hash: registering the

@@ -43,19 +43,7 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
         roles: vec!["data".into()],
         ..AssetInfo::default()
     };
-    let epsg = header.crs().and_then(|c| {
-        let code = c.code();
-        let org = c.org().unwrap_or("EPSG");
-        (code > 0 && org.eq_ignore_ascii_case("EPSG"))
-            .then(|| u32::try_from(code).ok())
-            .flatten()
-    });
-    let epsg = epsg.or_else(|| {
-        header
-            .crs()
-            .and_then(|c| c.code_string())
-            .and_then(crate::geo::crs_string_epsg)
-    });
+    let epsg = header_epsg(&header);
     let mut envelope = header
         .envelope()
         .filter(|e| e.len() >= 4)
@@ -119,6 +107,16 @@ pub async fn read(r: &mut RangeReader) -> Result<AssetInfo, ReadError> {
         info.title = Some(t.to_owned());
     }
     Ok(info)
+}
+
+/// The EPSG code of a header's CRS: its numeric code, else its code string.
+pub(crate) fn header_epsg(header: &flatgeobuf::Header<'_>) -> Option<u32> {
+    let crs = header.crs()?;
+    let org = crs.org().unwrap_or("EPSG");
+    let code = (crs.code() > 0 && org.eq_ignore_ascii_case("EPSG"))
+        .then(|| u32::try_from(crs.code()).ok())
+        .flatten();
+    code.or_else(|| crs.code_string().and_then(crate::geo::crs_string_epsg))
 }
 
 /// Count the size-prefixed features of a feature section and the extent of

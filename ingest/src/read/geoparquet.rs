@@ -1,7 +1,7 @@
 //! GeoParquet footers: `geo` metadata, schema and row count, through `parquet`.
 
 use parquet::basic::{LogicalType, Type as Physical};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::Type;
 use serde_json::{Map, Value, json};
@@ -74,49 +74,111 @@ struct Described {
     scan: Option<Scan>,
 }
 
+/// The `geo` key of a GeoParquet footer: what every reader of the file needs.
+pub(crate) struct GeoMetadata {
+    /// The whole document.
+    pub(crate) geo: Value,
+    /// `version`, empty when absent.
+    pub(crate) version: String,
+    /// `primary_column`.
+    pub(crate) primary: String,
+    /// The primary column's metadata (`Null` when not described).
+    pub(crate) column: Value,
+    /// `WKB` (the default) or a native GeoArrow encoding name.
+    pub(crate) encoding: String,
+    /// EPSG code of the geometry CRS: 4326 when `crs` is absent (the
+    /// spec's OGC:CRS84 default), `None` when it is null or not EPSG.
+    pub(crate) epsg: Option<u32>,
+}
+
+impl GeoMetadata {
+    /// Parse the `geo` key of a footer.
+    pub(crate) fn from_footer(file: &FileMetaData) -> Result<Self, ReadError> {
+        let geo = file
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|k| k.key == "geo"))
+            .and_then(|k| k.value.as_deref())
+            .ok_or_else(|| {
+                ReadError::Unsupported("Parquet without GeoParquet `geo` metadata".into())
+            })?;
+        let geo: Value = serde_json::from_str(geo).map_err(|e| {
+            ReadError::invalid(format!("GeoParquet `geo` metadata is not JSON: {e}"))
+        })?;
+        let version = geo
+            .get("version")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let primary = geo
+            .get("primary_column")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ReadError::invalid("GeoParquet metadata without primary_column"))?
+            .to_owned();
+        let column = geo
+            .pointer(&format!(
+                "/columns/{}",
+                primary.replace('~', "~0").replace('/', "~1")
+            ))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let encoding = column
+            .get("encoding")
+            .and_then(Value::as_str)
+            .unwrap_or("WKB")
+            .to_owned();
+        let epsg = match column.get("crs") {
+            None => Some(4326),
+            Some(Value::Null) => None,
+            Some(crs) => projjson_epsg(crs),
+        };
+        Ok(Self {
+            geo,
+            version,
+            primary,
+            column,
+            encoding,
+            epsg,
+        })
+    }
+
+    /// Whether `name` is one of the file's geometry columns.
+    pub(crate) fn is_geometry(&self, name: &str) -> bool {
+        self.geo
+            .get("columns")
+            .and_then(Value::as_object)
+            .is_some_and(|c| c.contains_key(name))
+    }
+
+    /// The top-level column holding the primary column's bbox covering
+    /// (GeoParquet 1.1), if it has one.
+    pub(crate) fn covering_column(&self) -> Option<&str> {
+        self.column.pointer("/covering/bbox/xmin/0")?.as_str()
+    }
+}
+
 fn describe(meta: &ParquetMetaData) -> Result<Described, ReadError> {
     let file = meta.file_metadata();
-    let geo = file
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|k| k.key == "geo"))
-        .and_then(|k| k.value.as_deref())
-        .ok_or_else(|| {
-            ReadError::Unsupported("Parquet without GeoParquet `geo` metadata".into())
-        })?;
-    let geo: Value = serde_json::from_str(geo)
-        .map_err(|e| ReadError::invalid(format!("GeoParquet `geo` metadata is not JSON: {e}")))?;
+    let GeoMetadata {
+        geo,
+        version,
+        primary,
+        column,
+        encoding,
+        epsg,
+    } = GeoMetadata::from_footer(file)?;
     let mut info = AssetInfo {
         media_type: MEDIA_TYPE.into(),
         roles: vec!["data".into()],
         ..AssetInfo::default()
     };
-    let version = geo.get("version").and_then(Value::as_str).unwrap_or("");
-    if !matches!(version, "1.0.0" | "1.1.0" | "1.0.0-beta.1" | "1.1.0-dev") {
+    if !matches!(
+        version.as_str(),
+        "1.0.0" | "1.1.0" | "1.0.0-beta.1" | "1.1.0-dev"
+    ) {
         info.warnings.push(format!(
             "GeoParquet version {version:?} is not one arcolake knows; read as 1.1"
         ));
     }
-    let primary = geo
-        .get("primary_column")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ReadError::invalid("GeoParquet metadata without primary_column"))?
-        .to_owned();
-    let column = geo
-        .pointer(&format!(
-            "/columns/{}",
-            primary.replace('~', "~0").replace('/', "~1")
-        ))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let encoding = column
-        .get("encoding")
-        .and_then(Value::as_str)
-        .unwrap_or("WKB");
-    let epsg = match column.get("crs") {
-        None => Some(4326),
-        Some(Value::Null) => None,
-        Some(crs) => projjson_epsg(crs),
-    };
     let bbox = column
         .get("bbox")
         .and_then(Value::as_array)
@@ -307,9 +369,15 @@ async fn geometry_bbox(
 }
 
 /// Widen `bbox` by the coordinates of one WKB geometry (ISO WKB, with the
-/// EWKB Z/M/SRID flags too) at `at`. Written here because reading a bbox
-/// is all that is needed, and the WKB crates parse into full geometries.
-fn wkb_extend(b: &[u8], at: &mut usize, bbox: &mut [f64; 4], depth: usize) -> Result<(), String> {
+/// EWKB Z/M/SRID flags too) at `at`; an error when it is not WKB. Written
+/// here because reading a bbox (or checking one geometry) is all that is
+/// needed, and the WKB crates parse into full geometries.
+pub(crate) fn wkb_extend(
+    b: &[u8],
+    at: &mut usize,
+    bbox: &mut [f64; 4],
+    depth: usize,
+) -> Result<(), String> {
     const BAD: &str = "malformed WKB geometry";
     if depth > 16 {
         return Err(BAD.into());
