@@ -42,6 +42,29 @@ enum Command {
     Demo(DemoArgs),
     /// Manage API keys that grant restricted collections.
     Keys(KeysArgs),
+    /// Publish an item's GeoParquet or FlatGeobuf asset as a vector tile
+    /// layer (imported into the catalog; publishing again replaces it).
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Sources file (TOML, the one `crawl --config` reads): where the file
+    /// lives and how to reach it.
+    #[arg(long = "config", env = "ARCOLAKE_SOURCES")]
+    sources: PathBuf,
+    /// Import even when the file has not changed since it was last
+    /// published.
+    #[arg(long)]
+    force: bool,
+    /// Collection of the item.
+    collection: String,
+    /// The item.
+    item: String,
+    /// The asset key.
+    asset: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -540,7 +563,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Crawl(args) => interruptible(crawl(&args)).await,
         Command::Keys(args) => interruptible(keys(&args)).await,
+        Command::Publish(args) => interruptible(publish(&args)).await,
     }
+}
+
+async fn publish(args: &PublishArgs) -> anyhow::Result<ExitCode> {
+    let file = storage::sources::SourcesFile::load(&args.sources).map_err(anyhow::Error::msg)?;
+    let registry = storage::Registry::open(&file)
+        .with_context(|| format!("cannot open the sources of {}", args.sources.display()))?;
+    let database = open(&args.db, true).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let result = ingest::publish::publish(
+        &store,
+        &registry,
+        (&args.collection, &args.item, &args.asset),
+        args.force,
+    )
+    .await;
+    database.close().await.context("closing the catalog")?;
+    let done = result.with_context(|| {
+        format!(
+            "cannot publish asset {:?} of {}/{}",
+            args.asset, args.collection, args.item
+        )
+    })?;
+    #[expect(clippy::print_stdout, reason = "the command's report")]
+    if done.unchanged {
+        println!(
+            "unchanged since the last publication (stamp {}); --force imports it again",
+            done.stamp
+        );
+    } else {
+        println!(
+            "published {} features ({} without geometry left out), stamp {}",
+            done.features, done.skipped, done.stamp
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn reqwest_client() -> anyhow::Result<api::auth::jwt::HttpClient> {

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use storage::signing::{Scope, UrlSigner};
 use storage::sources::{PublicAssets, SignMode};
 use storage::{PathFilter, Registered, Registry, Source, SourceSettings};
+use support::backends::{backends, local_source as local, server};
 use support::{TOKEN, TestApp};
 use tower::ServiceExt as _;
 
@@ -52,45 +53,6 @@ fn ingest() -> PathBuf {
 
 fn bytes_of(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
-}
-
-fn local(dir: &Path) -> Arc<dyn Source> {
-    storage::source::open(dir.to_str().unwrap(), &SourceSettings::default()).unwrap()
-}
-
-fn servers_required() -> bool {
-    std::env::var("ARCOLAKE_TEST_REQUIRE_SERVERS").is_ok()
-}
-
-/// The test server `var` names, opened; `None` (with a message) when it is
-/// not configured, a panic when the servers are required.
-fn server(var: &str) -> Option<Arc<dyn Source>> {
-    let Ok(url) = std::env::var(var) else {
-        assert!(
-            !servers_required(),
-            "{var} is not set, but the test servers are required (scripts/test starts them)"
-        );
-        eprintln!("{var} is not set: its backend is not checked (scripts/test starts it)");
-        return None;
-    };
-    let settings = SourceSettings::default().with_env();
-    Some(storage::source::open(&url, &settings).unwrap_or_else(|e| panic!("{var}={url}: {e}")))
-}
-
-/// Every backend holding a copy of `fixtures/ingest`, by source name: the
-/// local directory, then the test servers that are configured.
-fn backends() -> Vec<(&'static str, Arc<dyn Source>)> {
-    let mut all = vec![("local", local(&ingest()))];
-    for (var, name) in [
-        ("ARCOLAKE_TEST_S3_URL", "s3"),
-        ("ARCOLAKE_TEST_WEBDAV_URL", "dav"),
-        ("ARCOLAKE_TEST_XRDHTTP_URL", "xrd"),
-    ] {
-        if let Some(s) = server(var) {
-            all.push((name, s));
-        }
-    }
-    all
 }
 
 /// A source signed through the streaming route, public assets proxied.

@@ -61,8 +61,9 @@ pub enum LayerFormat {
 }
 
 impl LayerFormat {
-    /// The format of an asset by its media type, else by its href's
-    /// extension; `None` when it is neither format.
+    /// The format of an asset by its media type, else (no media type, or
+    /// a generic one) by its href's extension; `None` when it is neither
+    /// format.
     pub fn from_media_type(media_type: &str, href: &str) -> Option<Self> {
         let media_type = media_type
             .split(';')
@@ -77,7 +78,9 @@ impl LayerFormat {
             "application/vnd.flatgeobuf" | "application/flatgeobuf" => {
                 return Some(Self::FlatGeobuf);
             }
-            _ => {}
+            // An asset that says what else it is, is that.
+            "" | "application/octet-stream" | "binary/octet-stream" => {}
+            _ => return None,
         }
         let path = href.split(['?', '#']).next().unwrap_or_default();
         let name = path.rsplit('/').next().unwrap_or_default();
@@ -1056,6 +1059,7 @@ mod tests {
             Some(FlatGeobuf)
         );
         assert_eq!(f("application/flatgeobuf", "x"), Some(FlatGeobuf));
+        assert_eq!(f("image/tiff; application=geotiff", "a.fgb"), None);
         assert_eq!(f("", "s3://b/roads.GeoParquet?v=1"), Some(GeoParquet));
         assert_eq!(
             f("application/octet-stream", "/a/b.fgb#x"),

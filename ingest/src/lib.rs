@@ -34,6 +34,7 @@ pub mod config;
 pub mod crawl;
 pub mod geo;
 pub mod layer;
+pub mod publish;
 pub mod read;
 pub mod run;
 

@@ -190,6 +190,19 @@ async fn crawl_one(
         secrets: settings.secrets(),
     };
     let report = crate::crawl(&job).await?;
+    if cfg.publish && !req.options.dry_run {
+        let (published, unchanged, failed) =
+            crate::publish::publish_collection(store, job.source.as_ref(), job.collection.as_str())
+                .await
+                .map_err(|e| CrawlError::Config(format!("publishing layers: {e}")))?;
+        info!(
+            source = %report.source,
+            published,
+            unchanged,
+            failed,
+            "vector layers published"
+        );
+    }
     info!(
         source = %report.source,
         listed = report.listed,

@@ -158,6 +158,11 @@ pub struct SourceConfig {
     /// How assets of public collections are offered to every client.
     #[serde(default)]
     pub public_assets: PublicAssets,
+    /// After each crawl, publish the source's GeoParquet and FlatGeobuf
+    /// files as vector tile layers (files unchanged since their last
+    /// publication are skipped).
+    #[serde(default)]
+    pub publish: bool,
     /// `webdav`, `dcache` or `xrdhttp` to force an HTTP behaviour.
     pub kind: Option<String>,
     pub endpoint: Option<String>,

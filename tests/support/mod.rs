@@ -14,6 +14,8 @@
 )]
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc, reason = "test code")]
 
+pub mod backends;
+
 use std::path::PathBuf;
 use std::str::FromStr;
 

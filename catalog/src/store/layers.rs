@@ -197,6 +197,30 @@ impl Store {
         })
     }
 
+    /// The assets of a collection's items that may be vector datasets
+    /// (GeoParquet or FlatGeobuf by media type or extension): item, key,
+    /// href and media type.
+    pub async fn vector_assets(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT i.id, a.key, a.value->>'href', coalesce(a.value->>'type', '') \
+             FROM items i, jsonb_each(i.content->'assets') a \
+             WHERE i.collection = $1 AND jsonb_typeof(i.content->'assets') = 'object' \
+               AND (a.value->>'type' ~* '(parquet|flatgeobuf)' \
+                    OR a.value->>'href' ~* '\\.(parquet|geoparquet|fgb)([?#]|$)') \
+             ORDER BY i.id, a.key",
+        )
+        .bind(collection)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
     /// The layer published from an item's asset.
     pub async fn published_layer(
         &self,
