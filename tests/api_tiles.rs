@@ -687,3 +687,94 @@ async fn a_registered_search_names_its_tiles_by_its_content() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(serde_json::from_slice::<Value>(&r.body).is_ok());
 }
+
+#[tokio::test]
+async fn tiles_come_gzip_compressed_when_asked_and_plain_otherwise() {
+    let app = catalog().await;
+    let plain = get(&app, &tile_url(0, 0, 0), &[]).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert!(plain.headers.get(header::CONTENT_ENCODING).is_none());
+    // Twice: once made, once from the (compressed) cache.
+    for _ in 0..2 {
+        let packed = get(&app, &tile_url(0, 0, 0), &[("accept-encoding", "gzip, br")]).await;
+        assert_eq!(packed.status, StatusCode::OK);
+        assert_eq!(packed.headers[header::CONTENT_ENCODING], "gzip");
+        assert!(
+            packed.headers[header::VARY]
+                .to_str()
+                .unwrap()
+                .contains("accept-encoding")
+        );
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&packed.body[..]),
+            &mut inflated,
+        )
+        .unwrap();
+        assert_eq!(inflated, plain.body);
+        assert_eq!(packed.headers[header::ETAG], plain.headers[header::ETAG]);
+    }
+    let refused = get(&app, &tile_url(0, 0, 0), &[("accept-encoding", "gzip;q=0")]).await;
+    assert_eq!(refused.body, plain.body);
+}
+
+#[tokio::test]
+async fn the_feature_properties_are_the_configured_ones() {
+    let app = TestApp::with_settings(api::ServeConfig {
+        admin_token: Some(TOKEN.into()),
+        public_url: Some("http://stac.test/api/".parse().unwrap()),
+        tile_properties: ["platform".to_owned(), "sat:orbit_state".to_owned()].into(),
+        ..api::ServeConfig::default()
+    })
+    .await;
+    app.collection(C).await;
+    let mut item = support::item(C, "one", 2.35, 48.85, "2024-01-01T00:00:00Z");
+    item["properties"]["platform"] = json!("sentinel-2b");
+    item["properties"]["sat:orbit_state"] = json!("descending");
+    item["properties"]["gsd"] = json!(10);
+    let r = app
+        .write("POST", &format!("/collections/{C}/items"), Some(&item))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = get(&app, &tile_url(0, 0, 0), &[]).await;
+    let feats = decode(&r.body);
+    assert_eq!(feats.len(), 1);
+    let keys: Vec<&str> = feats[0].props.keys().map(String::as_str).collect();
+    for want in ["id", "collection", "datetime", "platform", "sat:orbit_state"] {
+        assert!(keys.contains(&want), "{want} in {keys:?}");
+    }
+    for gone in ["eo:cloud_cover", "gsd"] {
+        assert!(!keys.contains(&gone), "{gone} in {keys:?}");
+    }
+    assert_eq!(feats[0].props["sat:orbit_state"], "descending");
+    let tilejson: Value = serde_json::from_slice(
+        &get(
+            &app,
+            &format!("/collections/{C}/tiles/WebMercatorQuad/tilejson.json"),
+            &[],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let fields = tilejson["vector_layers"][0]["fields"].as_object().unwrap();
+    assert!(fields.contains_key("sat:orbit_state") && !fields.contains_key("gsd"));
+}
+
+#[tokio::test]
+async fn superseded_stamps_are_pruned_and_the_newest_kept() {
+    let app = catalog().await;
+    let store = app.db.store();
+    let before = store.stamp_of(&[C.to_owned()]).await.unwrap();
+    let everything = store.stamp_of(&[]).await.unwrap();
+    let pruned = store.prune_stamps().await.unwrap();
+    assert!(pruned > 0, "four item writes and a collection left older stamps");
+    assert_eq!(store.prune_stamps().await.unwrap(), 0);
+    assert_eq!(store.stamp_of(&[C.to_owned()]).await.unwrap(), before);
+    assert_eq!(store.stamp_of(&[]).await.unwrap(), everything);
+    // And a write after pruning still moves the stamp on.
+    let item = support::item(C, "later", 5.0, 5.0, "2025-01-01T00:00:00Z");
+    app.write("POST", &format!("/collections/{C}/items"), Some(&item))
+        .await;
+    assert!(store.stamp_of(&[C.to_owned()]).await.unwrap() > before);
+}
