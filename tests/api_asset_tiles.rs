@@ -1,4 +1,8 @@
-#![allow(clippy::unwrap_used, reason = "test code")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::too_many_lines,
+    reason = "test code; a publication's life reads best as one scenario"
+)]
 //! Tiles of an item's asset: `PMTiles` archives of the lake passed through
 //! byte for byte from every backend (local, S3, WebDAV, XrdHttp), their
 //! `TileJSON` and style; vector datasets published into the catalog
@@ -425,9 +429,7 @@ async fn restricted_archives_need_a_grant() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = get(
         &app,
-        &format!(
-            "/collections/secret/items/maps/assets/points/tiles/WebMercatorQuad/tilejson.json"
-        ),
+        "/collections/secret/items/maps/assets/points/tiles/WebMercatorQuad/tilejson.json",
         &[],
     )
     .await;

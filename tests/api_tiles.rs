@@ -740,7 +740,13 @@ async fn the_feature_properties_are_the_configured_ones() {
     let feats = decode(&r.body);
     assert_eq!(feats.len(), 1);
     let keys: Vec<&str> = feats[0].props.keys().map(String::as_str).collect();
-    for want in ["id", "collection", "datetime", "platform", "sat:orbit_state"] {
+    for want in [
+        "id",
+        "collection",
+        "datetime",
+        "platform",
+        "sat:orbit_state",
+    ] {
         assert!(keys.contains(&want), "{want} in {keys:?}");
     }
     for gone in ["eo:cloud_cover", "gsd"] {
@@ -768,7 +774,10 @@ async fn superseded_stamps_are_pruned_and_the_newest_kept() {
     let before = store.stamp_of(&[C.to_owned()]).await.unwrap();
     let everything = store.stamp_of(&[]).await.unwrap();
     let pruned = store.prune_stamps().await.unwrap();
-    assert!(pruned > 0, "four item writes and a collection left older stamps");
+    assert!(
+        pruned > 0,
+        "four item writes and a collection left older stamps"
+    );
     assert_eq!(store.prune_stamps().await.unwrap(), 0);
     assert_eq!(store.stamp_of(&[C.to_owned()]).await.unwrap(), before);
     assert_eq!(store.stamp_of(&[]).await.unwrap(), everything);

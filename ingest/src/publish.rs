@@ -65,8 +65,8 @@ pub async fn publish(
     force: bool,
 ) -> Result<Publication, PublishError> {
     let refused = |m: String| PublishError::Refused(m);
-    let cid = CollectionId::new(collection.to_owned()).map_err(|e| refused(e.to_string()))?;
-    let iid = ItemId::new(item.to_owned()).map_err(|e| refused(e.to_string()))?;
+    let cid = CollectionId::new(collection.to_owned()).map_err(refused)?;
+    let iid = ItemId::new(item.to_owned()).map_err(refused)?;
     let stored = store.get_item(&cid, &iid, &Visibility::all()).await?;
     let doc: Value = serde_json::from_str(&stored.content).unwrap_or(Value::Null);
     let Some(found) = doc["assets"].get(asset) else {

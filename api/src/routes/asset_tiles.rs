@@ -533,16 +533,24 @@ pub async fn asset_tile(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
-    Path((c, i, k, tms, z, y, x)): Path<(String, String, String, String, u8, u32, u32)>,
+    Path((collection, item, key, tms, z, y, x)): Path<(
+        String,
+        String,
+        String,
+        String,
+        u8,
+        u32,
+        u32,
+    )>,
     Query(params): Query<std::collections::BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     tile_coordinates(&tms, z, y, x)?;
-    let tiles = asset_tiles(&state, &links, &caller, (c, i, k)).await?;
+    let tiles = asset_tiles(&state, &links, &caller, (collection, item, key)).await?;
     let version = tiles.version();
     let key = match &tiles.layer {
         Layer::Archive { at, archive } => format!("pmtiles\u{0}{at}\u{0}{}", archive.token),
-        Layer::Published(p) => format!("layer\u{0}{}\u{0}{}", p.table, p.stamp),
+        Layer::Published(layer) => format!("layer\u{0}{}\u{0}{}", layer.table, layer.stamp),
     };
     let digest = Sha256::digest(format!("{key}|{z}/{y}/{x}"));
     let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
@@ -595,8 +603,8 @@ pub async fn asset_tile(
                         limited: false,
                     }
                 }
-                Layer::Published(p) => {
-                    let made = state.store.layer_tile(p, (z, x, y)).await?;
+                Layer::Published(layer) => {
+                    let made = state.store.layer_tile(layer, (z, x, y)).await?;
                     CachedTile {
                         encoding: (!made.bytes.is_empty()).then_some("gzip"),
                         bytes: if made.bytes.is_empty() {
@@ -653,10 +661,10 @@ pub async fn asset_features(
     State(state): State<AppState>,
     Base(links): Base,
     caller: Caller,
-    Path((c, i, k)): Path<AssetPath>,
+    Path(path): Path<AssetPath>,
     Query(query): Query<FeaturesQuery>,
 ) -> Result<Response, ApiError> {
-    let tiles = asset_tiles(&state, &links, &caller, (c, i, k)).await?;
+    let tiles = asset_tiles(&state, &links, &caller, path).await?;
     let Layer::Published(layer) = &tiles.layer else {
         return Err(ApiError::not_found(
             "the asset is a tile archive: it has tiles but no features to list",
@@ -684,14 +692,14 @@ pub async fn asset_features(
     let bbox = match query.bbox.as_deref().filter(|b| !b.is_empty()) {
         None => None,
         Some(text) => {
-            let n: Vec<f64> = text
+            let numbers: Vec<f64> = text
                 .split(',')
                 .map(|v| v.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
                 .map_err(|_| {
                     ApiError::bad_request("bbox must be four numbers: minx,miny,maxx,maxy")
                 })?;
-            let b: [f64; 4] = n.try_into().map_err(|_| {
+            let b: [f64; 4] = numbers.try_into().map_err(|_| {
                 ApiError::bad_request("bbox must be four numbers: minx,miny,maxx,maxy")
             })?;
             if b[1] > b[3] || b.iter().any(|v| !v.is_finite()) {

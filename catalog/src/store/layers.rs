@@ -4,6 +4,8 @@
 //! attributes in one jsonb column that `ST_AsMVT` spreads into feature
 //! properties with their types.
 
+use std::fmt::Write as _;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Row, Transaction};
@@ -181,7 +183,12 @@ impl Store {
         let digest = Sha256::digest(
             format!("{}/{}/{}", source.collection, source.item, source.asset).as_bytes(),
         );
-        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = digest[..8]
+            .iter()
+            .fold(String::with_capacity(16), |mut hex, b| {
+                let _ = write!(hex, "{b:02x}");
+                hex
+            });
         let table = format!("layers.\"l_{hex}_{stamp}\"");
         sqlx::query(&format!(
             "CREATE TABLE {table} (fid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
