@@ -194,7 +194,15 @@ async fn crawl_one(
         let (published, unchanged, failed) =
             crate::publish::publish_collection(store, job.source.as_ref(), job.collection.as_str())
                 .await
-                .map_err(|e| CrawlError::Config(format!("publishing layers: {e}")))?;
+                .map_err(|e| {
+            let mut text = format!("publishing layers: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            CrawlError::Config(text)
+        })?;
         info!(
             source = %report.source,
             published,

@@ -213,8 +213,9 @@ impl Store {
     ) -> Result<Vec<(String, String, String, String)>> {
         let rows = sqlx::query(
             "SELECT i.id, a.key, a.value->>'href', coalesce(a.value->>'type', '') \
-             FROM items i, jsonb_each(i.content->'assets') a \
-             WHERE i.collection = $1 AND jsonb_typeof(i.content->'assets') = 'object' \
+             FROM items i, json_each(CASE WHEN json_typeof(i.content->'assets') = 'object' \
+                                     THEN i.content->'assets' END) a \
+             WHERE i.collection = $1 \
                AND (a.value->>'type' ~* '(parquet|flatgeobuf)' \
                     OR a.value->>'href' ~* '\\.(parquet|geoparquet|fgb)([?#]|$)') \
              ORDER BY i.id, a.key",
