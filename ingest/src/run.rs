@@ -5,6 +5,7 @@
 //! The binary only parses the command line into a [`CrawlRequest`] and
 //! prints what [`run`] returns.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use catalog::{CollectionId, Database, DbConfig, Store};
@@ -195,14 +196,14 @@ async fn crawl_one(
             crate::publish::publish_collection(store, job.source.as_ref(), job.collection.as_str())
                 .await
                 .map_err(|e| {
-            let mut text = format!("publishing layers: {e}");
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                text.push_str(&format!(": {c}"));
-                cause = c.source();
-            }
-            CrawlError::Config(text)
-        })?;
+                    let mut text = format!("publishing layers: {e}");
+                    let mut cause = std::error::Error::source(&e);
+                    while let Some(c) = cause {
+                        let _ = write!(text, ": {c}");
+                        cause = c.source();
+                    }
+                    CrawlError::Config(text)
+                })?;
         info!(
             source = %report.source,
             published,
