@@ -286,6 +286,31 @@ async fn open_archive(
     })
 }
 
+/// An archive's `version` as `TileJSON` wants it (semver): tippecanoe
+/// writes a bare major version ("2"), which becomes "2.0.0"; anything
+/// else that is not semver is left out.
+fn semver(version: &str) -> Option<String> {
+    let (core, rest) = match version.find(['-', '+']) {
+        Some(i) => version.split_at(i),
+        None => (version, ""),
+    };
+    let parts: Vec<&str> = core.split('.').collect();
+    if parts.is_empty()
+        || parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let mut full = parts.join(".");
+    for _ in parts.len()..3 {
+        full.push_str(".0");
+    }
+    full.push_str(rest);
+    Some(full)
+}
+
 type AssetPath = (String, String, String);
 type AssetTmsPath = (String, String, String, String);
 
@@ -426,10 +451,13 @@ pub async fn asset_tilejson(
         let h = archive.header();
         doc["center"] = json!([h.center_longitude, h.center_latitude, h.center_zoom]);
         let meta = archive.metadata().await;
-        for field in ["description", "attribution", "version"] {
+        for field in ["description", "attribution"] {
             if let Some(v) = meta[field].as_str().filter(|v| !v.is_empty()) {
                 doc[field] = json!(v);
             }
+        }
+        if let Some(version) = meta["version"].as_str().and_then(semver) {
+            doc["version"] = json!(version);
         }
         if let Some(name) = meta["name"].as_str().filter(|v| !v.is_empty()) {
             doc["name"] = json!(name);
@@ -752,4 +780,19 @@ pub async fn asset_features(
         HeaderValue::from_static("application/geo+json"),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::semver;
+
+    #[test]
+    fn archive_versions_become_semver_or_are_left_out() {
+        assert_eq!(semver("2").as_deref(), Some("2.0.0"));
+        assert_eq!(semver("1.4").as_deref(), Some("1.4.0"));
+        assert_eq!(semver("3.0.1-rc.1").as_deref(), Some("3.0.1-rc.1"));
+        assert_eq!(semver("v2"), None);
+        assert_eq!(semver(""), None);
+        assert_eq!(semver("1.2.3.4"), None);
+    }
 }

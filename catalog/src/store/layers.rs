@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::Store;
-use super::tiles::{DEFAULT_TILE_LIMIT, SIMPLIFY_SHARE, Tile, WORLD_WIDTH};
+use super::tiles::{DEFAULT_TILE_LIMIT, SIMPLIFY_SHARE, Tile, WORLD_WIDTH, tile_bounds};
 use crate::{Error, Result};
 
 /// The name of the MVT layer of a published dataset.
@@ -274,10 +274,11 @@ impl Store {
         #[expect(clippy::cast_precision_loss, reason = "2^24 is exact in f64")]
         let tolerance = WORLD_WIDTH / (1u64 << z) as f64 * SIMPLIFY_SHARE;
         let limit = i64::from(DEFAULT_TILE_LIMIT);
+        let [west, south, east, north] = tile_bounds(z, x, y);
         let row = sqlx::query(&format!(
             "WITH env AS (SELECT ST_TileEnvelope($1, $2, $3) AS m), \
              picked AS (SELECT fid, geom, props FROM {table} \
-               WHERE geom && ST_Transform((SELECT m FROM env), 4326) ORDER BY fid LIMIT $4 + 1), \
+               WHERE geom && ST_MakeEnvelope($6, $7, $8, $9, 4326) ORDER BY fid LIMIT $4 + 1), \
              feats AS (SELECT fid, props, ST_AsMVTGeom(ST_Simplify(ST_Transform(geom, 3857), $5, true), \
                env.m, 4096, 64, true) AS geom FROM (SELECT * FROM picked ORDER BY fid LIMIT $4) p, env) \
              SELECT (SELECT ST_AsMVT(feats.*, '{LAYER_NAME}', 4096, 'geom', 'fid') FROM feats \
@@ -289,6 +290,11 @@ impl Store {
         .bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
         .bind(limit)
         .bind(tolerance)
+        .bind(west)
+        .bind(south)
+        .bind(east)
+        .bind(north)
+        .persistent(false)
         .fetch_one(&self.pool)
         .await?;
         let bytes: Option<Vec<u8>> = row.get(0);

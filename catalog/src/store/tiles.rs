@@ -27,6 +27,28 @@ pub const SIMPLIFY_SHARE: f64 = 1.0 / 1024.0;
 /// Width of the `WebMercatorQuad` world, in metres of EPSG:3857.
 pub(crate) const WORLD_WIDTH: f64 = 40_075_016.685_578_49;
 
+/// Longitude/latitude bounds of tile z/x/y of `WebMercatorQuad`, grown by
+/// the 64-unit MVT buffer (1/64 of the tile) and kept inside the world.
+pub(crate) fn tile_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {
+    let size = f64::from(1u32 << z.min(31));
+    let margin = 1.0 / 64.0;
+    let lon = |t: f64| (t / size * 360.0 - 180.0).clamp(-180.0, 180.0);
+    let lat = |t: f64| {
+        let t = t.clamp(0.0, size);
+        (std::f64::consts::PI * (1.0 - 2.0 * t / size))
+            .sinh()
+            .atan()
+            .to_degrees()
+    };
+    let (x, y) = (f64::from(x), f64::from(y));
+    [
+        lon(x - margin),
+        lat(y + 1.0 + margin),
+        lon(x + 1.0 + margin),
+        lat(y - margin),
+    ]
+}
+
 /// One tile of footprints.
 #[derive(Debug, Clone)]
 pub struct Tile {
@@ -67,22 +89,35 @@ impl Store {
     ) -> Result<Tile> {
         let plan = self.plan(search).await?;
         let order = plan.order(Direction::Next);
+        let [west, south, east, north] = tile_bounds(z, x, y);
+        // The tile (and its buffer) as a constant box: with an unnamed
+        // statement PostgreSQL plans each tile with its own values, and
+        // PostGIS's statistics tell a world tile (walk the newest items
+        // first) from a street tile (the spatial index first).
         let mut qb = QueryBuilder::<Postgres>::new("WITH env AS (SELECT ST_TileEnvelope(");
         qb.push_bind(i32::from(z))
             .push(", ")
             .push_bind(i32::try_from(x).map_err(|_| Error::invalid_input("tile column too large"))?)
             .push(", ")
             .push_bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
-            .push(format!(
-                ") AS m), picked AS (SELECT collection, id, datetime, geometry, properties, \
-                 row_number() OVER ({}) AS rn FROM items",
-                order.trim_start()
-            ));
+            .push(
+                ") AS m), picked AS (SELECT sub.*, row_number() OVER () AS rn FROM ( \
+                 SELECT collection, id, datetime, geometry, properties FROM items",
+            );
         push_filters(&mut qb, search, &plan);
-        qb.push(" AND geometry && ST_Transform((SELECT m FROM env), 4326)")
+        qb.push(" AND geometry && ST_MakeEnvelope(")
+            .push_bind(west)
+            .push(", ")
+            .push_bind(south)
+            .push(", ")
+            .push_bind(east)
+            .push(", ")
+            .push_bind(north)
+            .push(", 4326)")
             .push(&order)
             .push(" LIMIT ")
             .push_bind(i64::from(limit) + 1)
+            .push(") sub")
             .push(
                 "), feats AS ( \
                 SELECT (hashtextextended(p.collection || '/' || p.id, 0) & 9223372036854775807) AS fid, \
@@ -119,7 +154,7 @@ impl Store {
             ") SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
                  FROM feats WHERE geom IS NOT NULL), (SELECT count(*) FROM picked)"
         ));
-        let row = qb.build().fetch_one(&self.pool).await?;
+        let row = qb.build().persistent(false).fetch_one(&self.pool).await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
         Ok(Tile {
@@ -162,5 +197,23 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tile_bounds;
+
+    #[test]
+    fn tile_bounds_cover_the_tile_and_its_buffer() {
+        let [w, s, e, n] = tile_bounds(0, 0, 0);
+        assert!((w + 180.0).abs() < 1e-12 && (e - 180.0).abs() < 1e-12);
+        assert!((n - 85.051_128_78).abs() < 1e-6 && (s + 85.051_128_78).abs() < 1e-6);
+        // z=1, x=1, y=0: the north-east quarter, a little past its edges.
+        let [w, s, e, n] = tile_bounds(1, 1, 0);
+        assert!(w < 0.0 && w > -6.0, "{w}");
+        assert!(s < 0.0 && s > -6.0, "{s}");
+        assert!((e - 180.0).abs() < 1e-12);
+        assert!((n - 85.051_128_78).abs() < 1e-6);
     }
 }
