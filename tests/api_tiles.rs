@@ -73,9 +73,17 @@ fn decode(bytes: &[u8]) -> Vec<Footprint> {
             for pair in f.tags.chunks(2) {
                 let key = layer.keys[pair[0] as usize].clone();
                 let v = &layer.values[pair[1] as usize];
-                let value = match (&v.string_value, v.double_value) {
-                    (Some(s), _) => json!(s),
-                    (None, Some(d)) => json!(d),
+                let value = match (
+                    &v.string_value,
+                    v.double_value,
+                    v.int_value,
+                    v.sint_value,
+                    v.uint_value,
+                ) {
+                    (Some(s), ..) => json!(s),
+                    (None, Some(d), ..) => json!(d),
+                    (None, None, Some(i), ..) | (None, None, None, Some(i), _) => json!(i),
+                    (None, None, None, None, Some(u)) => json!(u),
                     _ => Value::Null,
                 };
                 props.insert(key, value);
@@ -723,7 +731,11 @@ async fn the_feature_properties_are_the_configured_ones() {
     let app = TestApp::with_settings(api::ServeConfig {
         admin_token: Some(TOKEN.into()),
         public_url: Some("http://stac.test/api/".parse().unwrap()),
-        tile_properties: ["platform".to_owned(), "sat:orbit_state".to_owned()].into(),
+        // Two of known type, one of none (carried as a jsonb), one that
+        // would repeat a feature column.
+        tile_properties: ["platform", "sat:orbit_state", "survey:pass", "id"]
+            .map(str::to_owned)
+            .into(),
         ..api::ServeConfig::default()
     })
     .await;
@@ -732,6 +744,7 @@ async fn the_feature_properties_are_the_configured_ones() {
     item["properties"]["platform"] = json!("sentinel-2b");
     item["properties"]["sat:orbit_state"] = json!("descending");
     item["properties"]["gsd"] = json!(10);
+    item["properties"]["survey:pass"] = json!(7);
     let r = app
         .write("POST", &format!("/collections/{C}/items"), Some(&item))
         .await;
@@ -753,6 +766,8 @@ async fn the_feature_properties_are_the_configured_ones() {
         assert!(!keys.contains(&gone), "{gone} in {keys:?}");
     }
     assert_eq!(feats[0].props["sat:orbit_state"], "descending");
+    assert_eq!(feats[0].props["survey:pass"].as_f64(), Some(7.0));
+    assert_eq!(feats[0].props["id"], "one");
     let tilejson: Value = serde_json::from_slice(
         &get(
             &app,

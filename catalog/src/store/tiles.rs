@@ -49,6 +49,41 @@ pub(crate) fn tile_bounds(z: u8, x: u32, y: u32) -> [f64; 4] {
     ]
 }
 
+/// The type a tile property is encoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PropertyKind {
+    Number,
+    String,
+}
+
+/// The type of the well-known STAC properties: encoded as typed columns,
+/// which `ST_AsMVT` writes faster than the values of a jsonb.
+fn property_kind(name: &str) -> Option<PropertyKind> {
+    match name {
+        "eo:cloud_cover"
+        | "eo:snow_cover"
+        | "gsd"
+        | "proj:epsg"
+        | "sat:relative_orbit"
+        | "sat:absolute_orbit"
+        | "view:off_nadir"
+        | "view:incidence_angle"
+        | "view:azimuth"
+        | "view:sun_azimuth"
+        | "view:sun_elevation"
+        | "landsat:wrs_path"
+        | "landsat:wrs_row" => Some(PropertyKind::Number),
+        "platform" | "constellation" | "mission" | "title" | "sat:orbit_state" | "s2:mgrs_tile"
+        | "landsat:scene_id" => Some(PropertyKind::String),
+        _ => None,
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// One tile of footprints.
 #[derive(Debug, Clone)]
 pub struct Tile {
@@ -90,20 +125,78 @@ impl Store {
         let plan = self.plan(search).await?;
         let order = plan.order(Direction::Next);
         let [west, south, east, north] = tile_bounds(z, x, y);
-        // The tile (and its buffer) as a constant box: with an unnamed
-        // statement PostgreSQL plans each tile with its own values, and
-        // PostGIS's statistics tell a world tile (walk the newest items
-        // first) from a street tile (the spatial index first).
-        let mut qb = QueryBuilder::<Postgres>::new("WITH env AS (SELECT ST_TileEnvelope(");
-        qb.push_bind(i32::from(z))
-            .push(", ")
-            .push_bind(i32::try_from(x).map_err(|_| Error::invalid_input("tile column too large"))?)
-            .push(", ")
-            .push_bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
-            .push(
-                ") AS m), picked AS (SELECT sub.*, row_number() OVER () AS rn FROM ( \
-                 SELECT collection, id, datetime, geometry, properties FROM items",
-            );
+        #[expect(clippy::cast_precision_loss, reason = "2^24 is exact in f64")]
+        let tolerance = WORLD_WIDTH / (1u64 << z) as f64 * SIMPLIFY_SHARE;
+        // One pass: the newest `limit` items meeting the tile (the tile
+        // and its buffer as a constant box: with an unnamed statement
+        // PostgreSQL plans each tile with its own values, and PostGIS's
+        // statistics tell a world tile, where walking the newest items
+        // first wins, from a street tile, where the spatial index does);
+        // each property read once from the item's properties; encoded and
+        // counted by one aggregate.
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT ST_AsMVT(f.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
+             FILTER (WHERE f.geom IS NOT NULL), count(*) FROM (SELECT \
+             (hashtextextended(sub.collection || '/' || sub.id, 0) & 9223372036854775807) AS fid, \
+             sub.id, sub.collection, \
+             to_char(sub.datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS datetime"
+        ));
+        let mut untyped = Vec::new();
+        // The feature's own columns are not properties to repeat.
+        let properties: Vec<&String> = properties
+            .iter()
+            .filter(|p| {
+                !["id", "collection", "datetime", "fid", "geom", "properties"].contains(&p.as_str())
+            })
+            .collect();
+        for (i, name) in properties.iter().enumerate() {
+            let value = format!("v.v{i}");
+            let column = quote_ident(name);
+            match property_kind(name) {
+                Some(PropertyKind::Number) => qb.push(format!(
+                    ", CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value})::float8 END AS {column}"
+                )),
+                Some(PropertyKind::String) => qb.push(format!(
+                    ", CASE WHEN jsonb_typeof({value}) = 'string' THEN {value} #>> '{{}}' END AS {column}"
+                )),
+                None => {
+                    untyped.push((name, value));
+                    &mut qb
+                }
+            };
+        }
+        if !untyped.is_empty() {
+            // Properties of no known type: one jsonb, which ST_AsMVT
+            // spreads into values of each one's own type.
+            qb.push(", jsonb_strip_nulls(jsonb_build_object(");
+            for (i, (name, value)) in untyped.into_iter().enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                qb.push_bind((**name).clone()).push(format!(
+                    "::text, CASE WHEN jsonb_typeof({value}) IN ('number', 'string', 'boolean') \
+                     THEN {value} END"
+                ));
+            }
+            qb.push(")) AS properties");
+        }
+        qb.push(
+            ", ST_AsMVTGeom(ST_Simplify(ST_Transform(CASE WHEN ST_YMax(sub.geometry) > 85.0511287798 \
+             OR ST_YMin(sub.geometry) < -85.0511287798 THEN ST_ClipByBox2D(sub.geometry, \
+             ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)) ELSE sub.geometry END, \
+             3857), ",
+        )
+        .push_bind(tolerance)
+        .push(", true), ST_TileEnvelope(")
+        .push_bind(i32::from(z))
+        .push(", ")
+        .push_bind(i32::try_from(x).map_err(|_| Error::invalid_input("tile column too large"))?)
+        .push(", ")
+        .push_bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
+        .push(
+            "), 4096, 64, true) AS geom FROM (SELECT collection, id, datetime, geometry, properties \
+             FROM items",
+        );
         push_filters(&mut qb, search, &plan);
         qb.push(" AND geometry && ST_MakeEnvelope(")
             .push_bind(west)
@@ -116,50 +209,26 @@ impl Store {
             .push(", 4326)")
             .push(&order)
             .push(" LIMIT ")
-            .push_bind(i64::from(limit) + 1)
-            .push(") sub")
-            .push(
-                "), feats AS ( \
-                SELECT (hashtextextended(p.collection || '/' || p.id, 0) & 9223372036854775807) AS fid, \
-                       p.id, p.collection, \
-                       to_char(p.datetime AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS datetime, ",
-            );
-        // The chosen properties as one jsonb: ST_AsMVT keeps each value's
-        // type, and names are bound, never spliced into the SQL.
-        qb.push("jsonb_strip_nulls(jsonb_build_object(");
+            .push_bind(i64::from(limit))
+            .push(") sub CROSS JOIN LATERAL (SELECT ");
+        if properties.is_empty() {
+            qb.push("1 AS none");
+        }
         for (i, name) in properties.iter().enumerate() {
             if i > 0 {
                 qb.push(", ");
             }
-            qb.push_bind(name.clone())
-                .push("::text, CASE WHEN jsonb_typeof(p.properties->")
-                .push_bind(name.clone())
-                .push("::text) IN ('number', 'string', 'boolean') THEN p.properties->")
-                .push_bind(name.clone())
-                .push("::text END");
+            qb.push("sub.properties->")
+                .push_bind((*name).clone())
+                .push(format!("::text AS v{i}"));
         }
-        #[expect(clippy::cast_precision_loss, reason = "2^24 is exact in f64")]
-        let tolerance = WORLD_WIDTH / (1u64 << z) as f64 * SIMPLIFY_SHARE;
-        qb.push(
-            ")) AS props, ST_AsMVTGeom(ST_Simplify(ST_Transform(ST_ClipByBox2D(p.geometry, \
-                     ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)), 3857), ",
-        )
-        .push_bind(tolerance)
-        .push(
-            ", true), env.m, 4096, 64, true) AS geom \
-                FROM picked p, env WHERE p.rn <= ",
-        )
-        .push_bind(i64::from(limit))
-        .push(format!(
-            ") SELECT (SELECT ST_AsMVT(feats.*, '{FOOTPRINT_LAYER}', 4096, 'geom', 'fid') \
-                 FROM feats WHERE geom IS NOT NULL), (SELECT count(*) FROM picked)"
-        ));
+        qb.push(") v) f");
         let row = qb.build().persistent(false).fetch_one(&self.pool).await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
         Ok(Tile {
             bytes: bytes.unwrap_or_default(),
-            limited: picked > i64::from(limit),
+            limited: picked >= i64::from(limit),
         })
     }
 
