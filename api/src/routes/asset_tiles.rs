@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 
 use super::collections::collection_id;
 use super::items::item_id;
-use super::tiles::{MVT, WEB_MERCATOR_QUAD, tile_body, tile_coordinates, web_mercator_quad};
+use super::tiles::{
+    MVT, WEB_MERCATOR_QUAD, not_modified, tile_body, tile_coordinates, tile_headers,
+    web_mercator_quad,
+};
 use crate::assets::{Signer, storage_error};
 use crate::auth::Caller;
 use crate::error::{ApiError, Exception};
@@ -582,33 +585,13 @@ pub async fn asset_tile(
     };
     let digest = Sha256::digest(format!("{key}|{z}/{y}/{x}"));
     let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
-    let mut answer = HeaderMap::new();
-    answer.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
+    let mut answer = tile_headers(
+        &etag,
+        tiles.restricted,
+        params.get("v") == Some(&version),
+        state.settings.tile_max_age,
     );
-    let cache = format!(
-        "{}, max-age={}",
-        if tiles.restricted {
-            "private"
-        } else {
-            "public"
-        },
-        if params.get("v") == Some(&version) {
-            "31536000, immutable".to_owned()
-        } else {
-            state.settings.tile_max_age.to_string()
-        }
-    );
-    answer.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
-    );
-    answer.insert(
-        header::VARY,
-        HeaderValue::from_static("authorization, accept-encoding"),
-    );
-    if super::tiles::not_modified(&headers, &etag) {
+    if not_modified(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         response.headers_mut().extend(answer);
         return Ok(response);

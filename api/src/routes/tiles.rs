@@ -424,27 +424,11 @@ async fn tile_answer(
         query.limit
     ));
     let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
-    let cache = format!(
-        "{}, max-age={}",
-        if private { "private" } else { "public" },
-        if query.v == Some(stamp) {
-            "31536000, immutable".to_owned()
-        } else {
-            state.settings.tile_max_age.to_string()
-        }
-    );
-    let mut answer = HeaderMap::new();
-    answer.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
-    );
-    answer.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
-    );
-    answer.insert(
-        header::VARY,
-        HeaderValue::from_static("authorization, accept-encoding"),
+    let mut answer = tile_headers(
+        &etag,
+        private,
+        query.v == Some(stamp),
+        state.settings.tile_max_age,
     );
     if not_modified(headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -482,6 +466,35 @@ async fn tile_answer(
     let mut response = tile_body(&tile, MVT, headers)?;
     response.headers_mut().extend(answer);
     Ok(response)
+}
+
+/// The caching headers of a tile: its ETag; `immutable` for a year when
+/// asked for with the current version (stamp), else `max_age` seconds;
+/// `private` when the caller's grants shaped it.
+pub(crate) fn tile_headers(etag: &str, private: bool, current: bool, max_age: u32) -> HeaderMap {
+    let cache = format!(
+        "{}, max-age={}",
+        if private { "private" } else { "public" },
+        if current {
+            "31536000, immutable".to_owned()
+        } else {
+            max_age.to_string()
+        }
+    );
+    let mut answer = HeaderMap::new();
+    answer.insert(
+        header::ETAG,
+        HeaderValue::from_str(etag).unwrap_or(HeaderValue::from_static("\"\"")),
+    );
+    answer.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_str(&cache).unwrap_or(HeaderValue::from_static("no-cache")),
+    );
+    answer.insert(
+        header::VARY,
+        HeaderValue::from_static("authorization, accept-encoding"),
+    );
+    answer
 }
 
 /// The client's `If-None-Match` names `etag`.
