@@ -725,4 +725,62 @@ async fn published_layers_are_tiled_paged_and_replaced_atomically() {
     )
     .await;
     assert_eq!(features(&r.body, "features").len(), 4);
+
+    // The asset now names another file: the old layer is not served for it.
+    let mut item = app.get("/collections/vectors/items/layers").await.body;
+    item["assets"]["boxes"]["href"] = json!(source.href("points.parquet"));
+    let r = app
+        .write("PUT", "/collections/vectors/items/layers", Some(&item))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = get(
+        &app,
+        &format!("{base}/boxes/tiles/WebMercatorQuad/0/0/0"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        r.json()["description"]
+            .as_str()
+            .unwrap()
+            .contains("publish it again")
+    );
+}
+
+#[tokio::test]
+async fn a_source_closed_to_anonymous_readers_has_no_tiles_for_them() {
+    let source = local_source(&support::fixture("ingest"));
+    let mut closed = registered("closed", "closed", &source);
+    closed.public_assets = PublicAssets::None;
+    let app = app_over(vec![closed]).await;
+    app.collection("closed").await;
+    item_with(
+        &app,
+        "closed",
+        "maps",
+        &[("points", source.href("points.pmtiles"), PMTILES)],
+    )
+    .await;
+    let (_, tiles) = archive_tiles("points.pmtiles").await;
+    let path = tile_path("closed", "maps", "points", tiles[0].0);
+    let r = get(&app, &path, &[]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.json()["description"].is_string());
+    // An identified caller reads it, and its answer is private.
+    let bearer = format!("Bearer {TOKEN}");
+    let r = get(
+        &app,
+        &path,
+        &[("authorization", &bearer), ("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, tiles[0].1);
+    assert!(
+        r.headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .starts_with("private")
+    );
 }

@@ -39,6 +39,9 @@ impl Default for TileCache {
     }
 }
 
+/// What an entry costs besides its tile and key bytes.
+const ENTRY_OVERHEAD: usize = 64;
+
 /// Bytes of (compressed) tiles kept in memory unless configured.
 pub const DEFAULT_CAPACITY: usize = 256 << 20;
 
@@ -58,18 +61,24 @@ impl TileCache {
 
     /// Keep `tile` under `key`.
     pub fn put(&self, key: String, tile: &CachedTile) {
-        if tile.bytes.len() > self.capacity {
+        // Keys and the map's own bookkeeping count too, so empty tiles
+        // cannot fill memory for free.
+        let cost = tile.bytes.len() + key.len() + ENTRY_OVERHEAD;
+        if self.capacity == 0 || cost > self.capacity {
             return;
         }
         let Ok(mut guard) = self.entries.lock() else {
             return;
         };
         let (size, map) = &mut *guard;
-        if *size + tile.bytes.len() > self.capacity {
+        if let Some(old) = map.remove(&key) {
+            *size -= old.bytes.len() + key.len() + ENTRY_OVERHEAD;
+        }
+        if *size + cost > self.capacity {
             map.clear();
             *size = 0;
         }
-        *size += tile.bytes.len();
+        *size += cost;
         map.insert(key, tile.clone());
     }
 }
@@ -145,19 +154,33 @@ mod tests {
 
     #[test]
     fn a_full_cache_starts_afresh_and_a_tile_larger_than_it_is_not_kept() {
-        let cache = TileCache::new(10);
+        // Room for one 100-byte tile with its key and overhead, not two.
+        let cache = TileCache::new(2 * (100 + 1 + ENTRY_OVERHEAD) - 1);
         let tile = |n: usize| CachedTile {
             bytes: Bytes::from(vec![0; n]),
             encoding: None,
             limited: false,
         };
-        cache.put("a".into(), &tile(6));
+        cache.put("a".into(), &tile(100));
         assert!(cache.get("a").is_some());
-        cache.put("b".into(), &tile(6));
+        // Putting the same key again replaces it, it is not counted twice.
+        cache.put("a".into(), &tile(100));
+        assert!(cache.get("a").is_some());
+        cache.put("b".into(), &tile(100));
         assert!(cache.get("a").is_none());
         assert!(cache.get("b").is_some());
-        cache.put("c".into(), &tile(11));
+        cache.put("c".into(), &tile(400));
         assert!(cache.get("c").is_none());
         assert!(cache.get("b").is_some());
+        // Empty tiles cost their key and overhead: they too fill the cache.
+        let empties = TileCache::new(10 * (2 + ENTRY_OVERHEAD));
+        for i in 0..100 {
+            empties.put(format!("{i:02}"), &tile(0));
+        }
+        assert!(empties.entries.lock().unwrap().1.len() <= 10);
+        // A cache of 0 bytes keeps nothing.
+        let none = TileCache::new(0);
+        none.put("e".into(), &tile(0));
+        assert!(none.get("e").is_none());
     }
 }

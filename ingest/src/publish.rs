@@ -207,7 +207,10 @@ pub async fn publish_collection(
         let Some(format) = LayerFormat::from_media_type(&media_type, &href) else {
             continue;
         };
-        let Some(path) = source.relative(&href) else {
+        let Some(path) = source
+            .relative(&href)
+            .filter(|p| storage::source::check_relative(p).is_ok())
+        else {
             continue;
         };
         match publish_file(

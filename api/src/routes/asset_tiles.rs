@@ -106,7 +106,8 @@ impl AssetTiles {
         match &self.layer {
             Layer::Archive { archive, .. } => {
                 let h = archive.header();
-                (h.min_zoom, h.max_zoom)
+                let max = h.max_zoom.min(catalog::store::tiles::MAX_ZOOM);
+                (h.min_zoom.min(max), max)
             }
             Layer::Published(_) => (0, catalog::store::tiles::MAX_ZOOM),
         }
@@ -203,10 +204,16 @@ async fn asset_tiles(
         .to_owned();
     let href = asset["href"].as_str().unwrap_or_default();
     let media_type = asset["type"].as_str().unwrap_or_default();
+    // The file behind the asset must be one the caller may read, as on
+    // the streaming route: its source's path filters, restricted sources
+    // sharing it, and no anonymous reads where public assets are off.
+    let (chosen, path) = readable_file(state, links, caller, href).await?;
+    // Anyone but an anonymous caller gets answers shaped by grants.
+    let restricted = restricted || caller.visibility != catalog::access::Visibility::public();
     let layer = if media_type.starts_with(PMTILES)
         || (media_type.is_empty() && href.ends_with(".pmtiles"))
     {
-        open_archive(state, links, caller, href).await?
+        open_archive(state, chosen, &path).await?
     } else {
         let published = state
             .store
@@ -220,6 +227,11 @@ async fn asset_tiles(
                     item.as_str()
                 ))
             })?;
+        if published.href != href {
+            return Err(ApiError::not_found(format!(
+                "asset {key:?} now names another file than the one published; publish it again"
+            )));
+        }
         Layer::Published(published)
     };
     Ok(AssetTiles {
@@ -232,23 +244,32 @@ async fn asset_tiles(
     })
 }
 
-async fn open_archive(
-    state: &AppState,
-    links: &Links,
-    caller: &Caller,
+/// The source and path of the file behind `href`, when the caller may
+/// read it.
+async fn readable_file<'a>(
+    state: &'a AppState,
+    links: &'a Links,
+    caller: &'a Caller,
     href: &str,
-) -> Result<Layer, ApiError> {
+) -> Result<(&'a storage::Registered, String), ApiError> {
     let mut access = Signer::new(state, links, caller);
     let covering = access.locate(href)?;
-    let not_served = || {
-        ApiError::not_found(
-            "the archive lies in no source this server reads (see its sources file)",
-        )
-    };
-    let (chosen, path) = covering.first().ok_or_else(not_served)?;
-    if !access.readable(&covering, chosen, path).await? {
+    let not_served =
+        || ApiError::not_found("the asset's file lies in no source this caller may read");
+    let (chosen, path) = covering.first().cloned().ok_or_else(not_served)?;
+    let anonymous_refused =
+        caller.who == "anonymous" && chosen.public_assets == storage::sources::PublicAssets::None;
+    if anonymous_refused || !access.readable(&covering, chosen, &path).await? {
         return Err(not_served());
     }
+    Ok((chosen, path))
+}
+
+async fn open_archive(
+    state: &AppState,
+    chosen: &storage::Registered,
+    path: &str,
+) -> Result<Layer, ApiError> {
     let source = chosen.source.clone();
     let heads = &state.settings.heads;
     let entry = match heads.get(&chosen.name, path) {

@@ -418,10 +418,14 @@ async fn tile_answer(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let stamp = state.store.stamp_of(&query.search.collections).await?;
+    // The whole search text (the caller's visibility included) and the
+    // property set, under a strong digest: a cached tile is never served
+    // for another search or another caller's grants.
     let digest = Sha256::digest(format!(
-        "{stamp}|{}|{z}/{y}/{x}|{}",
-        query.search.fingerprint(),
-        query.limit
+        "{stamp}|{}|{z}/{y}/{x}|{}|{:?}",
+        query.search.fingerprint_text(),
+        query.limit,
+        state.settings.tile_properties
     ));
     let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
     let mut answer = tile_headers(

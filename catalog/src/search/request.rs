@@ -477,12 +477,19 @@ impl Search {
     /// page size, the fields or the count mode), carried by page tokens so a
     /// token is only honoured by the search it came from.
     pub fn fingerprint(&self) -> u64 {
+        super::page::fnv1a("search", self.fingerprint_text().as_bytes())
+    }
+
+    /// The text the fingerprint hashes: everything that decides which
+    /// items match and in which order, and who asks (for keys that must
+    /// not collide, such as cached tiles, hash this with a strong digest).
+    pub fn fingerprint_text(&self) -> String {
         let filter = self
             .filter
             .as_ref()
             .and_then(|f| f.run(|e| format!("{e:?}")))
             .unwrap_or_default();
-        let text = format!(
+        format!(
             "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{filter}",
             self.visibility,
             self.collections,
@@ -492,8 +499,7 @@ impl Search {
             self.datetime,
             self.q,
             self.sortby,
-        );
-        super::page::fnv1a("search", text.as_bytes())
+        )
     }
 
     fn check(self) -> Result<Self> {

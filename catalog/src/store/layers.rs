@@ -32,6 +32,8 @@ pub struct Published {
     pub features: i64,
     /// The file's change token when it was imported.
     pub source_token: String,
+    /// The asset href it was imported from.
+    pub href: String,
 }
 
 /// What a publication is of, and what the file said.
@@ -168,6 +170,7 @@ impl LayerWriter {
             columns: columns.to_vec(),
             features: self.written,
             source_token: self.source.token,
+            href: self.source.href,
         })
     }
 }
@@ -176,6 +179,15 @@ impl Store {
     /// Begin publishing a dataset: a new, empty table in a transaction.
     pub async fn begin_layer(&self, source: LayerSource) -> Result<LayerWriter> {
         let mut tx = self.pool.begin().await?;
+        // One publisher of an asset at a time: a second waits here until
+        // the first commits or gives up, then replaces its layer.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!(
+                "layer/{}/{}/{}",
+                source.collection, source.item, source.asset
+            ))
+            .execute(&mut *tx)
+            .await?;
         // Stamps are unique, so each publication's table name is too.
         let stamp: i64 = sqlx::query_scalar("SELECT nextval('change_stamps')")
             .fetch_one(&mut *tx)
@@ -237,7 +249,7 @@ impl Store {
         asset: &str,
     ) -> Result<Option<Published>> {
         let row = sqlx::query(
-            "SELECT table_name, stamp, bbox, columns, features, source_token FROM published_layers \
+            "SELECT table_name, stamp, bbox, columns, features, source_token, href FROM published_layers \
              WHERE collection = $1 AND item = $2 AND asset = $3",
         )
         .bind(collection)
@@ -264,6 +276,7 @@ impl Store {
                     .unwrap_or_default(),
                 features: row.get(4),
                 source_token: row.get(5),
+                href: row.get(6),
             }
         }))
     }
