@@ -720,8 +720,22 @@ async fn tiles_come_gzip_compressed_when_asked_and_plain_otherwise() {
         )
         .unwrap();
         assert_eq!(inflated, plain.body);
-        assert_eq!(packed.headers[header::ETAG], plain.headers[header::ETAG]);
+        // Two representations, two validators, each answered by a 304.
+        assert_ne!(packed.headers[header::ETAG], plain.headers[header::ETAG]);
+        let etag = packed.headers[header::ETAG].to_str().unwrap().to_owned();
+        let again = get(
+            &app,
+            &tile_url(0, 0, 0),
+            &[("accept-encoding", "gzip"), ("if-none-match", &etag)],
+        )
+        .await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     }
+    let etag = plain.headers[header::ETAG].to_str().unwrap().to_owned();
+    let again = get(&app, &tile_url(0, 0, 0), &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    let any = get(&app, &tile_url(0, 0, 0), &[("if-none-match", "*")]).await;
+    assert_eq!(any.status, StatusCode::NOT_MODIFIED);
     let refused = get(&app, &tile_url(0, 0, 0), &[("accept-encoding", "gzip;q=0")]).await;
     assert_eq!(refused.body, plain.body);
 }

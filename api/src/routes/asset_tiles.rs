@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use super::collections::collection_id;
 use super::items::item_id;
 use super::tiles::{
-    MVT, WEB_MERCATOR_QUAD, not_modified, tile_body, tile_coordinates, tile_headers,
-    web_mercator_quad,
+    MVT, WEB_MERCATOR_QUAD, not_modified, representation_etag, tile_body, tile_coordinates,
+    tile_headers, web_mercator_quad,
 };
 use crate::assets::{Signer, storage_error};
 use crate::auth::Caller;
@@ -605,7 +605,12 @@ pub async fn asset_tile(
         Layer::Published(layer) => format!("layer\u{0}{}\u{0}{}", layer.table, layer.stamp),
     };
     let digest = Sha256::digest(format!("{key}|{z}/{y}/{x}"));
-    let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
+    let cache_key = format!("\"{}\"", crate::response::hex(&digest[..12]));
+    let encoding = match &tiles.layer {
+        Layer::Archive { archive, .. } => archive.kind().encoding,
+        Layer::Published(_) => Some("gzip"),
+    };
+    let etag = representation_etag(&cache_key, encoding, &headers);
     let mut answer = tile_headers(
         &etag,
         tiles.restricted,
@@ -617,7 +622,7 @@ pub async fn asset_tile(
         response.headers_mut().extend(answer);
         return Ok(response);
     }
-    let tile = match state.settings.tiles.get(&etag) {
+    let tile = match state.settings.tiles.get(&cache_key) {
         Some(tile) => tile,
         None => {
             let tile = match &tiles.layer {
@@ -648,7 +653,7 @@ pub async fn asset_tile(
                     }
                 }
             };
-            state.settings.tiles.put(etag, &tile);
+            state.settings.tiles.put(cache_key, &tile);
             tile
         }
     };

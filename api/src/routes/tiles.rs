@@ -427,7 +427,8 @@ async fn tile_answer(
         query.limit,
         state.settings.tile_properties
     ));
-    let etag = format!("\"{}\"", crate::response::hex(&digest[..12]));
+    let key = format!("\"{}\"", crate::response::hex(&digest[..12]));
+    let etag = representation_etag(&key, Some("gzip"), headers);
     let mut answer = tile_headers(
         &etag,
         private,
@@ -439,7 +440,7 @@ async fn tile_answer(
         response.headers_mut().extend(answer);
         return Ok(response);
     }
-    let tile = match state.settings.tiles.get(&etag) {
+    let tile = match state.settings.tiles.get(&key) {
         Some(tile) => tile,
         None => {
             let made = state
@@ -460,7 +461,7 @@ async fn tile_answer(
                 },
                 limited: made.limited,
             };
-            state.settings.tiles.put(etag, &tile);
+            state.settings.tiles.put(key, &tile);
             tile
         }
     };
@@ -501,14 +502,30 @@ pub(crate) fn tile_headers(etag: &str, private: bool, current: bool, max_age: u3
     answer
 }
 
-/// The client's `If-None-Match` names `etag`.
+/// The ETag of the representation this client gets of a tile kept under
+/// `key` in `encoding`: a client that does not take gzip gets the tile
+/// inflated, another representation, with its own validator.
+pub(crate) fn representation_etag(
+    key: &str,
+    encoding: Option<&str>,
+    headers: &HeaderMap,
+) -> String {
+    if encoding == Some("gzip") && !accepts_gzip(headers) {
+        format!("{}-identity\"", key.trim_end_matches('"'))
+    } else {
+        key.to_owned()
+    }
+}
+
+/// The client's `If-None-Match` names `etag` (or is `*`: the tile exists).
 pub(crate) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
+            v.trim() == "*"
+                || v.split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == etag)
         })
 }
 
