@@ -251,6 +251,13 @@ async fn the_feature_cap_keeps_the_newest_and_says_so() {
     assert_eq!(ids, ["fiji", "paris-new"]);
     let r = get(&app, &tile_url(0, 0, 0), &[]).await;
     assert!(!r.headers.contains_key("x-feature-limit-reached"));
+    // Exactly as many items as the cap: all drawn, nothing left out.
+    let r = get(&app, &format!("{}?limit=4", tile_url(0, 0, 0)), &[]).await;
+    assert!(!r.headers.contains_key("x-feature-limit-reached"));
+    assert_eq!(decode(&r.body).len(), 4);
+    let r = get(&app, &format!("{}?limit=3", tile_url(0, 0, 0)), &[]).await;
+    assert_eq!(r.headers["x-feature-limit-reached"], "true");
+    assert_eq!(decode(&r.body).len(), 3);
     let r = get(&app, &format!("{}?limit=0", tile_url(0, 0, 0)), &[]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }

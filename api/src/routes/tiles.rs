@@ -580,7 +580,7 @@ pub(crate) fn tile_body(
         ("datetime" = Option<String>, Query, description = "Any `/search` parameter filters the footprints: datetime, ids, bbox, filter, filter-lang, query, sortby, q"),
     ),
     responses(
-        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`, newest first (or in `sortby` order); `X-Feature-Limit-Reached: true` when it holds `limit` features (more may meet the tile)", content_type = "application/vnd.mapbox-vector-tile"),
+        (status = 200, description = "A Mapbox Vector Tile, layer `footprints`, newest first (or in `sortby` order); `X-Feature-Limit-Reached: true` when more items meet the tile", content_type = "application/vnd.mapbox-vector-tile"),
         (status = 204, description = "No footprint meets the tile"),
         (status = 304, description = "Not modified (If-None-Match)"),
         (status = 400, description = "A bad limit or search parameter", body = Exception),

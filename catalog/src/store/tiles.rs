@@ -180,8 +180,12 @@ impl Store {
             }
             qb.push(")) AS properties");
         }
-        qb.push(
-            ", ST_AsMVTGeom(ST_Simplify(ST_Transform(CASE WHEN ST_YMax(sub.geometry) > 85.0511287798 \
+        // The row past the cap is read (so the answer knows more items meet
+        // the tile) but gets no geometry, so it is not encoded.
+        qb.push(", CASE WHEN sub.rn <= ")
+            .push_bind(i64::from(limit))
+            .push(
+            " THEN ST_AsMVTGeom(ST_Simplify(ST_Transform(CASE WHEN ST_YMax(sub.geometry) > 85.0511287798 \
              OR ST_YMin(sub.geometry) < -85.0511287798 THEN ST_ClipByBox2D(sub.geometry, \
              ST_MakeEnvelope(-180, -85.0511287798, 180, 85.0511287798, 4326)) ELSE sub.geometry END, \
              3857), ",
@@ -194,8 +198,8 @@ impl Store {
         .push(", ")
         .push_bind(i32::try_from(y).map_err(|_| Error::invalid_input("tile row too large"))?)
         .push(
-            "), 4096, 64, true) AS geom FROM (SELECT collection, id, datetime, geometry, properties \
-             FROM items",
+            "), 4096, 64, true) END AS geom FROM (SELECT newest.*, row_number() OVER () AS rn FROM ( \
+             SELECT collection, id, datetime, geometry, properties FROM items",
         );
         push_filters(&mut qb, search, &plan);
         qb.push(" AND geometry && ST_MakeEnvelope(")
@@ -209,8 +213,8 @@ impl Store {
             .push(", 4326)")
             .push(&order)
             .push(" LIMIT ")
-            .push_bind(i64::from(limit))
-            .push(") sub CROSS JOIN LATERAL (SELECT ");
+            .push_bind(i64::from(limit) + 1)
+            .push(") newest) sub CROSS JOIN LATERAL (SELECT ");
         if properties.is_empty() {
             qb.push("1 AS none");
         }
@@ -228,7 +232,7 @@ impl Store {
         let picked: i64 = row.get(1);
         Ok(Tile {
             bytes: bytes.unwrap_or_default(),
-            limited: picked >= i64::from(limit),
+            limited: picked > i64::from(limit),
         })
     }
 
