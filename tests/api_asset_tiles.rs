@@ -482,19 +482,7 @@ fn features(bytes: &[u8], name: &str) -> Vec<serde_json::Map<String, Value>> {
                 .chunks(2)
                 .map(|pair| {
                     let v = &layer.values[pair[1] as usize];
-                    let value = match (
-                        &v.string_value,
-                        v.double_value,
-                        v.int_value,
-                        v.sint_value,
-                        v.uint_value,
-                    ) {
-                        (Some(s), ..) => json!(s),
-                        (None, Some(d), ..) => json!(d),
-                        (None, None, Some(i), ..) | (None, None, None, Some(i), _) => json!(i),
-                        (None, None, None, None, Some(u)) => json!(u),
-                        _ => Value::Null,
-                    };
+                    let value = support::mvt_value(v);
                     (layer.keys[pair[0] as usize].clone(), value)
                 })
                 .collect()

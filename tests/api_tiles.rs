@@ -73,19 +73,7 @@ fn decode(bytes: &[u8]) -> Vec<Footprint> {
             for pair in f.tags.chunks(2) {
                 let key = layer.keys[pair[0] as usize].clone();
                 let v = &layer.values[pair[1] as usize];
-                let value = match (
-                    &v.string_value,
-                    v.double_value,
-                    v.int_value,
-                    v.sint_value,
-                    v.uint_value,
-                ) {
-                    (Some(s), ..) => json!(s),
-                    (None, Some(d), ..) => json!(d),
-                    (None, None, Some(i), ..) | (None, None, None, Some(i), _) => json!(i),
-                    (None, None, None, None, Some(u)) => json!(u),
-                    _ => Value::Null,
-                };
+                let value = support::mvt_value(v);
                 props.insert(key, value);
             }
             let vs = vertices(&f.geometry);

@@ -244,6 +244,22 @@ impl<'a> Signer<'a> {
         Ok(true)
     }
 
+    /// Whether the caller may read the bytes `chosen` serves at `path`
+    /// (streamed, or made into tiles and features): [`Self::readable`],
+    /// and no anonymous reader where the source offers public assets to
+    /// no one.
+    pub async fn may_read(
+        &mut self,
+        covering: &[(&Registered, String)],
+        chosen: &Registered,
+        path: &str,
+    ) -> Result<bool, ApiError> {
+        if self.caller.who == "anonymous" && chosen.public_assets == PublicAssets::None {
+            return Ok(false);
+        }
+        self.readable(covering, chosen, path).await
+    }
+
     /// Whether `collection` is restricted (exists and is not public).
     pub async fn restricted(&mut self, collection: &str) -> Result<bool, ApiError> {
         Ok(self.flag(collection).await? == Some(true))

@@ -397,3 +397,20 @@ pub fn s2_group() -> ingest::config::GroupTemplate {
         properties: [("s2:mgrs_tile".to_owned(), "{tile}".to_owned())].into(),
     }
 }
+
+/// An MVT feature property value as JSON (strings, doubles, integers).
+pub fn mvt_value(v: &geozero::mvt::tile::Value) -> Value {
+    match (
+        &v.string_value,
+        v.double_value,
+        v.int_value,
+        v.sint_value,
+        v.uint_value,
+    ) {
+        (Some(s), ..) => json!(s),
+        (None, Some(d), ..) => json!(d),
+        (None, None, Some(i), ..) | (None, None, None, Some(i), _) => json!(i),
+        (None, None, None, None, Some(u)) => json!(u),
+        _ => Value::Null,
+    }
+}

@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 use super::collections::collection_id;
 use super::items::item_id;
 use super::tiles::{
-    MVT, WEB_MERCATOR_QUAD, not_modified, representation_etag, tile_body, tile_coordinates,
-    tile_headers, web_mercator_quad,
+    MVT, WEB_MERCATOR_QUAD, bounding_box, not_modified, representation_etag, tile_body,
+    tile_coordinates, tile_headers, web_mercator_quad,
 };
 use crate::assets::{Signer, storage_error};
 use crate::auth::Caller;
@@ -192,11 +192,10 @@ async fn asset_tiles(
     let asset = doc["assets"].get(&key).ok_or_else(|| {
         ApiError::not_found(format!("item {:?} has no asset {key:?}", item.as_str()))
     })?;
-    let restricted = state
-        .store
-        .collection_restricted(collection.as_str())
-        .await?
-        .unwrap_or(true);
+    // One access check for the request: it knows each collection's flag
+    // once read (the item's, and the source's, usually the same).
+    let mut access = Signer::new(state, links, caller);
+    let restricted = access.restricted(collection.as_str()).await?;
     let title = asset["title"]
         .as_str()
         .or(doc["properties"]["title"].as_str())
@@ -207,7 +206,7 @@ async fn asset_tiles(
     // The file behind the asset must be one the caller may read, as on
     // the streaming route: its source's path filters, restricted sources
     // sharing it, and no anonymous reads where public assets are off.
-    let (chosen, path) = readable_file(state, links, caller, href).await?;
+    let (chosen, path) = readable_file(&mut access, href).await?;
     // Anyone but an anonymous caller gets answers shaped by grants.
     let restricted = restricted || caller.visibility != catalog::access::Visibility::public();
     let layer = if media_type.starts_with(PMTILES)
@@ -247,19 +246,14 @@ async fn asset_tiles(
 /// The source and path of the file behind `href`, when the caller may
 /// read it.
 async fn readable_file<'a>(
-    state: &'a AppState,
-    links: &'a Links,
-    caller: &'a Caller,
+    access: &mut Signer<'a>,
     href: &str,
 ) -> Result<(&'a storage::Registered, String), ApiError> {
-    let mut access = Signer::new(state, links, caller);
     let covering = access.locate(href)?;
     let not_served =
         || ApiError::not_found("the asset's file lies in no source this caller may read");
     let (chosen, path) = covering.first().cloned().ok_or_else(not_served)?;
-    let anonymous_refused =
-        caller.who == "anonymous" && chosen.public_assets == storage::sources::PublicAssets::None;
-    if anonymous_refused || !access.readable(&covering, chosen, &path).await? {
+    if !access.may_read(&covering, chosen, &path).await? {
         return Err(not_served());
     }
     Ok((chosen, path))
@@ -400,11 +394,8 @@ fn tileset_document(tiles: &AssetTiles, links: &Links) -> Value {
         }).collect::<Vec<_>>(),
     });
     if let Some(b) = tiles.bounds() {
-        doc["boundingBox"] = json!({
-            "lowerLeft": [b[0], b[1]],
-            "upperRight": [b[2], b[3]],
-            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-        });
+        let b = b.map(Value::from);
+        doc["boundingBox"] = bounding_box([&b[0], &b[1], &b[2], &b[3]]);
     }
     doc
 }

@@ -445,8 +445,7 @@ async fn serve_asset(
             let anonymous = caller.who == "anonymous";
             let mut access = Signer::new(state, links, &caller);
             let covering = access.locate(&proxy_url(links, &name, &path))?;
-            let readable = access.readable(&covering, registered, &path).await?;
-            if !readable || (anonymous && registered.public_assets == PublicAssets::None) {
+            if !access.may_read(&covering, registered, &path).await? {
                 return Err(no_such());
             }
             (registered, caller.who, anonymous)

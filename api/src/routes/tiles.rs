@@ -174,14 +174,19 @@ impl Tileset {
         if let Some(Value::Array(b)) = &self.bbox
             && b.len() == 4
         {
-            doc["boundingBox"] = json!({
-                "lowerLeft": [b[0], b[1]],
-                "upperRight": [b[2], b[3]],
-                "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
-            });
+            doc["boundingBox"] = bounding_box([&b[0], &b[1], &b[2], &b[3]]);
         }
         doc
     }
+}
+
+/// An OGC tileset's `boundingBox` of a longitude/latitude box.
+pub(crate) fn bounding_box(b: [&Value; 4]) -> Value {
+    json!({
+        "lowerLeft": [b[0], b[1]],
+        "upperRight": [b[2], b[3]],
+        "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    })
 }
 
 /// The tilesets of a collection.
