@@ -238,6 +238,14 @@ struct ServeArgs {
     /// MiB of compressed tiles kept in memory (0: none).
     #[arg(long, env = "ARCOLAKE_TILE_CACHE_MB", default_value_t = 256)]
     tile_cache_mb: usize,
+    /// An external basemap for the browse page: an XYZ template of raster
+    /// tiles (`https://…/{z}/{x}/{y}.png`). Without it the page shows the
+    /// world map it embeds, which needs no internet.
+    #[arg(long, env = "ARCOLAKE_BASEMAP")]
+    basemap: Option<String>,
+    /// Attribution of the external basemap, shown on the map.
+    #[arg(long, env = "ARCOLAKE_BASEMAP_ATTRIBUTION", default_value = "")]
+    basemap_attribution: String,
     #[command(flatten)]
     jwt: JwtArgs,
     /// Print the resolved settings (secrets redacted) and exit.
@@ -498,6 +506,13 @@ impl ServeArgs {
             );
         }
         config.jwt = self.jwt.verifier().await?;
+        config.basemap = self
+            .basemap
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| api::routes::browse::Basemap::new(u.trim(), &self.basemap_attribution))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--basemap: {e}"))?;
         Ok(())
     }
 
@@ -812,6 +827,7 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "tile_properties": args.tile_properties,
             "tile_max_age_s": args.tile_max_age,
             "tile_cache_mb": args.tile_cache_mb,
+            "basemap": args.basemap,
             "jwks_file": args.jwt.jwks_file,
             "jwks_url": args.jwt.jwks_url.as_ref().map(Url::as_str),
             "jwt_secret": args.jwt.jwt_secret.as_ref().map(|_| "<redacted>"),

@@ -90,6 +90,9 @@ pub struct ServeConfig {
     /// Seconds a tile asked for without the current change stamp may be
     /// cached.
     pub tile_max_age: u32,
+    /// An external basemap for the browse page; `None`: the embedded world
+    /// map only.
+    pub basemap: Option<routes::browse::Basemap>,
     /// Landing page id, title and description.
     pub catalog_id: String,
     /// Landing page title.
@@ -124,6 +127,7 @@ impl Default for ServeConfig {
                 .map(|p| (*p).to_owned())
                 .collect(),
             tile_max_age: 5,
+            basemap: None,
             catalog_id: "arcolake".into(),
             title: "arcolake".into(),
             description: "STAC catalog of the platform's analysis-ready, cloud-optimised data"

@@ -85,6 +85,7 @@ const MAX_CHILD_LINKS: usize = 1000;
     get, path = "/", operation_id = "getLandingPage", tag = "Core",
     responses(
         (status = 200, description = "The landing page (a STAC Catalog with `conformsTo`)", content_type = "application/json", body = Object),
+        (status = 303, description = "A browser (an `Accept` preferring `text/html`) is sent to the browse page"),
         (status = 500, description = "Server error", body = Exception),
     )
 )]
@@ -92,14 +93,19 @@ pub async fn get_landing(
     State(state): State<AppState>,
     Base(links): Base,
     caller: crate::auth::Caller,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let l = &links;
+    if crate::routes::browse::prefers_html(&headers) {
+        return Ok(axum::response::Redirect::to(&l.url("/browse")).into_response());
+    }
     let mut out: Vec<Value> = vec![
         json!({"rel": "self", "type": JSON, "href": l.root()}),
         json!({"rel": "root", "type": JSON, "href": l.root()}),
         json!({"rel": "conformance", "type": JSON, "href": l.url("/conformance"), "title": "Conformance classes"}),
         json!({"rel": "service-desc", "type": OPENAPI_MEDIA_TYPE, "href": l.url("/api"), "title": "OpenAPI definition"}),
         json!({"rel": "service-doc", "type": "text/html", "href": l.url("/api.html"), "title": "API documentation"}),
+        json!({"rel": "alternate", "type": "text/html", "href": l.url("/browse"), "title": "Browse the catalog"}),
         json!({"rel": "data", "type": JSON, "href": l.collections(), "title": "Collections"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "GET", "title": "Item search"}),
         json!({"rel": "search", "type": GEOJSON, "href": l.search(), "method": "POST", "title": "Item search"}),

@@ -3,6 +3,7 @@
 pub mod aggregate;
 pub mod asset_tiles;
 pub mod assets;
+pub mod browse;
 pub mod collections;
 pub mod docs;
 pub mod health;
@@ -79,10 +80,10 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::get_readiness))
         .split_for_parts();
     (
-        router.route(
+        browse::routes(router.route(
             "/assets/{source}/{*path}",
             axum::routing::get(assets::stream),
-        ),
+        )),
         api,
     )
 }
