@@ -294,9 +294,10 @@ countries.getSource().on("featuresloadend", (event) => {
     const geometry = feature.getGeometry();
     const polygons = geometry.getType() === "MultiPolygon" ? geometry.getPolygons() : [geometry];
     const fixed = polygons.map((polygon) => {
-      const [minX, , maxX] = polygon.getExtent();
-      if (maxX - minX <= world / 2) return polygon.getCoordinates();
-      return polygon.getCoordinates().map((ring) => ring.map(([x, y]) => [x < 0 ? x + world : x, y]));
+      const rings = polygon.getCoordinates();
+      const jumps = rings.some((ring) => ring.some(([x], i) => i > 0 && Math.abs(x - ring[i - 1][0]) > world / 2));
+      if (!jumps) return rings;
+      return rings.map((ring) => ring.map(([x, y]) => [x < 0 ? x + world : x, y]));
     });
     feature.setGeometry(new ol.geom.MultiPolygon(fixed));
   }

@@ -39,16 +39,24 @@ impl Basemap {
     /// A basemap from its template, refused unless it is an `http(s)` URL
     /// with `{z}`, `{x}` and `{y}`.
     pub fn new(url: &str, attribution: &str) -> Result<Self, String> {
-        let parsed = url::Url::parse(&url.replace(['{', '}'], "")).map_err(|e| format!("basemap URL {url:?}: {e}"))?;
+        let parsed = url::Url::parse(&url.replace(['{', '}'], ""))
+            .map_err(|e| format!("basemap URL {url:?}: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("basemap URL {url:?}: only http and https are served"));
+            return Err(format!(
+                "basemap URL {url:?}: only http and https are served"
+            ));
         }
         for part in ["{z}", "{x}", "{y}"] {
             if !url.contains(part) {
-                return Err(format!("basemap URL {url:?} has no {part}: an XYZ template is needed"));
+                return Err(format!(
+                    "basemap URL {url:?} has no {part}: an XYZ template is needed"
+                ));
             }
         }
-        Ok(Self { url: url.to_owned(), attribution: attribution.to_owned() })
+        Ok(Self {
+            url: url.to_owned(),
+            attribution: attribution.to_owned(),
+        })
     }
 
     /// The scheme, host and port tiles come from (for the page's policy).
@@ -67,13 +75,41 @@ struct Embedded {
 }
 
 const FILES: &[Embedded] = &[
-    Embedded { name: "app.js", media_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../browse/app.js") },
-    Embedded { name: "app.css", media_type: "text/css; charset=utf-8", bytes: include_bytes!("../../browse/app.css") },
-    Embedded { name: "ol.js", media_type: "text/javascript; charset=utf-8", bytes: include_bytes!("../../browse/vendor/ol.js") },
-    Embedded { name: "ol.css", media_type: "text/css; charset=utf-8", bytes: include_bytes!("../../browse/vendor/ol.css") },
-    Embedded { name: "countries-110m.json", media_type: "application/json", bytes: include_bytes!("../../browse/vendor/countries-110m.json") },
-    Embedded { name: "LICENSE-ol.md", media_type: "text/markdown; charset=utf-8", bytes: include_bytes!("../../browse/vendor/LICENSE-ol.md") },
-    Embedded { name: "LICENSE-world-atlas.txt", media_type: "text/plain; charset=utf-8", bytes: include_bytes!("../../browse/vendor/LICENSE-world-atlas.txt") },
+    Embedded {
+        name: "app.js",
+        media_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../browse/app.js"),
+    },
+    Embedded {
+        name: "app.css",
+        media_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../browse/app.css"),
+    },
+    Embedded {
+        name: "ol.js",
+        media_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../browse/vendor/ol.js"),
+    },
+    Embedded {
+        name: "ol.css",
+        media_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../browse/vendor/ol.css"),
+    },
+    Embedded {
+        name: "countries-110m.json",
+        media_type: "application/json",
+        bytes: include_bytes!("../../browse/vendor/countries-110m.json"),
+    },
+    Embedded {
+        name: "LICENSE-ol.md",
+        media_type: "text/markdown; charset=utf-8",
+        bytes: include_bytes!("../../browse/vendor/LICENSE-ol.md"),
+    },
+    Embedded {
+        name: "LICENSE-world-atlas.txt",
+        media_type: "text/plain; charset=utf-8",
+        bytes: include_bytes!("../../browse/vendor/LICENSE-world-atlas.txt"),
+    },
 ];
 
 const INDEX: &str = include_str!("../../browse/index.html");
@@ -94,7 +130,7 @@ fn files() -> &'static Files {
             hash.update(f.bytes);
         }
         let digest = hash.finalize();
-        let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version = crate::response::hex(&digest[..8]);
         let gzipped = FILES.iter().map(|f| gzip(f.bytes)).collect();
         Files { version, gzipped }
     })
@@ -103,7 +139,10 @@ fn files() -> &'static Files {
 /// The Content Security Policy of the page: this server only, and the
 /// operator's basemap host when one is configured.
 fn content_security_policy(basemap: Option<&Basemap>) -> String {
-    let tiles = basemap.map(Basemap::origin).map(|o| format!(" {o}")).unwrap_or_default();
+    let tiles = basemap
+        .map(Basemap::origin)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
          img-src 'self' data: blob:{tiles}; connect-src 'self'{tiles}; worker-src 'self' blob:; \
@@ -113,12 +152,19 @@ fn content_security_policy(basemap: Option<&Basemap>) -> String {
 
 /// JSON safe inside a `<script>` element.
 fn script_json(value: &serde_json::Value) -> String {
-    value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
 }
 
 /// HTML-escaped text.
 fn html_text(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The browse page.
@@ -134,14 +180,26 @@ pub async fn page(State(state): State<AppState>, Base(links): Base) -> Response 
     });
     let body = INDEX
         .replace("{{title}}", &html_text(&settings.title))
-        .replace("{{static}}", &html_text(&links.url(&format!("/browse/static/{version}"))))
+        .replace(
+            "{{static}}",
+            &html_text(&links.url(&format!("/browse/static/{version}"))),
+        )
         .replace("{{config}}", &script_json(&config));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if let Ok(csp) = HeaderValue::from_str(&content_security_policy(settings.basemap.as_ref())) {
         headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     }
@@ -180,7 +238,9 @@ pub async fn static_file(
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
     {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         if let Ok(v) = HeaderValue::from_str(&etag) {
             response.headers_mut().insert(header::ETAG, v);
         }
@@ -194,10 +254,16 @@ pub async fn static_file(
     };
     let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.media_type));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(file.media_type),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -222,11 +288,16 @@ pub fn prefers_html(headers: &HeaderMap) -> bool {
         let mut parts = range.split(';').map(str::trim);
         let media = parts.next().unwrap_or_default().to_ascii_lowercase();
         let q = parts
-            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+            .find_map(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+            })
             .unwrap_or(1.0);
         match media.as_str() {
             "text/html" | "application/xhtml+xml" => html = html.max(q),
-            "application/json" | "application/geo+json" | "application/*" | "*/*" => json_q = json_q.max(q),
+            "application/json" | "application/geo+json" | "application/*" | "*/*" => {
+                json_q = json_q.max(q);
+            }
             _ => {}
         }
     }
@@ -238,7 +309,10 @@ pub fn routes(router: axum::Router<AppState>) -> axum::Router<AppState> {
     router
         .route("/browse", axum::routing::get(page))
         .route("/browse/", axum::routing::get(to_page))
-        .route("/browse/static/{version}/{name}", axum::routing::get(static_file))
+        .route(
+            "/browse/static/{version}/{name}",
+            axum::routing::get(static_file),
+        )
 }
 
 /// The total size of the page's scripts as sent gzip-compressed, in bytes
@@ -269,12 +343,16 @@ mod tests {
         assert!(prefers_html(&accept(
             "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8"
         )));
-        assert!(prefers_html(&accept("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")));
+        assert!(prefers_html(&accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )));
         assert!(!prefers_html(&HeaderMap::new()));
         assert!(!prefers_html(&accept("*/*")));
         assert!(!prefers_html(&accept("application/json")));
         assert!(!prefers_html(&accept("application/json, text/html")));
-        assert!(!prefers_html(&accept("text/html;q=0.5, application/geo+json")));
+        assert!(!prefers_html(&accept(
+            "text/html;q=0.5, application/geo+json"
+        )));
         assert!(!prefers_html(&accept("text/html;q=0")));
     }
 
@@ -284,7 +362,10 @@ mod tests {
         assert_eq!(b.origin(), "https://tile.example.org");
         assert!(Basemap::new("https://tile.example.org/tiles.png", "").is_err());
         assert!(Basemap::new("file:///tiles/{z}/{x}/{y}.png", "").is_err());
-        assert!(content_security_policy(Some(&b)).contains("img-src 'self' data: blob: https://tile.example.org;"));
+        assert!(
+            content_security_policy(Some(&b))
+                .contains("img-src 'self' data: blob: https://tile.example.org;")
+        );
         assert!(!content_security_policy(None).contains("http"));
     }
 
@@ -297,6 +378,10 @@ mod tests {
     #[test]
     fn scripts_stay_within_budget() {
         // The issue's budget: 1.5 MB of JavaScript, compressed.
-        assert!(script_bytes_gzipped() < 1_500_000, "{}", script_bytes_gzipped());
+        assert!(
+            script_bytes_gzipped() < 1_500_000,
+            "{}",
+            script_bytes_gzipped()
+        );
     }
 }
