@@ -747,8 +747,8 @@ function collectionCard(c, count) {
       h("a.collection-open", { href: `?view=collection&collection=${encodeURIComponent(c.id)}` }, "Details"),
       h("a.collection-items", { href: `?view=search&collections=${encodeURIComponent(c.id)}` }, "Search its items")),
   );
-  card.querySelector("a.collection-open").setAttribute("aria-label", `Details of ${c.title || c.id}`);
-  card.querySelector("a.collection-items").setAttribute("aria-label", `Search the items of ${c.title || c.id}`);
+  card.querySelector("a.collection-open").setAttribute("aria-label", `Details: ${c.title || c.id}`);
+  card.querySelector("a.collection-items").setAttribute("aria-label", `Search its items: ${c.title || c.id}`);
   return card;
 }
 
