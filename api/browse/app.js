@@ -8,6 +8,8 @@
 
 const ol = window.ol;
 const config = JSON.parse(document.getElementById("arcolake-config").textContent);
+// Root-relative from the server, so the page works on whichever address
+// it was opened (the policy allows only this origin).
 const API = new URL(config.api, location.href);
 const KEY_STORE = "arcolake.apiKey";
 const PAGE_SIZES = [10, 25, 50, 100];
@@ -110,7 +112,9 @@ function h(spec, attrs = {}, ...children) {
   return el;
 }
 
-const $ = (selector, root = document) => root.querySelector(selector);
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
 const viewRoot = () => document.getElementById("view");
 
 function say(message) {
@@ -168,6 +172,23 @@ function pyString(s) {
   return JSON.stringify(s);
 }
 
+/** A JSON value as a Python literal (True, False, None; strings as JSON's,
+ * which Python reads the same). */
+function pyLiteral(value) {
+  if (value === null || value === undefined) return "None";
+  if (value === true) return "True";
+  if (value === false) return "False";
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "None";
+  if (typeof value === "string") return pyString(value);
+  if (Array.isArray(value)) return `[${value.map(pyLiteral).join(", ")}]`;
+  return `{${Object.entries(value).map(([k, v]) => `${pyString(k)}: ${pyLiteral(v)}`).join(", ")}}`;
+}
+
+/** Text quoted for a POSIX shell. */
+function shellQuote(text) {
+  return `'${String(text).replaceAll("'", "'\\''")}'`;
+}
+
 // ---------------------------------------------------------------------------
 // State: the query string is the state. `go` pushes a new one and renders.
 
@@ -188,6 +209,7 @@ function readState() {
     limit: Number(p.get("limit")) || DEFAULT_LIMIT,
     collection: p.get("collection") || "",
     item: p.get("item") || "",
+    page: p.get("page") || "",
   };
 }
 
@@ -212,6 +234,7 @@ function stateUrl(next) {
     set("filter", next.filter);
     set("sortby", next.sortby);
     if (next.limit && next.limit !== DEFAULT_LIMIT) p.set("limit", String(next.limit));
+    set("page", next.page);
   } else if (next.view === "collection") {
     set("collection", next.collection);
   } else if (next.view === "item") {
@@ -221,11 +244,11 @@ function stateUrl(next) {
   return `${location.pathname}?${p.toString()}`;
 }
 
-function go(next, { replace = false } = {}) {
+function go(next, { replace = false, focus = null } = {}) {
   const url = stateUrl({ ...readState(), ...next });
   if (replace) history.replaceState(null, "", url);
   else history.pushState(null, "", url);
-  render();
+  render({ focus });
 }
 
 /** Links inside the page navigate without reloading it. */
@@ -241,11 +264,20 @@ document.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", () => render());
 
+/** After a view changes, focus goes to its heading (or the element asked
+ * for), so keyboard and screen-reader users start from the new content. */
+function moveFocus(selector) {
+  const target = (selector && document.querySelector(selector)) || viewRoot().querySelector("h2");
+  if (!target) return;
+  if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+  target.focus({ preventScroll: false });
+}
+
 /** The datetime parameter of two `datetime-local` or `date` values (UTC). */
 function datetimeRange(start, end) {
   const instant = (v, endOfDay) => {
     if (!v) return "..";
-    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T${endOfDay ? "23:59:59" : "00:00:00"}Z`;
+    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T${endOfDay ? "23:59:59.999" : "00:00:00"}Z`;
     return /Z$|[+-]\d\d:\d\d$/.test(v) ? v : `${v.length === 16 ? `${v}:00` : v}Z`;
   };
   if (!start && !end) return "";
@@ -295,8 +327,11 @@ countries.getSource().on("featuresloadend", (event) => {
     const polygons = geometry.getType() === "MultiPolygon" ? geometry.getPolygons() : [geometry];
     const fixed = polygons.map((polygon) => {
       const rings = polygon.getCoordinates();
-      const jumps = rings.some((ring) => ring.some(([x], i) => i > 0 && Math.abs(x - ring[i - 1][0]) > world / 2));
-      if (!jumps) return rings;
+      // A ring that crosses the antimeridian and comes back jumps an even
+      // number of times; Antarctica's ring, round the pole, jumps once and
+      // is right as it is.
+      const jumps = (ring) => ring.filter(([x], i) => i > 0 && Math.abs(x - ring[i - 1][0]) > world / 2).length;
+      if (!rings.some((ring) => jumps(ring) > 0 && jumps(ring) % 2 === 0)) return rings;
       return rings.map((ring) => ring.map(([x, y]) => [x < 0 ? x + world : x, y]));
     });
     feature.setGeometry(new ol.geom.MultiPolygon(fixed));
@@ -306,7 +341,9 @@ countries.getSource().on("featuresloadend", (event) => {
 const baseLayers = [countries];
 if (config.basemap) {
   baseLayers.push(new ol.layer.Tile({
-    source: new ol.source.XYZ({ url: config.basemap.url, attributions: config.basemap.attribution || undefined, crossOrigin: "anonymous" }),
+    // The attribution is the operator's text, shown as text (OpenLayers
+    // would read it as HTML).
+    source: new ol.source.XYZ({ url: config.basemap.url, attributions: config.basemap.attribution ? escapeHtml(config.basemap.attribution) : undefined }),
   }));
 }
 
@@ -349,19 +386,27 @@ const map = new ol.Map({
   view: new ol.View({ center: [0, 20e5], zoom: 1.6, constrainResolution: false }),
   controls: ol.control.defaults.defaults({ attributionOptions: { collapsible: true } }).extend([new ol.control.ScaleLine()]),
 });
-document.querySelector("#map .ol-viewport")?.setAttribute("aria-label", "Map of the current view");
+// The map takes the keyboard (arrows pan, + and - zoom) when focused.
 
 const geojson = new ol.format.GeoJSON({ dataProjection: "EPSG:4326", featureProjection: "EPSG:3857" });
 const toMap = (bbox) => ol.proj.transformExtent(bbox, "EPSG:4326", "EPSG:3857");
 const fromMap = (extent) => ol.proj.transformExtent(extent, "EPSG:3857", "EPSG:4326");
 
-function viewBbox() {
-  const [w, s, e, n] = fromMap(map.getView().calculateExtent(map.getSize()));
+/** A lon/lat box of an extent that may lie on a copy of the world: west
+ * and east wrapped into -180..180 (west > east when it crosses 180°). */
+function lonLatBox([w, s, e, n]) {
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
   const round = (v) => Math.round(v * 1e4) / 1e4;
   if (e - w >= 360) return [-180, clamp(round(s), -90, 90), 180, clamp(round(n), -90, 90)];
-  const wrap = (x) => ((((x + 180) % 360) + 360) % 360) - 180;
+  const wrap = (x) => {
+    const v = ((((x + 180) % 360) + 360) % 360) - 180;
+    return v === -180 && x > 0 ? 180 : v;
+  };
   return [round(wrap(w)), clamp(round(s), -90, 90), round(wrap(e)), clamp(round(n), -90, 90)];
+}
+
+function viewBbox() {
+  return lonLatBox(fromMap(map.getView().calculateExtent(map.getSize())));
 }
 
 function fitBbox(bbox, { padding = 40, maxZoom = 12 } = {}) {
@@ -432,14 +477,18 @@ async function showFootprints(tilejsonUrl) {
     footprints.setSource(null);
     return;
   }
+  // Only the answer for the tileset still wanted is shown.
+  const wanted = () => String(footprintTileJson) === String(tilejsonUrl);
   try {
     const tilejson = await getJson(tilejsonUrl);
+    if (!wanted()) return;
     const template = tilejson.tiles?.[0];
     if (template && template !== footprintTemplate) {
       footprintTemplate = template;
       footprints.setSource(mvtSource(template, { maxZoom: Math.min(tilejson.maxzoom ?? 14, 16) }));
     }
   } catch (e) {
+    if (!wanted()) return;
     footprintTemplate = null;
     footprints.setSource(null);
     document.getElementById("map-note").textContent = `Footprints unavailable: ${e.message}`;
@@ -462,9 +511,17 @@ function clearPreviews() {
   previews.getLayers().clear();
 }
 
+// Results are known by collection and id together: two collections may
+// hold items of the same id.
+const itemKey = (collection, id) => JSON.stringify([String(collection ?? ""), String(id)]);
 const hoverIds = new Set();
 let selectedId = null;
 const resultGeometries = new Map();
+
+function resultLi(key) {
+  const [collection, id] = JSON.parse(key);
+  return document.querySelector(`li.result[data-id="${CSS.escape(id)}"][data-collection="${CSS.escape(collection)}"]`);
+}
 
 function refreshHighlight() {
   highlightSource.clear();
@@ -497,10 +554,13 @@ function startDrawing(kind) {
     const geometry = event.feature.getGeometry().clone().transform("EPSG:3857", "EPSG:4326");
     setTimeout(stopDrawing);
     if (kind === "box") {
-      const [w, s, e, n] = geometry.getExtent().map((v) => Math.round(v * 1e4) / 1e4);
-      setArea({ bbox: [w, s, e, n].join(","), intersects: "" });
+      setArea({ bbox: lonLatBox(geometry.getExtent()).join(","), intersects: "" });
     } else {
-      const coordinates = geometry.getCoordinates().map((ring) => ring.map(([x, y]) => [Math.round(x * 1e5) / 1e5, Math.round(y * 1e5) / 1e5]));
+      // Drawn on a copy of the world: moved back by whole turns, so the
+      // first vertex lies in -180..180.
+      const ring0 = geometry.getCoordinates()[0];
+      const turns = Math.floor((ring0[0][0] + 180) / 360) * 360;
+      const coordinates = geometry.getCoordinates().map((ring) => ring.map(([x, y]) => [Math.round((x - turns) * 1e5) / 1e5, Math.round(y * 1e5) / 1e5]));
       setArea({ bbox: "", intersects: JSON.stringify({ type: "Polygon", coordinates }) });
     }
   });
@@ -547,23 +607,25 @@ document.addEventListener("keydown", (e) => {
 });
 
 // Hover and click on the map.
-function footprintIdsAt(pixel) {
-  const ids = [];
+/** The items whose footprints are under a pixel, as keys (collection, id). */
+function footprintKeysAt(pixel) {
+  const keys = [];
   map.forEachFeatureAtPixel(pixel, (feature) => {
     const id = feature.get("id");
-    if (id !== undefined && !ids.includes(id)) ids.push(String(id));
+    const key = itemKey(feature.get("collection"), id);
+    if (id !== undefined && !keys.includes(key)) keys.push(key);
   }, { layerFilter: (l) => l === footprints, hitTolerance: 3 });
-  return ids;
+  return keys;
 }
 
 map.on("pointermove", (event) => {
   if (event.dragging || drawInteraction) return;
-  const ids = footprintIdsAt(event.pixel);
-  map.getTargetElement().style.cursor = ids.length ? "pointer" : "";
+  const keys = footprintKeysAt(event.pixel);
+  map.getTargetElement().style.cursor = keys.length ? "pointer" : "";
   const view = readState().view;
   if (view === "search") {
     document.querySelectorAll("li.result.highlighted").forEach((li) => li.classList.remove("highlighted"));
-    for (const id of ids) document.querySelector(`li.result[data-id="${CSS.escape(id)}"]`)?.classList.add("highlighted");
+    for (const key of keys) resultLi(key)?.classList.add("highlighted");
   }
   if (view === "collections") {
     const hovered = new Set();
@@ -578,22 +640,19 @@ map.on("pointermove", (event) => {
 /** What a click on the map does: select the result under it (search), or open the item. */
 function clickAt(pixel) {
   if (drawInteraction) return null;
-  const ids = footprintIdsAt(pixel);
+  const keys = footprintKeysAt(pixel);
   const state = readState();
-  if (!ids.length) return null;
+  if (!keys.length) return null;
   if (state.view === "search") {
-    const listed = ids.find((id) => document.querySelector(`li.result[data-id="${CSS.escape(id)}"]`));
+    const listed = keys.find((key) => resultLi(key));
     if (listed) {
       selectResult(listed, { scroll: true });
-      return listed;
+      return JSON.parse(listed)[1];
     }
   }
-  let collection = null;
-  map.forEachFeatureAtPixel(pixel, (f) => {
-    if (String(f.get("id")) === ids[0]) collection = f.get("collection");
-  }, { layerFilter: (l) => l === footprints, hitTolerance: 3 });
-  if (collection && state.view !== "item") go({ view: "item", collection, item: ids[0] });
-  return ids[0];
+  const [collection, id] = JSON.parse(keys[0]);
+  if (collection && state.view !== "item") go({ view: "item", collection, item: id });
+  return id;
 }
 map.on("singleclick", (event) => clickAt(event.pixel));
 
@@ -615,7 +674,8 @@ function setReady(view, ready) {
   }
 }
 
-async function render() {
+async function render({ focus = null } = {}) {
+  const initial = firstRender;
   const state = readState();
   const token = ++renderCount;
   const current = () => token === renderCount;
@@ -642,6 +702,7 @@ async function render() {
       e.status === 404 && !apiKey() ? h("p", {}, "Restricted data appears after you enter an API key.") : null,
     );
   }
+  if (current() && !initial) moveFocus(focus);
   if (current()) {
     await waitIdle();
     if (current()) setReady(state.view, true);
@@ -700,11 +761,14 @@ async function renderCollections(state, current) {
     const inView = form.elements["in_view"].checked;
     go({ view: "collections", q: form.elements["q"].value.trim(), start: form.elements["start"].value, end: form.elements["end"].value, inView, bbox: inView ? viewBbox().join(",") : "" });
   });
-  const [answer, counts] = await Promise.all([getJson(apiUrl("collections", params)), itemCounts()]);
+  // Item counts come after the cards: an aggregation over a large catalog
+  // must not hold the list back.
+  const counts = itemCounts();
+  const answer = await getJson(apiUrl("collections", params));
   if (!current()) return;
   const collections = answer.collections || [];
   const matched = answer.numberMatched ?? collections.length;
-  const cards = collections.map((c) => collectionCard(c, counts.get(c.id)));
+  const cards = collections.map((c) => collectionCard(c));
   const list = h("ul.cards", { id: "collection-list", "aria-label": "Collections" }, cards);
   const next = answer.links?.find((l) => l.rel === "next");
   viewRoot().replaceChildren(
@@ -726,9 +790,15 @@ async function renderCollections(state, current) {
     }
   }
   document.title = `Collections · ${config.title}`;
+  const known = await counts;
+  if (!current()) return;
+  for (const card of list.querySelectorAll("li.collection-card")) {
+    const n = known.get(card.dataset.id);
+    card.querySelector(".item-count").textContent = n === undefined ? "—" : n.toLocaleString("en");
+  }
 }
 
-function collectionCard(c, count) {
+function collectionCard(c) {
   const hover = (on) => {
     extentSource.getFeatures().forEach((f) => f.set("hover", on && f.get("collection") === c.id));
   };
@@ -738,7 +808,7 @@ function collectionCard(c, count) {
     c.title && c.title !== c.id ? h("p.muted", {}, c.id) : null,
     c.description ? h("p.description.clamp", {}, c.description) : null,
     h("dl.facts", {},
-      h("dt", {}, "Items"), h("dd", {}, count === undefined ? "—" : count.toLocaleString("en")),
+      h("dt", {}, "Items"), h("dd.item-count", {}, "…"),
       h("dt", {}, "Time"), h("dd", {}, temporalText(c) || "—"),
       h("dt", {}, "License"), h("dd", {}, c.license || "—"),
       providers.length ? [h("dt", {}, "Providers"), h("dd", {}, providers.join(", "))] : null),
@@ -792,8 +862,17 @@ async function renderCollection(state, current) {
     h("ul.chips", { id: "collection-queryables", "aria-label": "Queryables" },
       props.map(([name, schema]) => h("li", { dataset: { name }, title: schema.title || "" }, name))),
     h("h3", {}, "Links"),
-    h("ul", {}, (c.links || []).filter((l) => !["self", "root", "parent"].includes(l.rel)).map((l) =>
-      h("li", {}, h("a", { href: l.href, target: "_blank", rel: "noopener" }, l.title || l.rel), ` (${l.rel})`))),
+    h("ul", {}, (c.links || []).filter((l) => !["self", "root", "parent"].includes(l.rel)).map((l) => {
+      // The catalog's hrefs, resolved against the API; only http(s) is a link.
+      let href = null;
+      try {
+        const url = new URL(l.href, API);
+        if (url.protocol === "http:" || url.protocol === "https:") href = url.href;
+      } catch {
+        href = null;
+      }
+      return h("li", {}, href ? h("a", { href, target: "_blank", rel: "noopener" }, l.title || l.rel) : (l.title || l.href), ` (${l.rel})`);
+    })),
   );
   fitBbox(c.extent?.spatial?.bbox?.[0]);
   await setFootprints(apiUrl(`collections/${encodeURIComponent(id)}/tiles/WebMercatorQuad/tilejson.json`));
@@ -839,8 +918,18 @@ async function sortablesOf(collections) {
   }
 }
 
+function queryableChips(queryables, insert) {
+  return queryables.map(([name, schema]) =>
+    h("button.chip", { type: "button", title: `${schema.title || name}${schema.type ? ` (${schema.type})` : ""}`, on: { click: () => insert(name) } }, name));
+}
+
 function searchForm(state, collections, queryables, sortables) {
-  const datetimeLocal = (v) => (v ? v.replace(/Z$/, "").slice(0, 16) : "");
+  // The form shows UTC; an instant given with an offset is converted.
+  const datetimeLocal = (v) => {
+    if (!v) return "";
+    const d = new Date(/Z$|[+-]\d\d:\d\d$/.test(v) ? v : `${v}Z`);
+    return Number.isNaN(d.getTime()) ? "" : d.toISOString().slice(0, 16);
+  };
   const sortOptions = [["", "Default (newest first)"], ["-properties.datetime", "Newest first"], ["properties.datetime", "Oldest first"]];
   for (const [name, schema] of sortables) {
     if (["datetime", "id", "collection", "geometry"].includes(name)) continue;
@@ -862,7 +951,7 @@ function searchForm(state, collections, queryables, sortables) {
       h("div.choices", {}, collections.map((c) => h("label.check", {},
         h("input", { type: "checkbox", name: "collections", value: c.id, checked: state.collections.includes(c.id) }), c.title || c.id)))),
     h("div.row", {},
-      h("div", { style: "flex: 1" }, h("label", { for: "search-bbox" }, "Area (west, south, east, north)"),
+      h("div.grow", {}, h("label", { for: "search-bbox" }, "Area (west, south, east, north)"),
         h("input", { id: "search-bbox", name: "bbox", type: "text", value: state.bbox, placeholder: "draw on the map, or e.g. 5,45,15,55", "aria-describedby": "area-note" }))),
     h("p.muted", { id: "area-note" }, state.intersects ? "Area: the drawn polygon" : ""),
     h("div.row", {},
@@ -870,14 +959,13 @@ function searchForm(state, collections, queryables, sortables) {
       h("div", {}, h("label", { for: "search-end" }, "To (UTC)"), h("input", { id: "search-end", name: "end", type: "datetime-local", value: datetimeLocal(state.end) }))),
     h("div", {}, h("label", { for: "search-filter" }, "Filter (CQL2 text)"), filter,
       h("p.muted", { id: "filter-help" }, queryables.length ? "Queryables (click to insert):" : ""),
-      h("div.chips", { id: "search-queryables" }, queryables.map(([name, schema]) =>
-        h("button.chip", { type: "button", title: `${schema.title || name}${schema.type ? ` (${schema.type})` : ""}`, on: { click: () => insert(name) } }, name)))),
+      h("div.chips", { id: "search-queryables" }, queryableChips(queryables, insert))),
     h("p.error", { id: "search-error", role: "alert", hidden: true }),
     h("div.row", {},
       h("div", {}, h("label", { for: "search-sortby" }, "Sort"),
         h("select", { id: "search-sortby", name: "sortby" }, sortOptions.map(([v, label]) => h("option", { value: v, selected: v === state.sortby }, label)))),
       h("div", {}, h("label", { for: "search-limit" }, "Per page"),
-        h("input", { id: "search-limit", name: "limit", type: "number", min: "1", max: "1000", value: String(state.limit), style: "width: 6em" })),
+        h("input", { id: "search-limit", name: "limit", type: "number", min: "1", max: "1000", value: String(state.limit) })),
       h("button", { id: "search-submit", type: "submit" }, "Search")),
   );
   form.addEventListener("submit", (e) => {
@@ -894,7 +982,15 @@ function searchForm(state, collections, queryables, sortables) {
       filter: el["filter"].value.trim(),
       sortby: el["sortby"].value,
       limit: Math.max(1, Math.min(1000, Number(el["limit"].value) || DEFAULT_LIMIT)),
-    });
+      page: "",
+    }, { focus: "#search-matched" });
+  });
+  // The queryables offered follow the collections ticked.
+  form.querySelector("#search-collections").addEventListener("change", async () => {
+    const ticked = [...form.querySelectorAll("input[name=collections]:checked")].map((i) => i.value);
+    const fresh = await queryablesOf(ticked);
+    document.getElementById("filter-help").textContent = fresh.length ? "Queryables (click to insert):" : "";
+    document.getElementById("search-queryables")?.replaceChildren(...queryableChips(fresh, insert));
   });
   form.elements["bbox"].addEventListener("change", () => {
     form.dataset.intersects = "";
@@ -903,8 +999,6 @@ function searchForm(state, collections, queryables, sortables) {
   });
   return form;
 }
-
-let searchPages = [];
 
 async function renderSearch(state, current) {
   clearPreviews();
@@ -918,11 +1012,12 @@ async function renderSearch(state, current) {
   viewRoot().replaceChildren(h("h2", {}, "Search items"), form, results);
   drawArea(state.bbox, state.intersects);
   const params = searchParams(state);
-  searchPages = [apiUrl("search", params).toString()];
+  const page = new URLSearchParams(params);
+  if (state.page) page.set("token", state.page);
   document.title = `Search · ${config.title}`;
   try {
     await Promise.all([
-      showResults(searchPages[0], state, current),
+      showResults(apiUrl("search", page), state, current),
       setFootprints(apiUrl("search/tiles/WebMercatorQuad/tilejson.json", withoutPaging(params))),
     ]);
   } catch (e) {
@@ -939,6 +1034,7 @@ function withoutPaging(params) {
   const p = new URLSearchParams(params);
   p.delete("limit");
   p.delete("sortby");
+  p.delete("token");
   return p;
 }
 
@@ -985,52 +1081,34 @@ async function showResults(url, state, current) {
   hoverIds.clear();
   selectedId = null;
   for (const item of items) {
-    if (item.geometry) resultGeometries.set(item.id, geojson.readFeature(item));
+    if (item.geometry) resultGeometries.set(itemKey(item.collection, item.id), geojson.readFeature(item));
   }
   refreshHighlight();
   const matched = page.numberMatched ?? page.context?.matched;
   const next = page.links?.find((l) => l.rel === "next" && (!l.method || l.method === "GET"));
-  const pageIndex = searchPages.indexOf(url);
+  // The page is in the address as the API's paging token, so a page is a
+  // permalink and Back returns to the page before.
+  const nextToken = next ? new URL(next.href, API).searchParams.get("token") : null;
   const thumbs = signedThumbnails(items);
   const list = h("ul.results", { id: "result-list", "aria-label": "Items found" }, items.map((item) => resultRow(item)));
   const results = document.getElementById("search-results");
   const count = matched === undefined ? `${items.length} items on this page` : `${Number(matched).toLocaleString("en")} item${matched === 1 ? "" : "s"} match`;
   results.replaceChildren(
     h("p", { id: "search-matched", dataset: { matched: matched === undefined ? "" : String(matched) } },
-      count, pageIndex > 0 ? `, page ${pageIndex + 1}` : ""),
+      count, state.page ? " (a later page)" : ""),
     list,
     h("div.pager", {},
-      h("button.secondary", { id: "first-page", type: "button", disabled: pageIndex <= 0, on: { click: () => turnPage(0, state) } }, "First page"),
-      h("button", { id: "next-page", type: "button", disabled: !next, on: { click: () => {
-        if (!searchPages.includes(next.href)) searchPages.push(next.href);
-        turnPage(searchPages.indexOf(next.href), state);
-      } } }, "Next page")),
+      h("button.secondary", { id: "first-page", type: "button", disabled: !state.page, on: { click: () => go({ page: "" }, { focus: "#search-matched" }) } }, "First page"),
+      h("button", { id: "next-page", type: "button", disabled: !nextToken, on: { click: () => go({ page: nextToken }, { focus: "#search-matched" }) } }, "Next page")),
     h("details", {}, h("summary", {}, "Open this search in code"), searchSnippets(state)),
   );
   const signed = await thumbs;
   if (!current()) return;
   for (const item of items) {
     const href = signed.get(thumbnailHref(item));
-    const slot = list.querySelector(`li.result[data-id="${CSS.escape(item.id)}"] .thumb`);
+    const slot = resultLi(itemKey(item.collection, item.id))?.querySelector(".thumb");
     if (href && slot) slot.replaceWith(h("img.thumb", { src: href, alt: "", loading: "lazy", decoding: "async" }));
   }
-}
-
-async function turnPage(index, state) {
-  const token = ++renderCount;
-  const current = () => token === renderCount;
-  setReady("search", false);
-  try {
-    await showResults(searchPages[index], state, current);
-    document.getElementById("result-list")?.scrollIntoView({ block: "start" });
-  } catch (e) {
-    if (!current()) return;
-    const error = document.getElementById("search-error");
-    error.textContent = e.message;
-    error.hidden = false;
-  }
-  await waitIdle();
-  if (current()) setReady("search", true);
 }
 
 function resultRow(item) {
@@ -1044,9 +1122,10 @@ function resultRow(item) {
       h("a", { href }, p.title || item.id),
       h("div.meta.muted", {}, [item.collection, when ? formatDate(when) : null, typeof cloud === "number" ? `${Math.round(cloud * 10) / 10}% cloud` : null, p.platform].filter(Boolean).join(" · "))),
   );
+  const key = itemKey(item.collection, item.id);
   const hover = (on) => {
-    if (on) hoverIds.add(item.id);
-    else hoverIds.delete(item.id);
+    if (on) hoverIds.add(key);
+    else hoverIds.delete(key);
     li.classList.toggle("highlighted", on);
     refreshHighlight();
   };
@@ -1054,20 +1133,20 @@ function resultRow(item) {
   li.addEventListener("mouseleave", () => hover(false));
   li.addEventListener("focusin", () => {
     hover(true);
-    selectResult(item.id);
+    selectResult(key);
   });
   li.addEventListener("focusout", () => hover(false));
   li.addEventListener("click", (e) => {
     if (e.target.closest("a")) return;
-    selectResult(item.id);
+    selectResult(key);
   });
   return li;
 }
 
-function selectResult(id, { scroll = false } = {}) {
-  selectedId = id;
+function selectResult(key, { scroll = false } = {}) {
+  selectedId = key;
   for (const li of document.querySelectorAll("li.result")) {
-    const on = li.dataset.id === id;
+    const on = itemKey(li.dataset.collection, li.dataset.id) === key;
     li.classList.toggle("selected", on);
     if (on) li.setAttribute("aria-current", "true");
     else li.removeAttribute("aria-current");
@@ -1082,9 +1161,16 @@ function clientHeaders() {
 
 function searchSnippets(state) {
   const args = [];
-  if (state.collections.length) args.push(`collections=${JSON.stringify(state.collections)}`);
-  if (state.intersects) args.push(`intersects=${state.intersects}`);
-  else if (state.bbox) args.push(`bbox=[${state.bbox}]`);
+  if (state.collections.length) args.push(`collections=${pyLiteral(state.collections)}`);
+  let geometry = null;
+  try {
+    geometry = state.intersects ? JSON.parse(state.intersects) : null;
+  } catch {
+    geometry = null;
+  }
+  const bbox = state.bbox.split(",").map(Number);
+  if (geometry) args.push(`intersects=${pyLiteral(geometry)}`);
+  else if (bbox.length === 4 && bbox.every(Number.isFinite)) args.push(`bbox=${pyLiteral(bbox)}`);
   const datetime = datetimeRange(state.start, state.end);
   if (datetime) args.push(`datetime=${pyString(datetime)}`);
   if (state.filter) args.push(`filter=${pyString(state.filter)}`, `filter_lang="cql2-text"`);
@@ -1167,7 +1253,7 @@ function itemSnippets(item, signedAssets) {
     blocks.push(snippet("xarray", `xarray (asset “${k}”)`, [
       "import xarray as xr\n\n",
       "# a signed item: the href and storage options carry the signature (valid until the expiry)\n",
-      `ds = xr.open_zarr(\n    ${pyString(a.href)},\n${options ? `    storage_options=${JSON.stringify(options)},\n` : ""}    consolidated=None,\n)\n`,
+      `ds = xr.open_zarr(\n    ${pyString(a.href)},\n${options ? `    storage_options=${pyLiteral(options)},\n` : ""}    consolidated=None,\n)\n`,
       "print(ds)\n",
     ].join("")));
   }
@@ -1179,21 +1265,24 @@ function itemSnippets(item, signedAssets) {
       `with rasterio.open(${pyString(`/vsicurl/${a.href}`)}) as src:\n`,
       "    print(src.profile)\n",
       "    window = src.read(1, window=((0, 256), (0, 256)))\n",
-      `\n# shell: gdalinfo ${JSON.stringify(`/vsicurl/${a.href}`)}\n`,
+      `\n# shell: gdalinfo ${shellQuote(`/vsicurl/${a.href}`)}\n`,
     ].join("")));
   }
   const parquet = first("geoparquet");
   if (parquet) {
     const [k, a] = parquet;
-    blocks.push(snippet("geopandas", `geopandas (asset “${k}”)`, [
-      "import fsspec\nimport geopandas\n\n",
-      `with fsspec.open(${pyString(a.href)}) as f:\n`,
-      "    frame = geopandas.read_parquet(f)\nprint(frame.head())\n",
-    ].join("")));
-    blocks.push(snippet("duckdb", `DuckDB (asset “${k}”)`, [
-      "INSTALL httpfs; LOAD httpfs;\nINSTALL spatial; LOAD spatial;\n",
-      `SELECT * FROM read_parquet('${a.href.replaceAll("'", "''")}') LIMIT 10;\n`,
-    ].join("")));
+    // A partitioned dataset (a directory) is read through the proxy with
+    // the collection's token as a header: the signed item's storage options.
+    const options = a["table:storage_options"];
+    const sql = (text) => `'${String(text).replaceAll("'", "''")}'`;
+    blocks.push(snippet("geopandas", `geopandas (asset “${k}”)`, options
+      ? `import geopandas\n\nframe = geopandas.read_parquet(${pyString(a.href)}, storage_options=${pyLiteral(options)})\nprint(frame.head())\n`
+      : `import fsspec\nimport geopandas\n\nwith fsspec.open(${pyString(a.href)}) as f:\n    frame = geopandas.read_parquet(f)\nprint(frame.head())\n`));
+    // DuckDB cannot list a directory over HTTP: one file only.
+    if (!options) {
+      blocks.push(snippet("duckdb", `DuckDB (asset “${k}”)`,
+        `INSTALL httpfs; LOAD httpfs;\nINSTALL spatial; LOAD spatial;\nSELECT * FROM read_parquet(${sql(a.href)}) LIMIT 10;\n`));
+    }
   }
   const fgb = first("flatgeobuf");
   if (fgb && !parquet) {
@@ -1256,11 +1345,26 @@ async function renderItem(state, current) {
   );
   const json = h("div", { id: "item-json-panel", role: "tabpanel", "aria-labelledby": "tab-json", hidden: true },
     h("pre", { id: "item-json", tabindex: "0", "aria-label": "The item as JSON" }, JSON.stringify(item, null, 2)));
-  const tab = (id, label, panel) => h("button", { id, type: "button", role: "tab", "aria-selected": id === "tab-overview" ? "true" : "false", "aria-controls": panel, on: { click: () => {
-    for (const b of document.querySelectorAll(".tabs button")) b.setAttribute("aria-selected", b.id === id ? "true" : "false");
+  // Tabs as the ARIA pattern has them: one tab stop, arrows move between.
+  const choose = (id) => {
+    for (const b of document.querySelectorAll(".tabs button")) {
+      b.setAttribute("aria-selected", b.id === id ? "true" : "false");
+      b.tabIndex = b.id === id ? 0 : -1;
+    }
     overview.hidden = id !== "tab-overview";
     json.hidden = id !== "tab-json";
-  } } }, label);
+  };
+  const tab = (id, label, panel) => h("button", { id, type: "button", role: "tab", "aria-selected": id === "tab-overview" ? "true" : "false", tabindex: id === "tab-overview" ? "0" : "-1", "aria-controls": panel, on: {
+    click: () => choose(id),
+    keydown: (e) => {
+      if (!["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) return;
+      e.preventDefault();
+      const other = id === "tab-overview" ? "tab-json" : "tab-overview";
+      const to = e.key === "Home" ? "tab-overview" : e.key === "End" ? "tab-json" : other;
+      choose(to);
+      document.getElementById(to).focus();
+    },
+  } }, label);
   viewRoot().replaceChildren(
     h("p", {}, h("a", { href: `?view=search&collections=${encodeURIComponent(item.collection)}` }, `← Items of ${item.collection}`)),
     h("h2", { id: "item-title" }, p.title || item.id),
@@ -1276,8 +1380,8 @@ async function renderItem(state, current) {
   resultGeometries.clear();
   hoverIds.clear();
   if (item.geometry) {
-    resultGeometries.set(item.id, geojson.readFeature(item));
-    selectedId = item.id;
+    selectedId = itemKey(item.collection, item.id);
+    resultGeometries.set(selectedId, geojson.readFeature(item));
   }
   refreshHighlight();
   fitBbox(item.bbox);
@@ -1305,15 +1409,18 @@ async function renderItem(state, current) {
 function assetRow(item, key, asset, signedAsset) {
   const size = asset["file:size"];
   const href = signedAsset?.href || asset.href;
-  const readable = /^https?:/.test(href);
+  // A directory (Zarr store, partitioned table) has no bytes of its own to
+  // download: its signature is a header, for the code below.
+  const directory = Boolean(signedAsset?.["xarray:storage_options"] || signedAsset?.["table:storage_options"]);
+  const readable = /^https?:/.test(href) && !directory;
   const expiry = signedAsset?.["arcolake:expiry"];
   return h("li.asset", { dataset: { key } },
     h("h4", {}, asset.title || key, asset.title ? h("span.muted", {}, ` (${key})`) : null),
     h("div.meta.muted", {}, [asset.type || "unknown type", size ? formatBytes(size) : null, asset.roles?.length ? `roles: ${asset.roles.join(", ")}` : null].filter(Boolean).join(" · ")),
     readable
-      ? h("p", {}, h("a.asset-link", { href, dataset: { size: size ? String(size) : "" }, rel: "noopener", download: "" }, assetKind(asset) === "zarr" ? "Open the store (signed)" : "Download or stream (signed link)"),
+      ? h("p", {}, h("a.asset-link", { href, dataset: { size: size ? String(size) : "" }, rel: "noopener", download: "" }, "Download or stream (signed link)"),
         expiry ? h("span.muted", {}, ` valid until ${formatDate(expiry)}`) : null)
-      : h("p.muted", {}, `Not readable through this server: ${asset.href}`),
+      : h("p.muted", {}, directory ? "A store of many files: open it with the code below (the signature goes in its storage options)." : `Not readable through this server: ${asset.href}`),
     h("label.check.preview-toggle", { hidden: true }, h("input", { type: "checkbox", checked: true }), "Show on the map"),
   );
 }
@@ -1329,7 +1436,18 @@ function showKeyStatus() {
 const dialog = document.getElementById("api-key-dialog");
 document.getElementById("api-key-button").addEventListener("click", () => {
   document.getElementById("api-key-input").value = apiKey();
+  document.getElementById("api-key-error").textContent = "";
+  // Escape closes the dialog without a button: nothing is saved.
+  dialog.returnValue = "";
   dialog.showModal();
+});
+document.getElementById("api-key-save").addEventListener("click", (event) => {
+  const value = document.getElementById("api-key-input").value.trim();
+  // A key goes into an HTTP header: printable ASCII without spaces.
+  if (value && !/^[\x21-\x7e]+$/.test(value)) {
+    event.preventDefault();
+    document.getElementById("api-key-error").textContent = "A key is letters, digits and punctuation, without spaces.";
+  }
 });
 dialog.addEventListener("close", () => {
   const input = document.getElementById("api-key-input");

@@ -31,7 +31,7 @@ use crate::tile_cache::{accepts_gzip, gzip};
 pub struct Basemap {
     /// XYZ template of raster tiles (`{z}`, `{x}`, `{y}`).
     pub url: String,
-    /// Attribution shown on the map (HTML is not interpreted).
+    /// Attribution shown on the map, as text (the page escapes it).
     pub attribution: String,
 }
 
@@ -47,11 +47,21 @@ impl Basemap {
             ));
         }
         for part in ["{z}", "{x}", "{y}"] {
-            if !url.contains(part) {
+            if !url.contains(part) && !(part == "{y}" && url.contains("{-y}")) {
                 return Err(format!(
                     "basemap URL {url:?} has no {part}: an XYZ template is needed"
                 ));
             }
+        }
+        // Host lists (`{a-c}`, `{s}`) would need every host in the page's
+        // policy: one host only.
+        let rest = ["{z}", "{x}", "{-y}", "{y}"]
+            .iter()
+            .fold(url.to_owned(), |rest, part| rest.replace(part, ""));
+        if rest.contains(['{', '}']) {
+            return Err(format!(
+                "basemap URL {url:?}: only {{z}}, {{x}}, {{y}} and {{-y}} are understood (name one host, not a list)"
+            ));
         }
         Ok(Self {
             url: url.to_owned(),
@@ -144,7 +154,7 @@ fn content_security_policy(basemap: Option<&Basemap>) -> String {
         .map(|o| format!(" {o}"))
         .unwrap_or_default();
     format!(
-        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+        "default-src 'self'; script-src 'self'; style-src 'self'; \
          img-src 'self' data: blob:{tiles}; connect-src 'self'{tiles}; worker-src 'self' blob:; \
          object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'"
     )
@@ -167,23 +177,27 @@ fn html_text(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The path of a URL of ours: the page names this server's URLs without
+/// scheme and host, so it works on whichever address it was opened.
+fn path_of(url: &str) -> String {
+    url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| u.path().to_owned())
+}
+
 /// The browse page.
 pub async fn page(State(state): State<AppState>, Base(links): Base) -> Response {
     let settings = &state.settings;
     let version = &files().version;
+    let assets = path_of(&links.url(&format!("/browse/static/{version}")));
     let config = json!({
-        "api": links.root(),
+        "api": path_of(&links.root()),
         "title": settings.title,
-        "static": links.url(&format!("/browse/static/{version}/")),
+        "static": format!("{assets}/"),
         "basemap": settings.basemap.as_ref().map(|b| json!({"url": b.url, "attribution": b.attribution})),
         "tileProperties": &*settings.tile_properties,
     });
     let body = INDEX
         .replace("{{title}}", &html_text(&settings.title))
-        .replace(
-            "{{static}}",
-            &html_text(&links.url(&format!("/browse/static/{version}"))),
-        )
+        .replace("{{static}}", &html_text(&assets))
         .replace("{{config}}", &script_json(&config));
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();
@@ -224,7 +238,10 @@ pub async fn static_file(
         .position(|f| f.name == name)
         .ok_or_else(|| ApiError::not_found(format!("the browse page has no file {name:?}")))?;
     let file = &FILES[index];
-    let etag = format!("\"{}-{}\"", files_now.version, file.name);
+    // The gzip form is its own representation, with its own tag.
+    let gzipped = accepts_gzip(&headers);
+    let encoding = if gzipped { "-gz" } else { "" };
+    let etag = format!("\"{}-{}{encoding}\"", files_now.version, file.name);
     // Another version's name (a page from an older binary): served, but
     // not kept, so the next page load fetches this binary's files.
     let cache = if version == files_now.version {
@@ -241,12 +258,14 @@ pub async fn static_file(
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
         if let Ok(v) = HeaderValue::from_str(&etag) {
             response.headers_mut().insert(header::ETAG, v);
         }
         return Ok(response);
     }
-    let gzipped = accepts_gzip(&headers);
     let body = if gzipped {
         files_now.gzipped[index].clone()
     } else {
@@ -266,6 +285,10 @@ pub async fn static_file(
     );
     if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    } else {
+        // Sent as it is: the server's compression layer leaves answers that
+        // say `Accept-Ranges` alone, so no other encoding shares this tag.
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
@@ -275,7 +298,9 @@ pub async fn static_file(
 
 /// Whether a request's `Accept` prefers an HTML page to JSON: `text/html`
 /// named with a higher quality than any JSON type (or a wildcard that would
-/// match one). `*/*` alone, and no `Accept`, mean JSON.
+/// match one). `*/*` alone, and no `Accept`, mean JSON. Each side takes
+/// its best quality (not the most specific range's): a client that names
+/// `text/html` above every JSON range it names wants the page.
 pub fn prefers_html(headers: &HeaderMap) -> bool {
     let mut html = 0.0_f32;
     let mut json_q = 0.0_f32;
@@ -289,8 +314,12 @@ pub fn prefers_html(headers: &HeaderMap) -> bool {
         let media = parts.next().unwrap_or_default().to_ascii_lowercase();
         let q = parts
             .find_map(|p| {
-                p.strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
+                let (name, value) = p.split_once('=')?;
+                if name.trim().eq_ignore_ascii_case("q") {
+                    value.trim().parse::<f32>().ok()
+                } else {
+                    None
+                }
             })
             .unwrap_or(1.0);
         match media.as_str() {
@@ -354,6 +383,7 @@ mod tests {
             "text/html;q=0.5, application/geo+json"
         )));
         assert!(!prefers_html(&accept("text/html;q=0")));
+        assert!(!prefers_html(&accept("text/html;Q=0.2, application/json")));
     }
 
     #[test]
@@ -362,6 +392,9 @@ mod tests {
         assert_eq!(b.origin(), "https://tile.example.org");
         assert!(Basemap::new("https://tile.example.org/tiles.png", "").is_err());
         assert!(Basemap::new("file:///tiles/{z}/{x}/{y}.png", "").is_err());
+        assert!(Basemap::new("https://{a-c}.tile.example.org/{z}/{x}/{y}.png", "").is_err());
+        assert!(Basemap::new("https://{s}.tile.example.org/{z}/{x}/{y}.png", "").is_err());
+        assert!(Basemap::new("https://tile.example.org/{z}/{x}/{-y}.png", "").is_ok());
         assert!(
             content_security_policy(Some(&b))
                 .contains("img-src 'self' data: blob: https://tile.example.org;")

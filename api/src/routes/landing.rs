@@ -97,7 +97,12 @@ pub async fn get_landing(
 ) -> Result<Response, ApiError> {
     let l = &links;
     if crate::routes::browse::prefers_html(&headers) {
-        return Ok(axum::response::Redirect::to(&l.url("/browse")).into_response());
+        let mut response = axum::response::Redirect::to(&l.url("/browse")).into_response();
+        response.headers_mut().insert(
+            axum::http::header::VARY,
+            axum::http::HeaderValue::from_static("accept"),
+        );
+        return Ok(response);
     }
     let mut out: Vec<Value> = vec![
         json!({"rel": "self", "type": JSON, "href": l.root()}),
@@ -141,7 +146,13 @@ pub async fn get_landing(
         "conformsTo": CONFORMANCE,
         "links": out,
     });
-    Ok(axum::Json(body).into_response())
+    let mut response = axum::Json(body).into_response();
+    // Browsers get the page: the answer depends on `Accept`.
+    response.headers_mut().append(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("accept"),
+    );
+    Ok(response)
 }
 
 /// The conformance classes this server implements.

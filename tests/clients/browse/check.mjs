@@ -26,7 +26,8 @@
 //       numberMatched and the first page of GET /search
 //    4. the map renders the footprints of the results; hovering a result
 //       highlights it; a click on the map selects an item under the point
-//    5. paging follows the API's `next` link; back to the first page
+//    5. paging follows the API's `next` link; the page is in the address
+//       (a fresh load of it, Back and Forward); back to the first page
 //    6. the URL is a permalink (fresh load: same form, same results);
 //       browser back and forward restore the views
 //    7. an invalid CQL2 filter shows the server's error description
@@ -609,6 +610,20 @@ async function checkPaging(page, first, second) {
   const repeated = shown.filter((r) => firstIds.includes(r.id));
   expect(repeated.length === 0, `the second page repeats results of the first: ${fmt(repeated)}`);
   ok('the second page repeats no result of the first');
+  // The page is in the address: a fresh load of it shows the second page,
+  // and Back returns to the first.
+  const secondUrl = page.url();
+  expect(secondUrl !== url, `paging did not change the address: ${secondUrl}`);
+  const fresh = await openPage(page.context(), 'second page permalink');
+  await fresh.goto(secondUrl);
+  await waitReady(fresh, 'search', `loading the second page's address ${secondUrl}`);
+  expectEqual('results of a fresh load of the second page\'s address', await listedResults(fresh), resultsOf(second));
+  await fresh.close();
+  await afterLoad(page, 'search', 'going back from the second page', () => page.goBack());
+  expectEqual('results after going back from the second page', await listedResults(page), resultsOf(first));
+  expectEqual('the URL after going back from the second page', page.url(), url);
+  await afterLoad(page, 'search', 'going forward to the second page', () => page.goForward());
+  expectEqual('results after going forward again', await listedResults(page), resultsOf(second));
   if (!nextLink(second)) {
     const next = page.locator('#next-page');
     expect(
@@ -653,7 +668,7 @@ async function checkPermalink(context, page, first) {
   // Back, through the views visited, to the collections; then forward again.
   const trail = [];
   let steps = 0;
-  while (steps < 6) {
+  while (steps < 10) {
     steps += 1;
     await afterLoad(page, null, `going back (step ${steps})`, () => page.goBack());
     const view = await currentView(page);
