@@ -896,10 +896,12 @@ async function allCollections() {
   return collectionIndex.list;
 }
 
-async function queryablesOf(collections) {
+/** The properties of the queryables or sortables (`kind`) of the chosen
+ * collections: one collection's own, else the catalog's. */
+async function schemaProperties(kind, collections) {
   const url = collections.length === 1
-    ? apiUrl(`collections/${encodeURIComponent(collections[0])}/queryables`)
-    : apiUrl("queryables");
+    ? apiUrl(`collections/${encodeURIComponent(collections[0])}/${kind}`)
+    : apiUrl(kind);
   try {
     return Object.entries((await getJson(url)).properties || {});
   } catch {
@@ -907,16 +909,8 @@ async function queryablesOf(collections) {
   }
 }
 
-async function sortablesOf(collections) {
-  const url = collections.length === 1
-    ? apiUrl(`collections/${encodeURIComponent(collections[0])}/sortables`)
-    : apiUrl("sortables");
-  try {
-    return Object.entries((await getJson(url)).properties || {});
-  } catch {
-    return [];
-  }
-}
+const queryablesOf = (collections) => schemaProperties("queryables", collections);
+const sortablesOf = (collections) => schemaProperties("sortables", collections);
 
 function queryableChips(queryables, insert) {
   return queryables.map(([name, schema]) =>
@@ -1011,6 +1005,10 @@ async function renderSearch(state, current) {
   const results = h("section", { id: "search-results", "aria-label": "Results" });
   viewRoot().replaceChildren(h("h2", {}, "Search items"), form, results);
   drawArea(state.bbox, state.intersects);
+  // A new search over an area shows the area; pages keep the map as it is.
+  if (!state.page && drawSource.getFeatures().length) {
+    map.getView().fit(drawSource.getExtent(), { padding: [40, 40, 40, 40], maxZoom: 12, duration: 0 });
+  }
   const params = searchParams(state);
   const page = new URLSearchParams(params);
   if (state.page) page.set("token", state.page);

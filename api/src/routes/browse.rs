@@ -47,7 +47,7 @@ impl Basemap {
             ));
         }
         for part in ["{z}", "{x}", "{y}"] {
-            if !url.contains(part) && !(part == "{y}" && url.contains("{-y}")) {
+            if !(url.contains(part) || part == "{y}" && url.contains("{-y}")) {
                 return Err(format!(
                     "basemap URL {url:?} has no {part}: an XYZ template is needed"
                 ));

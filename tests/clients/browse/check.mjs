@@ -1,11 +1,13 @@
 // End-to-end check of arcolake's browse page (/browse) in headless Chromium.
 //
-//   node check.mjs BASE_URL API_KEY SCREENSHOT_DIR
+//   node check.mjs BASE_URL API_KEY SCREENSHOT_DIR [ADMIN_TOKEN]
 //
 // BASE_URL        the server, e.g. http://127.0.0.1:PORT (a trailing slash is dropped)
 // API_KEY         an arcolake API key (alk_...) granting the restricted collection
 //                 `lake-secret`
 // SCREENSHOT_DIR  where a PNG of each view is written (created when missing)
+// ADMIN_TOKEN     optional: the server's admin token, to add (and remove) an
+//                 item with a thumbnail for check 8b
 //
 // The server serves the demo catalog (fixtures/stac: sentinel-2-l2a, landsat-c2-l2)
 // and the crawled fixtures/ingest as lake-local (public, streamed through the
@@ -33,6 +35,8 @@
 //    7. an invalid CQL2 filter shows the server's error description
 //    8. the item view: properties, assets, snippets, raw JSON; the asset's
 //       signed link streams the fixture's bytes, and ranges of them
+//   8b. (with ADMIN_TOKEN) a result's thumbnail is a signed URL of this
+//       server that gives the file
 //    9. the API key dialog shows the restricted collection; the key is sent
 //       as a header and never appears in a URL
 //   10. axe-core finds no serious or critical violation in the main views
@@ -108,19 +112,22 @@ function expectEqual(label, got, want) {
 
 function usage(message) {
   console.error(`error: ${message}`);
-  console.error('usage: node check.mjs BASE_URL API_KEY SCREENSHOT_DIR');
+  console.error('usage: node check.mjs BASE_URL API_KEY SCREENSHOT_DIR [ADMIN_TOKEN]');
   process.exit(2);
 }
 
 // --- arguments ----------------------------------------------------------------
 
 const args = process.argv.slice(2);
-if (args.length !== 3) {
-  usage(`expected 3 arguments, got ${args.length}`);
+if (args.length !== 3 && args.length !== 4) {
+  usage(`expected 3 or 4 arguments, got ${args.length}`);
 }
 const BASE = args[0].replace(/\/$/, '');
 const API_KEY = args[1];
 const SCREENSHOT_DIR = path.resolve(args[2]);
+// With the admin token, an item with a thumbnail is added to lake-local for
+// check 8b (and removed after it).
+const ADMIN_TOKEN = args[3] ?? '';
 let ORIGIN;
 try {
   ORIGIN = new URL(BASE).origin;
@@ -948,6 +955,66 @@ function checkOrigins() {
 
 // --- main -------------------------------------------------------------------------------
 
+/** Send a JSON request with the admin token; the answer's status. */
+async function adminRequest(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    headers: {Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json'},
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  });
+  return {status: response.status, text: await response.text()};
+}
+
+async function checkThumbnails(page) {
+  console.log('# 8b. thumbnails through signed URLs');
+  // An item of lake-local whose thumbnail is one of the lake's files (a
+  // GeoTIFF: the check is of the signed address and its bytes, not of how
+  // the browser draws it).
+  const lake = await getJson(apiUrl('/collections/lake-local/items', {limit: 100}));
+  const tiffOf = (f) => Object.values(f.assets ?? {}).find((a) => (a.type ?? '').startsWith('image/tiff'));
+  const donor = lake.features.find(tiffOf);
+  expect(donor, 'lake-local has no item with a GeoTIFF asset');
+  const file = tiffOf(donor);
+  const id = 'browse-thumbnail-check';
+  const item = {
+    type: 'Feature',
+    stac_version: '1.0.0',
+    id,
+    collection: 'lake-local',
+    geometry: donor.geometry,
+    bbox: donor.bbox,
+    properties: {datetime: '2024-01-01T00:00:00Z', title: 'An item with a thumbnail'},
+    links: [],
+    assets: {thumbnail: {href: file.href, type: 'image/tiff', roles: ['thumbnail']}},
+  };
+  const created = await adminRequest('POST', apiUrl('/collections/lake-local/items'), item);
+  expect([200, 201].includes(created.status), `POST of the thumbnail item: ${created.status} ${created.text.slice(0, 300)}`);
+  try {
+    await page.goto(apiUrl('/browse', {view: 'search', collections: 'lake-local', filter: `id = '${id}'`}));
+    await waitReady(page, 'search', 'the search for the item with a thumbnail');
+    const img = page.locator(`#result-list li.result[data-id="${id}"] img.thumb`);
+    await img.waitFor({timeout: TIMEOUT_MS});
+    const src = await img.getAttribute('src');
+    const url = new URL(src, BASE);
+    expectEqual('the thumbnail address is this server\'s', url.origin, ORIGIN);
+    expect(url.pathname.startsWith('/assets/') && url.searchParams.has('sig'), `the thumbnail is not a signed URL of the streaming route: ${src}`);
+    ok(`the thumbnail is a signed URL of the streaming route (${url.pathname})`);
+    const bytes = await get(url.href);
+    expectEqual('GET of the signed thumbnail: status', bytes.status, 200);
+    if (typeof file['file:size'] === 'number') {
+      expectEqual('the signed thumbnail gives the file (its size)', bytes.body.length, file['file:size']);
+    }
+    const magic = bytes.body.subarray(0, 4).toString('latin1');
+    expect(magic === 'II*\u0000' || magic === 'MM\u0000*', `the signed thumbnail is not the TIFF file: ${fmt(magic)}`);
+    ok('the signed thumbnail gives the file\'s bytes');
+    await screenshot(page, 'thumbnail.png');
+  } finally {
+    const removed = await adminRequest('DELETE', apiUrl(`/collections/lake-local/items/${id}`));
+    expect([200, 204].includes(removed.status), `DELETE of the thumbnail item: ${removed.status} ${removed.text.slice(0, 300)}`);
+  }
+}
+
 async function main() {
   await mkdir(SCREENSHOT_DIR, {recursive: true});
   const browser = await chromium.launch({
@@ -986,6 +1053,10 @@ async function main() {
     expectNoJsErrors('with an invalid filter');
     const itemUrl = await checkItem(page);
     expectNoJsErrors('in the item view');
+    if (ADMIN_TOKEN) {
+      await checkThumbnails(page);
+      expectNoJsErrors('with thumbnails');
+    }
     await checkRestricted(context);
     expectNoJsErrors('with the API key');
     await checkAccessibility(browser, [
