@@ -16,6 +16,7 @@ pub mod error;
 pub mod extract;
 mod item_page;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod pmtiles;
 pub mod ranges;
@@ -168,10 +169,12 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         settings.body_limit,
         settings.admission_wait,
     );
+    let metrics = Arc::new(metrics::Metrics::default());
     let state = AppState {
         store,
         settings: Arc::new(settings),
         openapi: Arc::new(document),
+        metrics: Arc::clone(&metrics),
     };
     let request_id = HeaderName::from_static("x-request-id");
     // Browsers read across origins with a key or token (STAC Browser's
@@ -221,6 +224,8 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::from_fn_with_state(admission, admission::admit))
+        // Outside admission: requests refused or timed out are counted too.
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(axum::middleware::from_fn(error::log_errors))
         .layer(compress)
         .layer(cors)

@@ -15,4 +15,6 @@ pub struct AppState {
     pub settings: Arc<ServeConfig>,
     /// The OpenAPI document, serialised once.
     pub openapi: Arc<String>,
+    /// Request and pool metrics of this process (`/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -80,10 +80,14 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(health::get_readiness))
         .split_for_parts();
     (
-        browse::routes(router.route(
-            "/assets/{source}/{*path}",
-            axum::routing::get(assets::stream),
-        )),
+        browse::routes(
+            router
+                .route(
+                    "/assets/{source}/{*path}",
+                    axum::routing::get(assets::stream),
+                )
+                .route("/metrics", axum::routing::get(crate::metrics::get_metrics)),
+        ),
         api,
     )
 }
