@@ -23,6 +23,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::num::NonZeroUsize;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -824,6 +825,8 @@ struct Reader {
     batch_size: usize,
     chunk: Vec<Work>,
     in_batch: usize,
+    /// Bytes of the files read so far (for the progress line).
+    read: Arc<AtomicU64>,
 }
 
 impl Reader {
@@ -862,7 +865,10 @@ impl Reader {
                 Err(reason) => self.fail(&source, None, reason),
             },
             Format::Json => match read_json_file(&unit.path) {
-                Ok(bytes) => self.json(&source, &bytes),
+                Ok(bytes) => {
+                    self.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    self.json(&source, &bytes)
+                }
                 Err(reason) => self.fail(&source, None, reason),
             },
         }
@@ -876,7 +882,10 @@ impl Reader {
             let mut text = Vec::new();
             match reader.read_until(b'\n', &mut text) {
                 Ok(0) => return true,
-                Ok(_) => line += 1,
+                Ok(n) => {
+                    line += 1;
+                    self.read.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Err(e) => return self.fail(source, Some(line + 1), format!("cannot read: {e}")),
             }
             if skip.next_if_eq(&&line).is_some() || text.iter().all(u8::is_ascii_whitespace) {
@@ -1094,6 +1103,31 @@ struct Writer<'a> {
     report: LoadReport,
     last_log: Instant,
     wrote_items: bool,
+    progress: Progress,
+}
+
+/// How far a load is: bytes of its files read, of all, since when.
+struct Progress {
+    started: Instant,
+    total_bytes: u64,
+    read: Arc<AtomicU64>,
+}
+
+impl Progress {
+    /// The share of the files' bytes read (0–1) and the seconds still to go
+    /// at the rate so far, once there is a rate.
+    fn done(&self) -> (f64, Option<f64>) {
+        let read = self.read.load(Ordering::Relaxed);
+        #[expect(clippy::cast_precision_loss, reason = "a share of byte counts")]
+        let share = if self.total_bytes == 0 {
+            1.0
+        } else {
+            (read as f64 / self.total_bytes as f64).min(1.0)
+        };
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let eta = (share > 0.0).then(|| elapsed * (1.0 - share) / share);
+        (share, eta)
+    }
 }
 
 impl Writer<'_> {
@@ -1156,8 +1190,15 @@ impl Writer<'_> {
         tokio::task::spawn_blocking(move || drop(records));
         if self.last_log.elapsed() > Duration::from_secs(5) {
             self.last_log = Instant::now();
+            let items = self.report.items_inserted + self.report.items_updated;
+            let (share, eta) = self.progress.done();
+            #[expect(clippy::cast_precision_loss, reason = "a rate")]
+            let rate = items as f64 / self.progress.started.elapsed().as_secs_f64().max(1e-3);
             info!(
-                items = self.report.items_inserted + self.report.items_updated,
+                items,
+                items_per_second = format!("{rate:.0}"),
+                read = format!("{:.1} %", share * 100.0),
+                eta_seconds = eta.map(|s| format!("{s:.0}")),
                 "loading"
             );
         }
@@ -1302,12 +1343,23 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
     let (tx, mut rx) = mpsc::channel::<Chunk>(VALIDATION_AHEAD * 2);
     let batch_size = options.batch_size.get();
     let units = found.units;
+    let read = Arc::new(AtomicU64::new(0));
+    let progress = Progress {
+        started,
+        total_bytes: units
+            .iter()
+            .filter_map(|u| std::fs::metadata(&u.path).ok())
+            .map(|m| m.len())
+            .sum(),
+        read: Arc::clone(&read),
+    };
     let reader = tokio::task::spawn_blocking(move || {
         let mut r = Reader {
             tx,
             batch_size,
             chunk: Vec::new(),
             in_batch: 0,
+            read,
         };
         for unit in units {
             if !r.unit(unit) {
@@ -1324,6 +1376,7 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         report,
         last_log: Instant::now(),
         wrote_items: false,
+        progress,
     };
     while let Some(chunk) = rx.recv().await {
         w.take(chunk, &rules).await?;
@@ -1348,6 +1401,27 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_the_share_of_bytes_read_and_the_time_left() {
+        let progress = Progress {
+            started: Instant::now().checked_sub(Duration::from_secs(10)).unwrap(),
+            total_bytes: 400,
+            read: Arc::new(AtomicU64::new(0)),
+        };
+        let (share, eta) = progress.done();
+        assert!(share.abs() < 1e-9 && eta.is_none(), "{share} {eta:?}");
+        progress.read.store(100, Ordering::Relaxed);
+        let (share, eta) = progress.done();
+        assert!((share - 0.25).abs() < 1e-9);
+        // A quarter in about ten seconds: about thirty to go.
+        assert!((eta.unwrap() - 30.0).abs() < 1.0, "{eta:?}");
+        let empty = Progress {
+            total_bytes: 0,
+            ..progress
+        };
+        assert!((empty.done().0 - 1.0).abs() < 1e-9);
+    }
 
     #[test]
     fn element_lines_finds_each_feature_of_a_pretty_printed_collection() {
