@@ -8,12 +8,9 @@
 // warm), and the time from navigation start to the page's
 // `arcolake:first-render` mark is taken: the view drawn with its data.
 // Also printed: the JavaScript and total bytes sent (compressed) on a first
-// visit. playwright-core comes from tests/clients/browse (npm ci there).
-import { createRequire } from "node:module";
-import { existsSync } from "node:fs";
-
-const require = createRequire(new URL("../tests/clients/browse/package.json", import.meta.url));
-const { chromium } = require("playwright-core");
+// visit. Chromium is launched as the browse check launches it
+// (tests/clients/browse/chromium.mjs; npm ci there first).
+import { launchChromium } from "../tests/clients/browse/chromium.mjs";
 
 const base = (process.argv[2] || "").replace(/\/$/, "");
 const runs = Number(process.argv[3] || 10);
@@ -21,12 +18,7 @@ if (!base) {
   console.error("usage: node scripts/bench-browse.mjs BASE_URL [RUNS]");
   process.exit(2);
 }
-const executablePath = [process.env.CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => p && existsSync(p));
-const browser = await chromium.launch({
-  executablePath,
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchChromium();
 
 const views = [
   ["collections", "/browse"],

@@ -274,14 +274,17 @@ function moveFocus(selector) {
 }
 
 /** The datetime parameter of two `datetime-local` or `date` values (UTC). */
+/** An RFC 3339 instant of a `date` or `datetime-local` value, read as UTC
+ * (a date is its first instant, or its last for `endOfDay`); "" for none. */
+function utcInstant(v, endOfDay = false) {
+  if (!v) return "";
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T${endOfDay ? "23:59:59.999" : "00:00:00"}Z`;
+  return /Z$|[+-]\d\d:\d\d$/.test(v) ? v : `${v.length === 16 ? `${v}:00` : v}Z`;
+}
+
 function datetimeRange(start, end) {
-  const instant = (v, endOfDay) => {
-    if (!v) return "..";
-    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return `${v}T${endOfDay ? "23:59:59.999" : "00:00:00"}Z`;
-    return /Z$|[+-]\d\d:\d\d$/.test(v) ? v : `${v.length === 16 ? `${v}:00` : v}Z`;
-  };
   if (!start && !end) return "";
-  return `${instant(start, false)}/${instant(end, true)}`;
+  return `${utcInstant(start) || ".."}/${utcInstant(end, true) || ".."}`;
 }
 
 function searchParams(s) {
@@ -409,14 +412,17 @@ function viewBbox() {
   return lonLatBox(fromMap(map.getView().calculateExtent(map.getSize())));
 }
 
+/** The map extent of a STAC bbox (2D or 3D): one across the antimeridian
+ * (west > east) runs on past 180°, and the poles are cut at ±85°. */
+function mapExtent(bbox) {
+  let [w, s, e, n] = bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox;
+  if (e < w) e += 360;
+  return toMap([w, Math.max(s, -85), e, Math.min(n, 85)]);
+}
+
 function fitBbox(bbox, { padding = 40, maxZoom = 12 } = {}) {
   if (!bbox || bbox.length < 4) return;
-  let [w, s, e, n] = bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox;
-  if (e < w) e += 360; // across the antimeridian
-  s = Math.max(s, -85);
-  n = Math.min(n, 85);
-  const extent = ol.proj.transformExtent([w, s, e, n], "EPSG:4326", "EPSG:3857");
-  map.getView().fit(extent, { padding: [padding, padding, padding, padding], maxZoom, duration: 0 });
+  map.getView().fit(mapExtent(bbox), { padding: [padding, padding, padding, padding], maxZoom, duration: 0 });
 }
 
 /** A vector tile source whose tiles are read with the API key as a header. */
@@ -588,9 +594,7 @@ function drawArea(bbox, intersects) {
   } else if (bbox) {
     const b = bbox.split(",").map(Number);
     if (b.length === 4 && b.every(Number.isFinite)) {
-      let [w, s, e, n] = b;
-      if (e < w) e += 360;
-      drawSource.addFeature(new ol.Feature(ol.geom.Polygon.fromExtent(toMap([w, s, e, n]))));
+      drawSource.addFeature(new ol.Feature(ol.geom.Polygon.fromExtent(mapExtent(b))));
     }
   }
 }
@@ -782,9 +786,7 @@ async function renderCollections(state, current) {
   extentSource.clear();
   for (const c of collections) {
     for (const bbox of (c.extent?.spatial?.bbox || []).slice(0, 1)) {
-      let [w, s, e, n] = bbox.length === 6 ? [bbox[0], bbox[1], bbox[3], bbox[4]] : bbox;
-      if (e < w) e += 360;
-      const f = new ol.Feature(ol.geom.Polygon.fromExtent(toMap([w, Math.max(s, -85), e, Math.min(n, 85)])));
+      const f = new ol.Feature(ol.geom.Polygon.fromExtent(mapExtent(bbox)));
       f.set("collection", c.id);
       extentSource.addFeature(f);
     }
@@ -965,14 +967,13 @@ function searchForm(state, collections, queryables, sortables) {
   form.addEventListener("submit", (e) => {
     e.preventDefault();
     const el = form.elements;
-    const toInstant = (v) => (v ? `${v.length === 16 ? `${v}:00` : v}Z` : "");
     go({
       view: "search",
       collections: [...form.querySelectorAll("input[name=collections]:checked")].map((i) => i.value),
       bbox: form.dataset.intersects ? "" : el["bbox"].value.replace(/\s+/g, ""),
       intersects: form.dataset.intersects || "",
-      start: toInstant(el["start"].value),
-      end: toInstant(el["end"].value),
+      start: utcInstant(el["start"].value),
+      end: utcInstant(el["end"].value),
       filter: el["filter"].value.trim(),
       sortby: el["sortby"].value,
       limit: Math.max(1, Math.min(1000, Number(el["limit"].value) || DEFAULT_LIMIT)),

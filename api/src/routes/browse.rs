@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::extract::Base;
+use crate::routes::tiles::not_modified;
 use crate::state::AppState;
 use crate::tile_cache::{accepts_gzip, gzip};
 
@@ -249,47 +250,37 @@ pub async fn static_file(
     } else {
         "no-cache"
     };
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-    {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-        response
-            .headers_mut()
-            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            response.headers_mut().insert(header::ETAG, v);
-        }
-        return Ok(response);
-    }
-    let body = if gzipped {
-        files_now.gzipped[index].clone()
+    let mut response = if not_modified(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Bytes::from_static(file.bytes)
+        let body = if gzipped {
+            files_now.gzipped[index].clone()
+        } else {
+            Bytes::from_static(file.bytes)
+        };
+        let mut response = body.into_response();
+        let h = response.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(file.media_type),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        if gzipped {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        } else {
+            // Sent as it is: the server's compression layer leaves answers
+            // that say `Accept-Ranges` alone, so no other encoding shares
+            // this tag.
+            h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+        }
+        response
     };
-    let mut response = body.into_response();
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(file.media_type),
-    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if gzipped {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    } else {
-        // Sent as it is: the server's compression layer leaves answers that
-        // say `Accept-Ranges` alone, so no other encoding shares this tag.
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
-    }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }

@@ -47,13 +47,12 @@
 // Exit status: 0 all passed, 1 a check failed (the first one is reported),
 // 2 usage error.
 
-import {existsSync} from 'node:fs';
 import {mkdir, readFile} from 'node:fs/promises';
 import {createRequire} from 'node:module';
 import path from 'node:path';
 import {fileURLToPath} from 'node:url';
 
-import {chromium} from 'playwright-core';
+import {launchChromium} from './chromium.mjs';
 
 const TIMEOUT_MS = 15_000;
 const VIEWPORT = {width: 1280, height: 800};
@@ -253,15 +252,6 @@ function geometryContains(geometry, point) {
 }
 
 // --- the browser -------------------------------------------------------------------
-
-function chromiumPath() {
-  const candidates = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
-  const found = candidates.find((p) => p && existsSync(p));
-  if (!found) {
-    fail(`no Chromium: none of ${candidates.filter(Boolean).join(', ')} exists (set CHROMIUM)`);
-  }
-  return found;
-}
 
 // Everything the pages did, over the whole run.
 const requests = []; // {url, label, request}
@@ -1017,20 +1007,12 @@ async function checkThumbnails(page) {
 
 async function main() {
   await mkdir(SCREENSHOT_DIR, {recursive: true});
-  const browser = await chromium.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    timeout: TIMEOUT_MS,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  let browser;
+  try {
+    browser = await launchChromium({timeout: TIMEOUT_MS});
+  } catch (err) {
+    fail(err.message);
+  }
   try {
     const context = await browser.newContext({viewport: VIEWPORT, timezoneId: 'UTC', locale: 'en-US'});
     const page = await openPage(context, 'main');
