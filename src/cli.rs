@@ -326,11 +326,23 @@ struct CrawlArgs {
     #[command(flatten)]
     db: DatabaseArgs,
     /// Storage to crawl: `s3://bucket/prefix`, `http(s)://door/path`, `file:///path` or a path.
-    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    #[arg(required_unless_present_any = ["config", "finalize"], conflicts_with = "config")]
     url: Option<String>,
     /// Collection to register items in (created when missing).
     #[arg(long, required_unless_present = "config")]
     collection: Option<String>,
+    /// Crawl only shard K of N (K from 0 to N-1): the files of the items
+    /// whose id hashes to K. Shards run at once, on any machines, in any
+    /// order, and together give the catalog one crawl gives. `auto` reads
+    /// the shard from a SLURM job array, a Kubernetes indexed Job or
+    /// `ARCOLAKE_SHARD_INDEX` with `ARCOLAKE_SHARD_COUNT`.
+    #[arg(long, env = "ARCOLAKE_SHARD", value_name = "K/N|auto")]
+    shard: Option<String>,
+    /// Do not crawl: work out the collections' extents (and publish their
+    /// layers) after the shards of a sharded crawl. The last shard of a
+    /// round to complete does this too.
+    #[arg(long, conflicts_with_all = ["dry_run", "include", "exclude", "force"])]
+    finalize: bool,
     /// Only paths matching this glob (repeatable).
     #[arg(long)]
     include: Vec<String>,
@@ -891,8 +903,14 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
 }
 
 impl CrawlArgs {
-    fn to_request(&self) -> ingest::run::CrawlRequest {
-        ingest::run::CrawlRequest {
+    fn to_request(&self) -> anyhow::Result<ingest::run::CrawlRequest> {
+        let shard = self
+            .shard
+            .as_deref()
+            .map(|spec| ingest::shard::resolve(spec, |name| std::env::var(name).ok()))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
+        Ok(ingest::run::CrawlRequest {
             url: self.url.clone(),
             collection: self.collection.clone(),
             include: self.include.clone(),
@@ -909,15 +927,27 @@ impl CrawlArgs {
                 force: self.force,
                 allow_mass_removal: self.allow_mass_removal,
                 max_removal_share: self.max_removal_share,
+                shard,
             },
             fail_on_error: self.fail_on_error,
             follow_links_outside: self.follow_links_outside,
-        }
+        })
     }
 }
 
 async fn crawl(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
-    let run = ingest::run::run(&args.db.config(true), &args.to_request())
+    let request = args.to_request()?;
+    if args.finalize {
+        let done = ingest::run::finalize(&args.db.config(true), &request)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        #[expect(clippy::print_stdout, reason = "the summary is the command's output")]
+        {
+            println!("{}", serde_json::json!({ "finalized": done }));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = ingest::run::run(&args.db.config(true), &request)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for r in &run.reports {

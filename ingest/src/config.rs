@@ -32,6 +32,8 @@ pub struct CrawlOptions {
     /// The largest share (0–1) of known objects a complete listing may lose
     /// before removal is refused as a likely outage (an unmounted mount point).
     pub max_removal_share: f64,
+    /// Crawl only this shard's objects (`--shard K/N`).
+    pub shard: Option<catalog::store::crawl::Shard>,
 }
 
 impl Default for CrawlOptions {
@@ -45,6 +47,7 @@ impl Default for CrawlOptions {
             force: false,
             allow_mass_removal: false,
             max_removal_share: 0.5,
+            shard: None,
         }
     }
 }

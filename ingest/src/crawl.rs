@@ -73,9 +73,17 @@ pub struct CrawlReport {
     pub source: String,
     pub collection: String,
     pub dry_run: bool,
+    /// The shard crawled (`K/N`), when the crawl was sharded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     /// Whether the listing ran to its end (removals happen only then).
     pub complete: bool,
+    /// Whether this run worked out the collection's extent (an unsharded
+    /// complete crawl, or the last shard of a round to complete).
+    pub finalized: bool,
     pub listed: u64,
+    /// Listed objects that belong to other shards.
+    pub other_shards: u64,
     pub skipped: u64,
     pub unchanged: u64,
     pub read: u64,
@@ -280,7 +288,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let generation = if job.options.dry_run {
         0
     } else {
-        job.store.begin_crawl(&key, job.collection.as_str()).await?
+        job.store
+            .begin_crawl(&key, job.collection.as_str(), job.options.shard)
+            .await?
     };
     let bar = (job.options.progress && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
@@ -295,6 +305,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             source: job.source.describe(),
             collection: job.collection.as_str().to_owned(),
             dry_run: job.options.dry_run,
+            shard: job.options.shard.map(|s| s.to_string()),
             ..CrawlReport::default()
         },
         started: Instant::now(),
@@ -350,6 +361,12 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         run.report.listed += entries.len() as u64;
         let mut wanted = Vec::with_capacity(entries.len());
         for e in entries {
+            if let Some(shard) = job.options.shard
+                && !shard.owns(&job.namer.name(&e).item_id)
+            {
+                run.report.other_shards += 1;
+                continue;
+            }
             let name_ok = include.as_ref().is_none_or(|g| g.is_match(&e.path))
                 && !exclude.as_ref().is_some_and(|g| g.is_match(&e.path));
             match Format::detect(&e).filter(|_| name_ok) {
@@ -383,7 +400,9 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         let msg = run.scrub(&e.to_string());
         run.report.stopped = Some(format!("listing failed: {msg}"));
         if !job.options.dry_run {
-            job.store.finish_crawl(&run.key, false).await?;
+            job.store
+                .finish_crawl(&run.key, generation, false, job.options.shard)
+                .await?;
         }
         finish(&mut run);
         if run.report.listed == 0 {
@@ -399,10 +418,17 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         } else {
             remove_missing(&mut run).await?;
         }
-        job.store
-            .refresh_collection_extent(job.collection.as_str())
+        // A run with refused removals still finalizes: the extent then
+        // covers the items kept, which are still in the catalog.
+        run.report.finalized = job
+            .store
+            .finish_crawl(&run.key, generation, true, job.options.shard)
             .await?;
-        job.store.finish_crawl(&run.key, true).await?;
+        if run.report.finalized {
+            job.store
+                .refresh_collection_extent(job.collection.as_str())
+                .await?;
+        }
     }
     finish(&mut run);
     Ok(run.report)
@@ -645,7 +671,7 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
     loop {
         let stale = job
             .store
-            .stale_crawl_objects(&run.key, run.generation, REMOVAL_BATCH)
+            .stale_crawl_objects(&run.key, run.generation, job.options.shard, REMOVAL_BATCH)
             .await?;
         let stale: Vec<CrawlObject> = stale
             .into_iter()
@@ -705,7 +731,7 @@ async fn removal_refused(run: &Run<'_>) -> Result<Option<String>, CrawlError> {
     let size = run
         .job
         .store
-        .crawl_state_size(&run.key, run.generation)
+        .crawl_state_size(&run.key, run.generation, options.shard)
         .await?;
     if size.unseen == 0 {
         return Ok(None);

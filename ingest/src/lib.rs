@@ -10,7 +10,8 @@
 //!   grouped by templates;
 //! - [`crawl`]: listing, change detection, batching into the catalog,
 //!   progress and the report;
-//! - [`run`]: the `crawl` command: its sources, its catalog, its outcome.
+//! - [`run`]: the `crawl` command: its sources, its catalog, its outcome;
+//! - [`shard`]: which shard of a sharded crawl this process is (`--shard`).
 
 #![allow(
     clippy::cast_precision_loss,
@@ -37,6 +38,7 @@ pub mod layer;
 pub mod publish;
 pub mod read;
 pub mod run;
+pub mod shard;
 
 pub use config::{CrawlOptions, SourceConfig, SourcesFile};
 pub use crawl::{CrawlReport, crawl};

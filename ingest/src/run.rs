@@ -191,7 +191,9 @@ async fn crawl_one(
         secrets: settings.secrets(),
     };
     let report = crate::crawl(&job).await?;
-    if cfg.publish && !req.options.dry_run {
+    // A shard publishes only when it finalized the collection: the layers
+    // are read from the items every shard wrote.
+    if cfg.publish && !req.options.dry_run && (report.shard.is_none() || report.finalized) {
         let (published, unchanged, failed) =
             crate::publish::publish_collection(store, job.source.as_ref(), job.collection.as_str())
                 .await
@@ -219,6 +221,9 @@ async fn crawl_one(
         unchanged = report.unchanged,
         failed = report.failed,
         skipped = report.skipped,
+        shard = report.shard.as_deref().unwrap_or("-"),
+        other_shards = report.other_shards,
+        finalized = report.finalized,
         items = report.items_written,
         removed = report.items_removed,
         seconds = format!("{:.2}", report.elapsed_seconds),
@@ -226,4 +231,56 @@ async fn crawl_one(
         "crawl finished"
     );
     Ok(report)
+}
+
+/// `arcolake crawl --finalize`: after the shards of a sharded crawl, work
+/// out each target collection's extent (and publish its vector layers where
+/// the sources file asks for it), whatever shards did it already. Returns
+/// the collections finalized.
+pub async fn finalize(db: &DbConfig, req: &CrawlRequest) -> Result<Vec<String>, CrawlError> {
+    let (sources, _) = sources_to_finalize(req)?;
+    let database = Database::open(db).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let mut done = Vec::new();
+    let result = async {
+        for cfg in &sources {
+            store.refresh_collection_extent(&cfg.collection).await?;
+            store.mark_crawls_finalized(&cfg.collection).await?;
+            if cfg.publish {
+                let settings = cfg.settings().map_err(CrawlError::Config)?;
+                let source = storage::source::open(&cfg.url, &settings)?;
+                crate::publish::publish_collection(&store, source.as_ref(), &cfg.collection)
+                    .await
+                    .map_err(|e| CrawlError::Config(format!("publishing layers: {e}")))?;
+            }
+            info!(collection = %cfg.collection, source = %cfg.name, "collection finalized");
+            done.push(cfg.collection.clone());
+        }
+        Ok::<_, CrawlError>(())
+    }
+    .await;
+    database.close().await?;
+    result?;
+    Ok(done)
+}
+
+/// The sources `--finalize` works on: those of the sources file (or the
+/// one named), else the collection named on the command line.
+fn sources_to_finalize(req: &CrawlRequest) -> Result<(Vec<SourceConfig>, bool), CrawlError> {
+    if req.config.is_some() || req.url.is_some() {
+        return sources(req);
+    }
+    let collection = req
+        .collection
+        .clone()
+        .ok_or_else(|| CrawlError::Config("--finalize needs --config or --collection".into()))?;
+    CollectionId::new(collection.clone()).map_err(CrawlError::Config)?;
+    Ok((
+        vec![SourceConfig {
+            name: "command-line".into(),
+            collection,
+            ..SourceConfig::default()
+        }],
+        false,
+    ))
 }

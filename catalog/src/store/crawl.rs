@@ -97,10 +97,88 @@ pub struct CrawlObject {
 /// An item key: (collection, id).
 pub type ItemKey = (String, String);
 
+/// Shard `index` of `count` of a sharded crawl (`--shard K/N`, K from 0).
+///
+/// An object belongs to the shard of its item's id, so the files of one
+/// item are never split between shards, and the split is the same in every
+/// run and on every machine (see `migrations/0010_crawl_shards.sql`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// From 0 to `count - 1`.
+    pub index: u32,
+    /// How many shards there are (at least 1).
+    pub count: u32,
+}
+
+impl Shard {
+    /// Shard `index` of `count`; an index past the count is refused.
+    pub fn new(index: u32, count: u32) -> std::result::Result<Self, String> {
+        if count == 0 {
+            return Err("the shard count must be at least 1".into());
+        }
+        if index >= count {
+            return Err(format!(
+                "shard {index} of {count} does not exist: shards count from 0 to {}",
+                count - 1
+            ));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// The shard hash of an item id: the first 32 bits of its MD5, as the
+    /// catalog's `crawl_shard_hash` computes it.
+    pub fn hash(item_id: &str) -> u32 {
+        use md5::Digest as _;
+        let digest = md5::Md5::digest(item_id.as_bytes());
+        u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+    }
+
+    /// Whether the item with this id belongs to this shard.
+    pub fn owns(&self, item_id: &str) -> bool {
+        Self::hash(item_id) % self.count == self.index
+    }
+
+    /// The SQL parameters of [`Self`]'s filter: (count, index), or (1, 0)
+    /// for an unsharded crawl, which owns everything.
+    fn bind(shard: Option<Self>) -> (i64, i64) {
+        shard.map_or((1, 0), |s| (i64::from(s.count), i64::from(s.index)))
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `K/N`, K counting from 0.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a shard: write K/N, e.g. 0/4"))?;
+        let number = |t: &str| {
+            t.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("{s:?} is not a shard: K and N are whole numbers, e.g. 0/4"))
+        };
+        Self::new(number(k)?, number(n)?)
+    }
+}
+
 impl Store {
-    /// Start a crawl of `source` into `collection`: returns its new
-    /// generation number.
-    pub async fn begin_crawl(&self, source: &str, collection: &str) -> Result<i64> {
+    /// Start a crawl of `source` into `collection` (or of one shard of
+    /// it): returns its new generation number. Shards of one source running
+    /// at once each get their own.
+    pub async fn begin_crawl(
+        &self,
+        source: &str,
+        collection: &str,
+        shard: Option<Shard>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
         let g: i64 = sqlx::query_scalar(
             "INSERT INTO crawl_runs (source, collection, generation) VALUES ($1, $2, 1) \
              ON CONFLICT (source) DO UPDATE SET generation = crawl_runs.generation + 1, \
@@ -108,20 +186,42 @@ impl Store {
         )
         .bind(source)
         .bind(collection)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        if let Some(s) = shard {
+            sqlx::query(
+                "INSERT INTO crawl_shards (source, shards, shard, generation) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (source, shards, shard) DO UPDATE SET generation = EXCLUDED.generation, \
+                 started_at = now(), finished_at = NULL, complete = false",
+            )
+            .bind(source)
+            .bind(i64::from(s.count))
+            .bind(i64::from(s.index))
+            .bind(g)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(g)
     }
 
-    /// How many objects earlier crawls of `source` registered, and how many
-    /// of them crawl `generation` has not seen.
-    pub async fn crawl_state_size(&self, source: &str, generation: i64) -> Result<CrawlStateSize> {
+    /// How many objects earlier crawls of `source` (of its `shard`, if one)
+    /// registered, and how many of them crawl `generation` has not seen.
+    pub async fn crawl_state_size(
+        &self,
+        source: &str,
+        generation: i64,
+        shard: Option<Shard>,
+    ) -> Result<CrawlStateSize> {
+        let (count, index) = Shard::bind(shard);
         let (known, unseen): (i64, i64) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE generation < $2) \
-             FROM crawl_objects WHERE source = $1",
+             FROM crawl_objects WHERE source = $1 AND shard_hash % $3 = $4",
         )
         .bind(source)
         .bind(generation)
+        .bind(count)
+        .bind(index)
         .fetch_one(&self.pool)
         .await?;
         Ok(CrawlStateSize {
@@ -210,13 +310,83 @@ impl Store {
         Ok(commit)
     }
 
-    /// Record the end of a crawl.
-    pub async fn finish_crawl(&self, source: &str, complete: bool) -> Result<()> {
-        sqlx::query("UPDATE crawl_runs SET finished_at = now(), complete = $2 WHERE source = $1")
+    /// Record the end of a crawl (or of one shard's run of generation
+    /// `generation`). Returns whether the collection is to be finalized
+    /// now (its extent worked out): after every complete unsharded crawl,
+    /// and after the last shard of a round of `N` shards to complete.
+    /// Exactly one of the shards of a round gets `true`.
+    pub async fn finish_crawl(
+        &self,
+        source: &str,
+        generation: i64,
+        complete: bool,
+        shard: Option<Shard>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The run's row is the lock that orders the shards' ends.
+        let (latest, finalized): (i64, i64) = sqlx::query_as(
+            "SELECT generation, finalized_generation FROM crawl_runs WHERE source = $1 FOR UPDATE",
+        )
+        .bind(source)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(s) = shard else {
+            sqlx::query(
+                "UPDATE crawl_runs SET finished_at = now(), complete = $2, \
+                 finalized_generation = CASE WHEN $2 THEN generation ELSE finalized_generation END \
+                 WHERE source = $1",
+            )
             .bind(source)
             .bind(complete)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+            tx.commit().await?;
+            return Ok(complete);
+        };
+        sqlx::query(
+            "UPDATE crawl_shards SET finished_at = now(), complete = $5 \
+             WHERE source = $1 AND shards = $2 AND shard = $3 AND generation = $4",
+        )
+        .bind(source)
+        .bind(i64::from(s.count))
+        .bind(i64::from(s.index))
+        .bind(generation)
+        .bind(complete)
+        .execute(&mut *tx)
+        .await?;
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM crawl_shards WHERE source = $1 AND shards = $2 \
+             AND complete AND generation > $3",
+        )
+        .bind(source)
+        .bind(i64::from(s.count))
+        .bind(finalized)
+        .fetch_one(&mut *tx)
+        .await?;
+        let last = complete && done == i64::from(s.count);
+        if last {
+            sqlx::query(
+                "UPDATE crawl_runs SET finished_at = now(), complete = true, \
+                 finalized_generation = $2 WHERE source = $1",
+            )
+            .bind(source)
+            .bind(latest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(last)
+    }
+
+    /// Mark every crawl of `collection` finalized (`arcolake crawl
+    /// --finalize`), so that the next round of shards ends with its own.
+    pub async fn mark_crawls_finalized(&self, collection: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE crawl_runs SET finalized_generation = generation WHERE collection = $1",
+        )
+        .bind(collection)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -300,20 +470,25 @@ impl Store {
         Ok(before)
     }
 
-    /// Objects of `source` not seen by crawl `generation` (at most `limit`).
+    /// Objects of `source` (of its `shard`, if one) not seen by crawl
+    /// `generation` (at most `limit`).
     pub async fn stale_crawl_objects(
         &self,
         source: &str,
         generation: i64,
+        shard: Option<Shard>,
         limit: i64,
     ) -> Result<Vec<CrawlObject>> {
+        let (count, index) = Shard::bind(shard);
         let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(
             "SELECT path, token, collection, item_id, part FROM crawl_objects \
-             WHERE source = $1 AND generation < $2 ORDER BY path LIMIT $3",
+             WHERE source = $1 AND generation < $2 AND shard_hash % $4 = $5 ORDER BY path LIMIT $3",
         )
         .bind(source)
         .bind(generation)
         .bind(limit)
+        .bind(count)
+        .bind(index)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

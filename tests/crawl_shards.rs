@@ -1,0 +1,488 @@
+#![allow(clippy::unwrap_used, reason = "test code")]
+//! Sharded crawls, run the way the templates in `deploy/` run them: four
+//! shard processes at once, each started with the environment its
+//! scheduler sets (a SLURM job array, HTCondor's submit file, a Kubernetes
+//! indexed Job), over a local tree and the S3 test server, give exactly the
+//! catalog one unsharded crawl gives; a shard killed mid-way and run again
+//! changes nothing else; a shard removes only its own vanished items.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::TestDb;
+
+const BIN: &str = env!("CARGO_BIN_EXE_arcolake");
+const COG: &str = "s2/T31UFU_20230615T104621_B02.tif";
+const SHARDS: u32 = 4;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A tree of `cogs` single-file items under two directories, and 40
+/// Sentinel-2 scenes of three band files each, grouped into one item per
+/// scene by the sources file's template.
+fn tree(dir: &Path, cogs: usize) {
+    let src = root().join("fixtures/ingest").join(COG);
+    for sub in ["a", "b/c", "s2"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..cogs {
+        let sub = if i % 2 == 0 { "a" } else { "b/c" };
+        std::fs::copy(&src, dir.join(format!("{sub}/f_{i:04}.tif"))).unwrap();
+    }
+    for scene in 0..40 {
+        for band in ["B02", "B03", "B04"] {
+            let name = format!(
+                "T31UF{}_202306{:02}T104621_{band}.tif",
+                ["U", "V"][scene % 2],
+                scene / 2 + 1
+            );
+            std::fs::copy(&src, dir.join("s2").join(name)).unwrap();
+        }
+    }
+}
+
+/// A sources file: the local tree (grouped), and the S3 test server's copy
+/// of `fixtures/ingest` when it runs.
+fn sources(dir: &Path, local: &Path) -> PathBuf {
+    let mut text = format!(
+        r#"
+[[source]]
+name = "tree"
+url = "{}"
+collection = "tree"
+[[source.group]]
+pattern = '(?P<tile>T\d{{2}}[A-Z]{{3}})_(?P<date>\d{{8}}T\d{{6}})_(?P<band>B\d{{2}})\.tif$'
+id = "{{tile}}_{{date}}"
+asset = "{{band}}"
+datetime = "{{date}}"
+datetime_format = "%Y%m%dT%H%M%S"
+"#,
+        local.display()
+    );
+    if let Ok(url) = std::env::var("ARCOLAKE_TEST_S3_URL") {
+        text += &[
+            "\n[[source]]\nname = \"s3\"\nurl = \"",
+            &url,
+            "\"\ncollection = \"on-s3\"\n",
+        ]
+        .concat();
+    } else {
+        assert!(
+            !support::backends::servers_required(),
+            "ARCOLAKE_TEST_S3_URL is not set"
+        );
+    }
+    let path = dir.join("sources.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// What a crawl leaves: every item, every crawl object, and each
+/// collection's extent.
+type Catalog = (
+    Vec<(String, String, Value)>,
+    Vec<(String, String, String)>,
+    Vec<(String, Value)>,
+);
+
+async fn catalog(db: &TestDb) -> Catalog {
+    let items = sqlx::query_as("SELECT collection, id, content FROM items ORDER BY collection, id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let objects = sqlx::query_as(
+        "SELECT split_part(source, ' -> ', 2), path, item_id FROM crawl_objects ORDER BY 1, 2",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let extents = sqlx::query_as("SELECT id, content->'extent' FROM collections ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    (items, objects, extents)
+}
+
+/// `program args…` with the catalog's URL and the scheduler's variables;
+/// reports go to `reports`.
+fn command(
+    program: &Path,
+    args: &[&str],
+    db: &TestDb,
+    env: &[(&str, String)],
+    reports: &Path,
+) -> Command {
+    let mut c = Command::new(program);
+    c.args(args)
+        .env("DATABASE_URL", db.url())
+        .env("ARCOLAKE_BIN", BIN)
+        .env("ARCOLAKE_REPORT_DIR", reports)
+        .env("ARCOLAKE_CRAWL_CONCURRENCY", "2")
+        .env_remove("ARCOLAKE_SHARD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Wait for every process; each must succeed. Returns their reports (one
+/// JSON line per source on stdout).
+fn wait_all(children: Vec<Child>) -> Vec<Value> {
+    let mut reports = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a shard failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            reports.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    reports
+}
+
+/// One unsharded crawl of the sources into a fresh catalog.
+async fn reference(sources: &Path, reports: &Path) -> Catalog {
+    let db = TestDb::new().await;
+    let child = command(
+        Path::new(BIN),
+        &[
+            "crawl",
+            "--config",
+            sources.to_str().unwrap(),
+            "--no-progress",
+        ],
+        &db,
+        &[],
+        reports,
+    )
+    .spawn()
+    .unwrap();
+    wait_all(vec![child]);
+    catalog(&db).await
+}
+
+/// The SLURM template, as `sbatch --array=0-3` runs it: task `i` of the
+/// array, with the variables SLURM sets.
+fn slurm(i: u32, sources: &Path, db: &TestDb, reports: &Path) -> Command {
+    command(
+        &root().join("deploy/slurm/crawl.sbatch"),
+        &[],
+        db,
+        &[
+            ("ARCOLAKE_SOURCES", sources.display().to_string()),
+            ("SLURM_ARRAY_JOB_ID", "77".into()),
+            ("SLURM_ARRAY_TASK_ID", i.to_string()),
+            ("SLURM_ARRAY_TASK_MIN", "0".into()),
+            ("SLURM_ARRAY_TASK_MAX", (SHARDS - 1).to_string()),
+            ("SLURM_ARRAY_TASK_COUNT", SHARDS.to_string()),
+            ("SLURM_ARRAY_TASK_STEP", "1".into()),
+        ],
+        reports,
+    )
+}
+
+/// The HTCondor template: `crawl-shard.sh` with the environment the
+/// submit file gives process `i` (checked against the submit file).
+fn htcondor(i: u32, sources: &Path, db: &TestDb, reports: &Path) -> Command {
+    let submit = std::fs::read_to_string(root().join("deploy/htcondor/crawl.sub")).unwrap();
+    assert!(submit.contains("executable  = crawl-shard.sh"));
+    assert!(submit.contains(&format!(
+        "ARCOLAKE_SHARD_INDEX=$(Process) ARCOLAKE_SHARD_COUNT={SHARDS}"
+    )));
+    assert!(submit.contains(&format!("\nqueue {SHARDS}\n")));
+    command(
+        &root().join("deploy/htcondor/crawl-shard.sh"),
+        &[],
+        db,
+        &[
+            ("ARCOLAKE_SOURCES", sources.display().to_string()),
+            ("ARCOLAKE_SHARD_INDEX", i.to_string()),
+            ("ARCOLAKE_SHARD_COUNT", SHARDS.to_string()),
+        ],
+        reports,
+    )
+}
+
+/// The Kubernetes template: the Job's container command (its sources file
+/// replaced by the test's), with the pod's `JOB_COMPLETION_INDEX` and the
+/// manifest's `ARCOLAKE_SHARD_COUNT`.
+fn kubernetes(i: u32, sources: &Path, db: &TestDb, reports: &Path) -> Command {
+    let job = std::fs::read_to_string(root().join("deploy/kubernetes/crawl-job.yaml")).unwrap();
+    assert!(job.contains(&format!("completions: {SHARDS}")));
+    assert!(job.contains(&format!(
+        "{{name: ARCOLAKE_SHARD_COUNT, value: \"{SHARDS}\"}}"
+    )));
+    let line = job
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("command: "))
+        .unwrap();
+    let command_line: Vec<String> = serde_json::from_str(line).unwrap();
+    assert_eq!(command_line[0], "arcolake");
+    let owned: Vec<String> = command_line[1..]
+        .iter()
+        .map(|a| {
+            if a == "/etc/arcolake/sources.toml" {
+                sources.display().to_string()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+    command(
+        Path::new(BIN),
+        &args,
+        db,
+        &[
+            ("JOB_COMPLETION_INDEX", i.to_string()),
+            ("ARCOLAKE_SHARD_COUNT", SHARDS.to_string()),
+        ],
+        reports,
+    )
+}
+
+/// Per collection, how many of the shards' reports finalized it.
+fn finalized(reports: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in reports {
+        assert!(
+            r["shard"].is_string(),
+            "a sharded report names its shard: {r}"
+        );
+        *out.entry(r["collection"].as_str().unwrap().to_owned())
+            .or_default() += usize::from(r["finalized"] == true);
+    }
+    out
+}
+
+#[tokio::test]
+async fn four_shards_at_once_give_the_catalog_of_one_crawl() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    tree(&local, 400);
+    let sources = sources(work.path(), &local);
+    let reports = work.path();
+    let want = reference(&sources, reports).await;
+    assert_eq!(want.0.iter().filter(|(c, ..)| c == "tree").count(), 440);
+    let scene = want
+        .0
+        .iter()
+        .find(|(_, id, _)| id == "T31UFU_20230601T104621")
+        .unwrap();
+    assert_eq!(
+        scene.2["assets"].as_object().unwrap().len(),
+        3,
+        "a scene's bands are one item"
+    );
+
+    // SLURM: four array tasks at once.
+    let db = TestDb::new().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let shard_reports = wait_all(children);
+    assert_eq!(catalog(&db).await, want, "four SLURM shards");
+    for (collection, n) in finalized(&shard_reports) {
+        assert_eq!(n, 1, "{collection} is finalized by exactly one shard");
+    }
+    // Each shard read only its own files: together, each file once.
+    let tree_reports: Vec<&Value> = shard_reports
+        .iter()
+        .filter(|r| r["collection"] == "tree")
+        .collect();
+    let read: u64 = tree_reports
+        .iter()
+        .map(|r| r["read"].as_u64().unwrap())
+        .sum();
+    assert_eq!(read, 400 + 120);
+    for r in &tree_reports {
+        assert_eq!(
+            r["other_shards"].as_u64().unwrap() + r["read"].as_u64().unwrap(),
+            520
+        );
+        assert!(
+            r["read"].as_u64().unwrap() > 60,
+            "the split is even enough: {r}"
+        );
+    }
+    assert!(
+        reports.join("crawl-77-3.json").exists(),
+        "the template writes each task's report"
+    );
+
+    // Kubernetes: the same round again reads nothing and changes nothing.
+    let children = (0..SHARDS)
+        .map(|i| kubernetes(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let again = wait_all(children);
+    assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
+    assert_eq!(catalog(&db).await, want, "an unchanged round");
+    assert!(finalized(&again).values().all(|n| *n == 1));
+
+    // An explicit --finalize works out the same extents.
+    let out = command(
+        Path::new(BIN),
+        &["crawl", "--config", sources.to_str().unwrap(), "--finalize"],
+        &db,
+        &[],
+        reports,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        done["finalized"]
+            .as_array()
+            .unwrap()
+            .contains(&"tree".into())
+    );
+    assert_eq!(catalog(&db).await, want, "after --finalize");
+}
+
+#[tokio::test]
+async fn a_shard_killed_mid_way_and_run_again_changes_nothing_else() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    tree(&local, 2400);
+    let sources = sources(work.path(), &local);
+    let reports = work.path();
+    let want = reference(&sources, reports).await;
+
+    let db = TestDb::new().await;
+    let mut children: Vec<Child> = (0..SHARDS)
+        .map(|i| htcondor(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    // Shard 2 is killed as soon as it has committed some of its items.
+    let mut victim = children.remove(2);
+    let owned = "SELECT count(*) FROM crawl_objects WHERE shard_hash % 4 = 2";
+    let at = loop {
+        let n: i64 = sqlx::query_scalar(owned).fetch_one(&db.pool).await.unwrap();
+        if n > 0 {
+            victim.kill().unwrap();
+            victim.wait().unwrap();
+            break n;
+        }
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "shard 2 ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let others = wait_all(children);
+    let total: i64 = sqlx::query_scalar(owned).fetch_one(&db.pool).await.unwrap();
+    assert!(
+        at < 600 && total < 600,
+        "killed mid-way: {at} of shard 2's ~600 objects in"
+    );
+    // The other shards' work is whole; no collection is finalized without
+    // shard 2.
+    assert!(
+        others
+            .iter()
+            .all(|r| r["complete"] == true && r["finalized"] == false),
+        "{others:?}"
+    );
+    let rows: Vec<(String, bool)> =
+        sqlx::query_as("SELECT source, complete FROM crawl_shards WHERE shard = 2")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert!(rows.iter().any(|(_, complete)| !complete), "{rows:?}");
+
+    let rerun = wait_all(vec![htcondor(2, &sources, &db, reports).spawn().unwrap()]);
+    assert!(
+        rerun.iter().all(|r| r["finalized"] == true),
+        "the rerun is the round's last shard"
+    );
+    assert_eq!(
+        catalog(&db).await,
+        want,
+        "after the rerun of the killed shard"
+    );
+}
+
+#[tokio::test]
+async fn a_shard_removes_only_its_own_vanished_items() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    tree(&local, 200);
+    let sources = sources(work.path(), &local);
+    let reports = work.path();
+    let db = TestDb::new().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    wait_all(children);
+
+    // A tenth of the single-file items and one band of a scene go.
+    let mut gone = Vec::new();
+    for i in (0..200).step_by(10) {
+        let sub = if i % 2 == 0 { "a" } else { "b/c" };
+        std::fs::remove_file(local.join(format!("{sub}/f_{i:04}.tif"))).unwrap();
+        gone.push(format!("{}_f_{i:04}", sub.replace('/', "_")));
+    }
+    std::fs::remove_file(local.join("s2/T31UFU_20230601T104621_B03.tif")).unwrap();
+    let shard1 = catalog::store::crawl::Shard::new(1, SHARDS).unwrap();
+    let ids = |db: &TestDb| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id FROM items WHERE collection = 'tree' ORDER BY id",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let before = ids(&db).await;
+    let r = wait_all(vec![kubernetes(1, &sources, &db, reports).spawn().unwrap()]);
+    let after = ids(&db).await;
+    let removed: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
+    let mut mine: Vec<&String> = gone.iter().filter(|id| shard1.owns(id)).collect();
+    mine.sort();
+    assert!(!mine.is_empty() && mine.len() < gone.len(), "{mine:?}");
+    assert_eq!(
+        removed, mine,
+        "shard 1 removed exactly its own vanished items"
+    );
+    let tree = r.iter().find(|r| r["collection"] == "tree").unwrap();
+    assert_eq!(tree["items_removed"].as_u64().unwrap(), mine.len() as u64);
+
+    // The other shards finish the round: the catalog one crawl of the
+    // changed tree gives.
+    let children = [0, 2, 3]
+        .into_iter()
+        .map(|i| kubernetes(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    wait_all(children);
+    let want = reference(&sources, reports).await;
+    assert_eq!(catalog(&db).await, want);
+    let scene = want
+        .0
+        .iter()
+        .find(|(_, id, _)| id == "T31UFU_20230601T104621")
+        .unwrap();
+    assert_eq!(
+        scene.2["assets"].as_object().unwrap().len(),
+        2,
+        "the scene lost one band"
+    );
+}
