@@ -164,6 +164,13 @@ struct ServeArgs {
     /// Public root URL used in links (default: the request's Host).
     #[arg(long, env = "ARCOLAKE_PUBLIC_URL")]
     public_url: Option<Url>,
+    /// A streaming replica of the catalog (PostgreSQL URL): reads go to it
+    /// whenever it has replayed the writes they must see, writes to the
+    /// primary. A client reads its own writes through the same process, or
+    /// through any process when it sends back the `Arcolake-Read-After`
+    /// header its write's response carried.
+    #[arg(long, env = "ARCOLAKE_READ_DATABASE_URL", hide_env_values = true)]
+    read_database_url: Option<String>,
     /// Trust `Forwarded` / `X-Forwarded-*` headers from a reverse proxy.
     #[arg(long, env = "ARCOLAKE_TRUST_PROXY")]
     trust_proxy: bool,
@@ -827,6 +834,7 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
             "count_limit": args.count_limit,
             "count_timeout_ms": args.count_timeout_ms,
             "database_url": args.db.database_url.as_ref().map(|_| "<redacted>"),
+            "read_database_url": args.read_database_url.as_ref().map(|_| "<redacted>"),
             "data_dir": args.db.data_dir.clone().unwrap_or_else(default_data_dir),
             "max_connections": args.db.max_connections,
             "sources": args.sources,
@@ -868,9 +876,14 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
     let database = Database::open(&db_config)
         .await
         .context("could not open the catalog database")?;
-    let store = Store::new(database.pool.clone(), args.count_limit)
+    let mut store = Store::new(database.pool.clone(), args.count_limit)
         .with_count_timeout(Duration::from_millis(args.count_timeout_ms.max(1)))
         .with_queryables(overrides);
+    if let Some(url) = &args.read_database_url {
+        let replica = Database::open_replica(url, &db_config)
+            .context("--read-database-url is not a PostgreSQL URL")?;
+        store = store.with_replica(replica);
+    }
     if let Some(dir) = demo {
         match catalog::load::load_paths(&store, vec![dir.clone()], 2000).await {
             Ok(report) => {
@@ -895,8 +908,10 @@ async fn serve(args: &ServeArgs, demo: Option<PathBuf>) -> anyhow::Result<ExitCo
         }
     }
     let pruner = tokio::spawn(prune_stamps(store.clone()));
+    let watcher = tokio::spawn(store.clone().watch_replica());
     let result = api::serve(store, config).await;
     pruner.abort();
+    watcher.abort();
     database.close().await.context("closing the catalog")?;
     result.context("serving")?;
     Ok(ExitCode::SUCCESS)

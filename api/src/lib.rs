@@ -12,6 +12,7 @@
 pub mod admission;
 pub mod assets;
 pub mod auth;
+mod consistency;
 pub mod error;
 pub mod extract;
 mod item_page;
@@ -170,6 +171,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         settings.admission_wait,
     );
     let metrics = Arc::new(metrics::Metrics::default());
+    let consistency_store = store.clone();
     let state = AppState {
         store,
         settings: Arc::new(settings),
@@ -193,6 +195,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
             header::ACCEPT,
             header::ACCEPT_LANGUAGE,
             header::AUTHORIZATION,
+            HeaderName::from_static(catalog::store::replica::READ_AFTER_HEADER),
         ])
         .expose_headers([
             header::ETAG,
@@ -202,6 +205,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
             header::CONTENT_LENGTH,
             header::LAST_MODIFIED,
             header::RETRY_AFTER,
+            HeaderName::from_static(catalog::store::replica::READ_AFTER_HEADER),
             request_id.clone(),
         ]);
     // Asset bytes go out as stored: compressing them would break ranges
@@ -221,6 +225,7 @@ pub fn app(store: catalog::Store, settings: ServeConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(consistency_store, consistency::scope))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(axum::middleware::from_fn_with_state(admission, admission::admit))

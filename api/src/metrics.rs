@@ -56,6 +56,14 @@ pub struct Metrics {
     pool_open: Gauge<i64, AtomicI64>,
     pool_idle: Gauge<i64, AtomicI64>,
     pool_max: Gauge<i64, AtomicI64>,
+    reads: Family<ReadLabels, Counter>,
+}
+
+/// Where a catalog read went.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReadLabels {
+    /// `replica` or `primary`.
+    pub target: &'static str,
 }
 
 impl Default for Metrics {
@@ -67,6 +75,7 @@ impl Default for Metrics {
         let pool_open = Gauge::<i64, AtomicI64>::default();
         let pool_idle = Gauge::<i64, AtomicI64>::default();
         let pool_max = Gauge::<i64, AtomicI64>::default();
+        let reads = Family::<ReadLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -97,6 +106,11 @@ impl Default for Metrics {
             "Most database connections the pool opens",
             pool_max.clone(),
         );
+        registry.register(
+            "db_reads",
+            "Catalog reads with a read replica configured, by the server that answered (replica, or primary when the replica was behind or down)",
+            reads.clone(),
+        );
         Self {
             registry,
             requests,
@@ -105,13 +119,22 @@ impl Default for Metrics {
             pool_open,
             pool_idle,
             pool_max,
+            reads,
         }
     }
 }
 
 impl Metrics {
     /// The text of every metric, with the pool as it is now.
-    pub fn render(&self, pool: &sqlx::PgPool) -> String {
+    pub fn render(&self, store: &catalog::Store) -> String {
+        let pool = store.pool();
+        if store.has_replica() {
+            let counts = store.read_counts();
+            for (target, now) in [("replica", counts.replica), ("primary", counts.primary)] {
+                let counter = self.reads.get_or_create(&ReadLabels { target });
+                counter.inc_by(now.saturating_sub(counter.get()));
+            }
+        }
         self.pool_open.set(i64::from(pool.size()));
         self.pool_idle
             .set(i64::try_from(pool.num_idle()).unwrap_or(i64::MAX));
@@ -182,7 +205,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
 
 /// `GET /metrics`.
 pub async fn get_metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(state.store.pool());
+    let text = state.metrics.render(&state.store);
     let mut response = (StatusCode::OK, text).into_response();
     response
         .headers_mut()

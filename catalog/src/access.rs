@@ -121,6 +121,7 @@ impl Store {
         collections: &[String],
         expires: Option<DateTime<Utc>>,
     ) -> Result<(ApiKey, String)> {
+        self.wrote();
         if collections.is_empty() {
             return Err(Error::invalid_input(
                 "a key must grant at least one collection",
@@ -180,6 +181,7 @@ impl Store {
     /// Revoke a key by its id (or the whole key); `false` when no such key
     /// is active.
     pub async fn revoke_api_key(&self, id: &str) -> Result<bool> {
+        self.wrote();
         let id = split_key(id).map_or(id, |(id, _)| id);
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",

@@ -47,25 +47,9 @@ impl Database {
                 (cluster.connect_options(), Some(cluster))
             }
         };
-        // Requests are many and short: parallel workers for one query only
-        // steal the cores other requests need.
-        // A first page whose plan sorts every match also counts them in a
-        // window, which holds those rows: 16 MB keeps a few thousand items
-        // in memory instead of a temporary file.
-        let mut settings = vec![
-            ("max_parallel_workers_per_gather", "0".to_owned()),
-            ("timezone", "UTC".to_owned()),
-            ("work_mem", "16MB".to_owned()),
-        ];
-        if let Some(t) = config.statement_timeout {
-            settings.push(("statement_timeout", format!("{}ms", t.as_millis().max(1))));
-        }
-        let options = options.application_name("arcolake").options(settings);
-        let pool = PgPoolOptions::new()
-            .max_connections(config.max_connections)
+        let pool = pool_options(config)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(session(options, config))
             .await;
         let pool = match pool {
             Ok(pool) => pool,
@@ -81,6 +65,15 @@ impl Database {
             migrate::run(&db.pool).await?;
         }
         Ok(db)
+    }
+
+    /// A pool on a read replica of the catalog at `url`, with the same
+    /// settings; no migrations (a standby takes them from its primary).
+    /// It connects when first used, so a replica that is down when the
+    /// server starts is used once it answers.
+    pub fn open_replica(url: &str, config: &DbConfig) -> Result<PgPool> {
+        Ok(pool_options(config)
+            .connect_lazy_with(session(PgConnectOptions::from_str(url)?, config)))
     }
 
     /// A libpq URL of the embedded cluster, when one is used.
@@ -99,4 +92,29 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// Every arcolake connection's session settings.
+fn session(options: PgConnectOptions, config: &DbConfig) -> PgConnectOptions {
+    // Requests are many and short: parallel workers for one query only
+    // steal the cores other requests need.
+    // A first page whose plan sorts every match also counts them in a
+    // window, which holds those rows: 16 MB keeps a few thousand items
+    // in memory instead of a temporary file.
+    let mut settings = vec![
+        ("max_parallel_workers_per_gather", "0".to_owned()),
+        ("timezone", "UTC".to_owned()),
+        ("work_mem", "16MB".to_owned()),
+    ];
+    if let Some(t) = config.statement_timeout {
+        settings.push(("statement_timeout", format!("{}ms", t.as_millis().max(1))));
+    }
+    options.application_name("arcolake").options(settings)
+}
+
+/// The pool's limits.
+fn pool_options(config: &DbConfig) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(10))
 }

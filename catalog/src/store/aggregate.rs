@@ -158,7 +158,7 @@ impl Store {
                     let n: i64 = run("count(*)", false)
                         .build()
                         .persistent(!super::search::one_shot(search))
-                        .fetch_one(&self.pool)
+                        .fetch_one(self.reader())
                         .await?
                         .get(0);
                     json!({"name": name, "data_type": data_type, "value": n})
@@ -169,7 +169,7 @@ impl Store {
                     let v: Option<chrono::DateTime<chrono::Utc>> = run(&sql, false)
                         .build()
                         .persistent(!super::search::one_shot(search))
-                        .fetch_one(&self.pool)
+                        .fetch_one(self.reader())
                         .await?
                         .get(0);
                     let v = v.map_or(Value::Null, |t| {
@@ -218,7 +218,7 @@ impl Store {
                     let rows = run(&select, true)
                         .build()
                         .persistent(!super::search::one_shot(search))
-                        .fetch_all(&self.pool)
+                        .fetch_all(self.reader())
                         .await?;
                     let buckets: Vec<Value> = rows
                         .iter()

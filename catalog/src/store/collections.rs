@@ -1,5 +1,6 @@
 //! Collections in the store.
 
+use super::replica::lookup;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::{Store, StoredCollection, UNIQUE_VIOLATION, is_code};
@@ -23,7 +24,7 @@ impl Store {
         );
         visibility.push_condition(&mut qb, "id");
         qb.push(" ORDER BY id");
-        let rows = qb.build().fetch_all(&self.pool).await?;
+        let rows = qb.build().fetch_all(self.reader()).await?;
         Ok(rows.iter().map(stored).collect())
     }
 
@@ -33,25 +34,26 @@ impl Store {
         id: &CollectionId,
         visibility: &Visibility,
     ) -> Result<StoredCollection> {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "SELECT id, content::text, links::text FROM collections WHERE id = ",
-        );
-        qb.push_bind(id.as_str());
-        visibility.push_condition(&mut qb, "id");
-        qb.build()
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| stored(&r))
-            .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })
+        lookup!(self, |pool| {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "SELECT id, content::text, links::text FROM collections WHERE id = ",
+            );
+            qb.push_bind(id.as_str());
+            visibility.push_condition(&mut qb, "id");
+            qb.build().fetch_optional(pool).await?.map(|r| stored(&r))
+        })
+        .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })
     }
 
     /// The collection as a JSON value (for merge patches).
     pub async fn collection_value(&self, id: &CollectionId) -> Result<serde_json::Value> {
-        let row = sqlx::query("SELECT content, links FROM collections WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })?;
+        let row = lookup!(self, |pool| {
+            sqlx::query("SELECT content, links FROM collections WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await?
+        })
+        .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })?;
         let mut content: serde_json::Value = row.get(0);
         let links: Option<serde_json::Value> = row.get(1);
         if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {
@@ -62,12 +64,13 @@ impl Store {
 
     /// `true` when the collection exists.
     pub async fn collection_exists(&self, id: &str) -> Result<bool> {
-        Ok(
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM collections WHERE id = $1)")
+        let found: Option<i32> = lookup!(self, |pool| {
+            sqlx::query_scalar("SELECT 1 FROM collections WHERE id = $1")
                 .bind(id)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
     }
 
     /// `CollectionNotFound` unless the collection exists and `visibility`
@@ -86,6 +89,7 @@ impl Store {
 
     /// Create a collection (and its items partition); `CollectionExists` if taken.
     pub async fn create_collection(&self, record: &CollectionRecord) -> Result<()> {
+        self.wrote();
         sqlx::query("INSERT INTO collections (id, content, links) VALUES ($1, $2, $3)")
             .bind(record.id.as_str())
             .bind(&record.content)
@@ -106,6 +110,7 @@ impl Store {
 
     /// Replace an existing collection; `CollectionNotFound` if it does not exist.
     pub async fn replace_collection(&self, record: &CollectionRecord) -> Result<()> {
+        self.wrote();
         let done = sqlx::query(
             "UPDATE collections SET content = $2, links = $3, updated_at = now() WHERE id = $1",
         )
@@ -143,6 +148,7 @@ impl Store {
 
     /// Delete a collection and all its items (its partition is dropped).
     pub async fn delete_collection(&self, id: &CollectionId) -> Result<()> {
+        self.wrote();
         let done = sqlx::query("DELETE FROM collections WHERE id = $1")
             .bind(id.as_str())
             .execute(&self.pool)

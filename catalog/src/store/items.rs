@@ -1,5 +1,6 @@
 //! Items in the store: single writes and the bulk path.
 
+use super::replica::lookup;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
@@ -241,14 +242,16 @@ impl Store {
         id: &ItemId,
         visibility: &Visibility,
     ) -> Result<StoredItem> {
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = ",
-        );
-        qb.push_bind(collection.as_str())
-            .push(" AND id = ")
-            .push_bind(id.as_str());
-        visibility.push_condition(&mut qb, "collection");
-        let row = qb.build().fetch_optional(&self.pool).await?;
+        let row = lookup!(self, |pool| {
+            let mut qb = QueryBuilder::<Postgres>::new(
+                "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = ",
+            );
+            qb.push_bind(collection.as_str())
+                .push(" AND id = ")
+                .push_bind(id.as_str());
+            visibility.push_condition(&mut qb, "collection");
+            qb.build().fetch_optional(pool).await?
+        });
         match row {
             Some(r) => Ok(StoredItem {
                 collection: r.get(0),
@@ -288,12 +291,14 @@ impl Store {
     /// The item, the queryables bookkeeping and the collection's longest
     /// span are written in one transaction.
     pub async fn create_item(&self, record: &ItemRecord) -> Result<()> {
+        self.wrote();
         self.insert_items(std::slice::from_ref(record)).await?;
         Ok(())
     }
 
     /// Create items, all or none (`ItemExists` when any id is taken).
     pub async fn insert_items(&self, records: &[ItemRecord]) -> Result<WriteCounts> {
+        self.wrote();
         let mut tx = self.pool.begin().await?;
         let counts = Self::write_items(&mut tx, records, OnConflict::Fail).await?;
         tx.commit().await?;
@@ -303,6 +308,7 @@ impl Store {
     /// Replace an existing item; `ItemNotFound` if it does not exist. One
     /// transaction, like [`Store::create_item`].
     pub async fn replace_item(&self, record: &ItemRecord) -> Result<()> {
+        self.wrote();
         let mut tx = self.pool.begin().await?;
         Self::update_item(&mut tx, record).await?;
         tx.commit().await?;
@@ -321,6 +327,7 @@ impl Store {
     where
         F: FnOnce(serde_json::Value) -> Result<ItemRecord>,
     {
+        self.wrote();
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT content, links FROM items WHERE collection = $1 AND id = $2 FOR UPDATE",
@@ -398,6 +405,7 @@ impl Store {
 
     /// Delete one item.
     pub async fn delete_item(&self, collection: &CollectionId, id: &ItemId) -> Result<()> {
+        self.wrote();
         let done = sqlx::query("DELETE FROM items WHERE collection = $1 AND id = $2")
             .bind(collection.as_str())
             .bind(id.as_str())

@@ -4,6 +4,7 @@
 //! attributes in one jsonb column that `ST_AsMVT` spreads into feature
 //! properties with their types.
 
+use super::replica::lookup;
 use std::fmt::Write as _;
 
 use serde_json::Value;
@@ -178,6 +179,7 @@ impl LayerWriter {
 impl Store {
     /// Begin publishing a dataset: a new, empty table in a transaction.
     pub async fn begin_layer(&self, source: LayerSource) -> Result<LayerWriter> {
+        self.wrote();
         let mut tx = self.pool.begin().await?;
         // One publisher of an asset at a time: a second waits here until
         // the first commits or gives up, then replaces its layer.
@@ -233,7 +235,7 @@ impl Store {
              ORDER BY i.id, a.key",
         )
         .bind(collection)
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         Ok(rows
             .into_iter()
@@ -248,15 +250,17 @@ impl Store {
         item: &str,
         asset: &str,
     ) -> Result<Option<Published>> {
-        let row = sqlx::query(
-            "SELECT table_name, stamp, bbox, columns, features, source_token, href FROM published_layers \
-             WHERE collection = $1 AND item = $2 AND asset = $3",
-        )
-        .bind(collection)
-        .bind(item)
-        .bind(asset)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = lookup!(self, |pool| {
+            sqlx::query(
+                "SELECT table_name, stamp, bbox, columns, features, source_token, href FROM published_layers \
+                 WHERE collection = $1 AND item = $2 AND asset = $3",
+            )
+            .bind(collection)
+            .bind(item)
+            .bind(asset)
+            .fetch_optional(pool)
+            .await?
+        });
         Ok(row.map(|row| {
             let bbox: Option<Vec<f64>> = row.get(2);
             let columns: Value = row.get(3);
@@ -308,7 +312,7 @@ impl Store {
         .bind(east)
         .bind(north)
         .persistent(false)
-        .fetch_one(&self.pool)
+        .fetch_one(self.reader())
         .await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
@@ -347,7 +351,7 @@ impl Store {
         if let Some(b) = bbox {
             q = q.bind(b[0]).bind(b[1]).bind(b[2]).bind(b[3]);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(self.reader()).await?;
         let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
         let mut features = Vec::with_capacity(rows.len());
         let mut last = None;

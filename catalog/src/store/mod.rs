@@ -10,6 +10,7 @@ pub mod crawl;
 pub mod items;
 pub mod layers;
 mod queryables;
+pub mod replica;
 mod search;
 pub mod tiles;
 
@@ -30,6 +31,7 @@ pub struct Store {
     count_limit: u64,
     count_timeout: std::time::Duration,
     queryables: std::sync::Arc<queryables::QueryablesCache>,
+    replica: Option<std::sync::Arc<replica::Replica>>,
 }
 
 /// An item as read back: JSON text ready to splice.
@@ -76,6 +78,7 @@ impl Store {
             count_limit,
             count_timeout: DEFAULT_COUNT_TIMEOUT,
             queryables: std::sync::Arc::default(),
+            replica: None,
         }
     }
 

@@ -90,7 +90,7 @@ impl Store {
         }
         let rows =
             sqlx::query("SELECT collection, name, kind FROM item_properties ORDER BY 1, 2, 3")
-                .fetch_all(&self.pool)
+                .fetch_all(self.reader())
                 .await?;
         let mut kinds: Kinds = HashMap::new();
         for row in rows {
@@ -108,7 +108,7 @@ impl Store {
             "SELECT id, content->'summaries' FROM collections \
              WHERE jsonb_typeof(content->'summaries') = 'object' ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.reader())
         .await?;
         let titles = summaries
             .iter()

@@ -292,7 +292,7 @@ impl Store {
             let explained: Value = qb
                 .build()
                 .persistent(!one_shot(search))
-                .fetch_one(&self.pool)
+                .fetch_one(self.reader())
                 .await?
                 .get(0);
             Some(PlanShape::of(&explained))
@@ -304,7 +304,7 @@ impl Store {
         let rows = qb
             .build()
             .persistent(!one_shot(search))
-            .fetch_all(&self.pool)
+            .fetch_all(self.reader())
             .await?;
         let window_count: Option<u64> = if counted {
             Some(
@@ -419,7 +419,7 @@ impl Store {
         let n: i64 = qb
             .build()
             .persistent(!one_shot(search))
-            .fetch_one(&self.pool)
+            .fetch_one(self.reader())
             .await?
             .get(0);
         Ok(Count {
@@ -443,7 +443,7 @@ impl Store {
         // The planner can be far off (a selective filter on a property
         // without an index looks like a third of the table), so the capped
         // count also runs under a time budget; past it, the estimate stands.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.reader().begin().await?;
         sqlx::query("SELECT set_config('statement_timeout', $1, true)")
             .bind(format!("{}ms", self.count_timeout.as_millis().max(1)))
             .execute(&mut *tx)

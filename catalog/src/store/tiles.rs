@@ -1,5 +1,6 @@
 //! Vector tiles of item footprints, made by PostGIS (`ST_AsMVT`).
 
+use super::replica::lookup;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::Store;
@@ -101,14 +102,14 @@ impl Store {
             return Ok(sqlx::query_scalar(
                 "SELECT coalesce(max(stamp), 0) FROM collection_changes",
             )
-            .fetch_one(&self.pool)
+            .fetch_one(self.reader())
             .await?);
         }
         Ok(sqlx::query_scalar(
             "SELECT coalesce(max(stamp), 0) FROM collection_changes WHERE collection = ANY($1)",
         )
         .bind(collections)
-        .fetch_one(&self.pool)
+        .fetch_one(self.reader())
         .await?)
     }
 
@@ -227,7 +228,11 @@ impl Store {
                 .push(format!("::text AS v{i}"));
         }
         qb.push(") v) f");
-        let row = qb.build().persistent(false).fetch_one(&self.pool).await?;
+        let row = qb
+            .build()
+            .persistent(false)
+            .fetch_one(self.reader())
+            .await?;
         let bytes: Option<Vec<u8>> = row.get(0);
         let picked: i64 = row.get(1);
         Ok(Tile {
@@ -252,6 +257,7 @@ impl Store {
     /// Register a search body under `id` (a content hash: registering the
     /// same search again changes nothing).
     pub async fn register_search(&self, id: &str, body: &serde_json::Value) -> Result<()> {
+        self.wrote();
         sqlx::query(
             "INSERT INTO registered_searches (id, body) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
         )
@@ -264,12 +270,12 @@ impl Store {
 
     /// The body of a registered search.
     pub async fn registered_search(&self, id: &str) -> Result<Option<serde_json::Value>> {
-        Ok(
+        Ok(lookup!(self, |pool| {
             sqlx::query_scalar("SELECT body FROM registered_searches WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 }
 
