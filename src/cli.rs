@@ -32,6 +32,8 @@ enum Command {
     Crawl(CrawlArgs),
     /// Bulk-load Collections and Items from JSON, NDJSON, ItemCollections or static catalogs.
     Load(LoadArgs),
+    /// Export collections as stac-geoparquet and as a static STAC catalog.
+    Export(ExportArgs),
     /// Apply pending schema migrations and exit.
     Migrate(DbOnlyArgs),
     /// Manage the embedded PostgreSQL cluster.
@@ -435,6 +437,42 @@ struct LoadArgs {
     follow_outside: bool,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ExportFormat {
+    /// stac-geoparquet files under OUT/geoparquet/<collection>/.
+    Geoparquet,
+    /// A static catalog: OUT/catalog.json, OUT/<collection>/collection.json, items beside.
+    Static,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    db: DatabaseArgs,
+    /// Directory to write into (created when missing; an earlier export's
+    /// files are replaced).
+    out: PathBuf,
+    /// What to write (repeatable, or comma-separated): geoparquet, static.
+    #[arg(long, value_delimiter = ',', default_values = ["geoparquet", "static"])]
+    format: Vec<ExportFormat>,
+    /// Only this collection (repeatable); default: every public collection.
+    #[arg(long)]
+    collection: Vec<String>,
+    /// Export restricted collections too (an export is for publishing, so
+    /// they are left out by default).
+    #[arg(long)]
+    include_restricted: bool,
+    /// Items read and written per page.
+    #[arg(long, default_value_t = 10_000)]
+    page: usize,
+    /// The static catalog's id.
+    #[arg(long, default_value = "arcolake")]
+    catalog_id: String,
+    /// The static catalog's description.
+    #[arg(long, default_value = "A catalog exported by arcolake")]
+    catalog_description: String,
+}
+
 #[derive(Debug, Clone, Args)]
 struct DbOnlyArgs {
     #[command(flatten)]
@@ -586,6 +624,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&args.serve, Some(fixtures)).await
         }
         Command::Load(args) => interruptible(load(&args)).await,
+        Command::Export(args) => interruptible(export(&args)).await,
         Command::Migrate(args) => interruptible(migrate(&args)).await,
         Command::Db(args) => db(&args).await,
         Command::Openapi => {
@@ -981,6 +1020,35 @@ async fn crawl(args: &CrawlArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(run.outcome.exit_code()))
+}
+
+async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let options = catalog::export::ExportOptions {
+        collections: args.collection.clone(),
+        geoparquet: args.format.contains(&ExportFormat::Geoparquet),
+        static_catalog: args.format.contains(&ExportFormat::Static),
+        include_restricted: args.include_restricted,
+        page: args.page.max(1),
+        catalog_id: args.catalog_id.clone(),
+        catalog_description: args.catalog_description.clone(),
+    };
+    let database = open(&args.db, true).await?;
+    let store = Store::new(database.pool.clone(), 0);
+    let result = catalog::export::export(&store, &args.out, &options).await;
+    database.close().await.context("closing the catalog")?;
+    let report = result.context("exporting")?;
+    info!(
+        collections = report.collections,
+        items = report.items,
+        seconds = format!("{:.2}", report.seconds),
+        items_per_second = format!("{:.0}", report.items_per_second),
+        "export finished"
+    );
+    #[expect(clippy::print_stdout, reason = "the report is the command's output")]
+    {
+        println!("{}", serde_json::to_string(&report)?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {

@@ -37,6 +37,9 @@ pub enum Error {
     /// The embedded PostgreSQL cluster could not be set up or started.
     #[error("embedded PostgreSQL: {reason}")]
     Embedded { reason: String },
+    /// An export could not be written (`arcolake export`).
+    #[error("export: {reason}")]
+    Export { reason: String },
     /// An I/O failure outside the database (data directory, lock files).
     #[error("{path}: {source}")]
     Io {
@@ -155,6 +158,12 @@ impl Error {
         Self::Io {
             path: path.as_ref().display().to_string(),
             source,
+        }
+    }
+
+    pub(crate) fn export(reason: impl Into<String>) -> Self {
+        Self::Export {
+            reason: reason.into(),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod db;
 pub mod document;
 pub mod embedded;
 mod error;
+pub mod export;
 pub mod links;
 pub mod load;
 pub mod migrate;

@@ -1,0 +1,623 @@
+//! `arcolake export`: the catalog, or some collections, as files for the
+//! ecosystem.
+//!
+//! - **stac-geoparquet** (`geoparquet/<collection>/part-NNNNN.parquet`):
+//!   written by the `stac` crate's stac-geoparquet writer (the GeoParquet
+//!   `geo` metadata, the `stac-geoparquet` metadata with the collection).
+//!   A part holds items of one Arrow schema; when a page of items needs
+//!   another schema (a property or asset the earlier ones lack), the part is
+//!   closed and the next begins, so DuckDB reads them with
+//!   `union_by_name`, and Dask or geopandas one part per task.
+//! - **a static STAC catalog** (`catalog.json`, `<collection>/collection.json`,
+//!   `<collection>/<item>/<item>.json`), every link relative (no `self`), as
+//!   the STAC best practices lay out a self-contained catalog: ready to copy
+//!   to object storage and to load again with `arcolake load`.
+//!
+//! Memory stays bounded: items are read a page at a time (keyset on the
+//! primary key), written by one thread while the next page is read, and a
+//! collection's `item` links go through a file on disk until its
+//! `collection.json` is written after its items.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+use tracing::info;
+
+use crate::access::Visibility;
+use crate::store::StoredCollection;
+use crate::{Error, Result, Store};
+
+/// What to export and how.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Only these collections; empty: every collection the export sees.
+    pub collections: Vec<String>,
+    /// Write stac-geoparquet.
+    pub geoparquet: bool,
+    /// Write a static catalog.
+    pub static_catalog: bool,
+    /// Also export restricted collections (left out by default: an export
+    /// is for publishing).
+    pub include_restricted: bool,
+    /// Items read per page (and per Arrow record batch).
+    pub page: usize,
+    /// The static catalog's id.
+    pub catalog_id: String,
+    /// The static catalog's description.
+    pub catalog_description: String,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            collections: Vec::new(),
+            geoparquet: true,
+            static_catalog: true,
+            include_restricted: false,
+            page: 10_000,
+            catalog_id: "arcolake".into(),
+            catalog_description: "A catalog exported by arcolake".into(),
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ExportReport {
+    /// Collections exported.
+    pub collections: u64,
+    /// Items exported.
+    pub items: u64,
+    /// stac-geoparquet files written.
+    pub parquet_files: u64,
+    /// Seconds from start to end.
+    pub seconds: f64,
+    /// Items per second.
+    pub items_per_second: f64,
+}
+
+/// What the reader hands the writer thread.
+enum Message {
+    /// A collection begins.
+    Collection(StoredCollection),
+    /// A page of its items: (content, links) as stored.
+    Items(Vec<(String, Option<String>)>),
+    /// The collection is complete.
+    End,
+}
+
+/// Export into `out` (created if missing; files of an earlier export are
+/// replaced).
+pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Result<ExportReport> {
+    let started = Instant::now();
+    let visibility = if options.include_restricted {
+        Visibility::all()
+    } else {
+        Visibility::public()
+    };
+    let mut collections = store.list_collections(&visibility).await?;
+    if !options.collections.is_empty() {
+        let wanted: BTreeSet<&str> = options.collections.iter().map(String::as_str).collect();
+        let found: BTreeSet<&str> = collections.iter().map(|c| c.id.as_str()).collect();
+        if let Some(missing) = wanted.difference(&found).next() {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "collection {missing:?} is not in the catalog{}",
+                    if options.include_restricted {
+                        ""
+                    } else {
+                        " (or is restricted: add --include-restricted)"
+                    }
+                ),
+            });
+        }
+        collections.retain(|c| wanted.contains(c.id.as_str()));
+    }
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items WHERE collection = ANY($1)")
+        .bind(
+            collections
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_one(store.reader())
+        .await?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let (tx, rx) = sync_channel::<Message>(2);
+    let writer = {
+        let out = out.to_owned();
+        let options = options.clone();
+        let ids: Vec<String> = collections.iter().map(|c| c.id.clone()).collect();
+        std::thread::spawn(move || write_all(&out, &options, &ids, &rx))
+    };
+    let read = read_all(store, &collections, options, &tx, started, total).await;
+    drop(tx);
+    let written = writer
+        .join()
+        .map_err(|_| Error::export("the export writer panicked"))?;
+    // A write error explains a send that failed; report it first.
+    let parquet_files = written?;
+    let items = read?;
+    let seconds = started.elapsed().as_secs_f64();
+    #[expect(clippy::cast_precision_loss, reason = "a rate")]
+    let items_per_second = items as f64 / seconds.max(1e-6);
+    Ok(ExportReport {
+        collections: collections.len() as u64,
+        items,
+        parquet_files,
+        seconds,
+        items_per_second,
+    })
+}
+
+/// Read every collection's items page by page and hand them over.
+async fn read_all(
+    store: &Store,
+    collections: &[StoredCollection],
+    options: &ExportOptions,
+    tx: &SyncSender<Message>,
+    started: Instant,
+    total: i64,
+) -> Result<u64> {
+    let stopped = || Error::export("the export writer stopped");
+    let page = i64::try_from(options.page.max(1)).unwrap_or(10_000);
+    let mut items = 0u64;
+    let mut last_log = Instant::now();
+    for c in collections {
+        tx.send(Message::Collection(c.clone()))
+            .map_err(|_| stopped())?;
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+                "SELECT id, content::text, links::text FROM items \
+                 WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(&c.id)
+            .bind(&after)
+            .bind(page)
+            .fetch_all(store.reader())
+            .await?;
+            let Some((last, ..)) = rows.last() else {
+                break;
+            };
+            after.clone_from(last);
+            let full = i64::try_from(rows.len()).is_ok_and(|n| n == page);
+            items += rows.len() as u64;
+            let rows = rows.into_iter().map(|(_, c, l)| (c, l)).collect();
+            tx.send(Message::Items(rows)).map_err(|_| stopped())?;
+            if last_log.elapsed() >= Duration::from_secs(5) {
+                last_log = Instant::now();
+                let secs = started.elapsed().as_secs_f64();
+                #[expect(clippy::cast_precision_loss, reason = "a rate and a share")]
+                let (rate, share) = (items as f64 / secs, items as f64 / total.max(1) as f64);
+                let eta = (share > 0.0).then(|| secs * (1.0 - share) / share);
+                info!(
+                    items,
+                    items_per_second = format!("{rate:.0}"),
+                    done = format!("{:.1} %", share * 100.0),
+                    eta_seconds = eta.map(|s| format!("{s:.0}")),
+                    collection = %c.id,
+                    "exporting"
+                );
+            }
+            if !full {
+                break;
+            }
+        }
+        tx.send(Message::End).map_err(|_| stopped())?;
+    }
+    Ok(items)
+}
+
+/// A file or directory name for an id: the id itself when it is made of
+/// letters, digits, `-`, `_` and `.` (and is not `.` or `..`), else its
+/// safe characters and a hash of the whole id, so that two ids never share
+/// a name and no name needs percent-encoding in a link.
+fn file_name(id: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if id.chars().all(safe) && !id.starts_with('.') && id.len() <= 200 {
+        return id.to_owned();
+    }
+    let kept: String = id.chars().filter(|c| safe(*c)).take(120).collect();
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    let hash: String = digest[..6].iter().fold(String::new(), |mut s, b| {
+        let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
+        s
+    });
+    format!("{}_{hash}", kept.trim_start_matches('.'))
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(path, e)
+}
+
+/// A JSON document written to `path`.
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let mut w = BufWriter::new(File::create(path).map_err(io(path))?);
+    serde_json::to_writer(&mut w, value).map_err(|e| Error::export(e.to_string()))?;
+    w.flush().map_err(io(path))
+}
+
+/// The links stored with a document (foreign ones), as an array.
+fn stored_links(text: Option<&str>) -> Vec<Value> {
+    text.and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| match v {
+            Value::Array(a) => Some(a),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn link(rel: &str, href: &str, title: Option<&str>) -> Value {
+    let mut l = json!({"rel": rel, "href": href, "type": "application/json"});
+    if let Some(t) = title {
+        l["title"] = t.into();
+    }
+    l
+}
+
+/// The writer thread: every collection in turn, then `catalog.json`.
+/// Returns how many parquet files it wrote.
+fn write_all(
+    out: &Path,
+    options: &ExportOptions,
+    ids: &[String],
+    rx: &Receiver<Message>,
+) -> Result<u64> {
+    let mut parquet_files = 0;
+    let mut current: Option<CollectionWriter> = None;
+    while let Ok(message) = rx.recv() {
+        match message {
+            Message::Collection(c) => current = Some(CollectionWriter::new(out, options, c)?),
+            Message::Items(rows) => {
+                if let Some(w) = current.as_mut() {
+                    w.items(rows)?;
+                }
+            }
+            Message::End => {
+                if let Some(w) = current.take() {
+                    parquet_files += w.finish()?;
+                }
+            }
+        }
+    }
+    if options.static_catalog {
+        let mut links = vec![link("root", "./catalog.json", None)];
+        links.extend(ids.iter().map(|id| {
+            link(
+                "child",
+                &format!("./{}/collection.json", file_name(id)),
+                Some(id),
+            )
+        }));
+        write_json(
+            &out.join("catalog.json"),
+            &json!({
+                "type": "Catalog",
+                "stac_version": "1.1.0",
+                "id": options.catalog_id,
+                "description": options.catalog_description,
+                "links": links,
+            }),
+        )?;
+    }
+    Ok(parquet_files)
+}
+
+/// One collection being written.
+struct CollectionWriter {
+    collection: StoredCollection,
+    /// The static catalog's directory of the collection, and its `item`
+    /// links so far (one JSON object per line).
+    static_dir: Option<(PathBuf, BufWriter<File>)>,
+    parquet: Option<Parquet>,
+}
+
+/// A collection's stac-geoparquet parts.
+struct Parquet {
+    dir: PathBuf,
+    part: u64,
+    writer: Option<stac::geoparquet::Writer<BufWriter<File>>>,
+    /// The JSON paths of the open part's items (its Arrow schema).
+    shape: BTreeSet<String>,
+    collection: stac::Collection,
+}
+
+/// Every JSON path of the members of `map` and of the objects inside it
+/// (array elements share their array's path), with each member's JSON
+/// kind. At the top, the geometry and bbox are left out: they become WKB
+/// and a fixed struct.
+fn shape(map: &Map<String, Value>, path: &mut String, out: &mut BTreeSet<String>) {
+    for (key, v) in map {
+        if path.is_empty() && (key == "geometry" || key == "bbox") {
+            continue;
+        }
+        let len = path.len();
+        path.push('/');
+        path.push_str(key);
+        member(v, path, out);
+        path.truncate(len);
+    }
+}
+
+fn member(v: &Value, path: &mut String, out: &mut BTreeSet<String>) {
+    let kind = match v {
+        Value::Null => return,
+        Value::Bool(_) => "b",
+        Value::Number(_) => "n",
+        Value::String(_) => "s",
+        Value::Array(_) => "a",
+        Value::Object(_) => "o",
+    };
+    out.insert(format!("{path}:{kind}"));
+    match v {
+        Value::Object(map) => shape(map, path, out),
+        Value::Array(items) => {
+            let len = path.len();
+            path.push_str("[]");
+            for item in items {
+                member(item, path, out);
+            }
+            path.truncate(len);
+        }
+        _ => {}
+    }
+}
+
+impl CollectionWriter {
+    fn new(out: &Path, options: &ExportOptions, collection: StoredCollection) -> Result<Self> {
+        let name = file_name(&collection.id);
+        let static_dir = if options.static_catalog {
+            let dir = out.join(&name);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let links = dir.join(".item-links");
+            let file = File::create(&links).map_err(io(&links))?;
+            Some((dir, BufWriter::new(file)))
+        } else {
+            None
+        };
+        let parquet = if options.geoparquet {
+            let dir = out.join("geoparquet").join(&name);
+            // Parts of an earlier export would mix with this one's.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let value: Value = serde_json::from_str(&collection.content)
+                .map_err(|e| Error::export(format!("stored collection {}: {e}", collection.id)))?;
+            let collection = serde_json::from_value(value).map_err(|e| {
+                Error::export(format!(
+                    "collection {} is not a STAC Collection: {e}",
+                    collection.id
+                ))
+            })?;
+            Some(Parquet {
+                dir,
+                part: 0,
+                writer: None,
+                shape: BTreeSet::new(),
+                collection,
+            })
+        } else {
+            None
+        };
+        Ok(Self {
+            collection,
+            static_dir,
+            parquet,
+        })
+    }
+
+    fn items(&mut self, rows: Vec<(String, Option<String>)>) -> Result<()> {
+        let mut items = Vec::with_capacity(rows.len());
+        for (content, links) in rows {
+            let mut item: Map<String, Value> = serde_json::from_str(&content)
+                .map_err(|e| Error::export(format!("a stored item is not JSON: {e}")))?;
+            item.insert("links".into(), Value::Array(stored_links(links.as_deref())));
+            items.push(item);
+        }
+        if let Some((dir, links)) = &mut self.static_dir {
+            for item in &items {
+                let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+                let name = file_name(id);
+                let item_dir = dir.join(&name);
+                std::fs::create_dir_all(&item_dir).map_err(io(&item_dir))?;
+                let mut doc = item.clone();
+                if let Some(Value::Array(l)) = doc.get_mut("links") {
+                    let mut all = vec![
+                        link("root", "../../catalog.json", None),
+                        link("parent", "../collection.json", None),
+                        link("collection", "../collection.json", None),
+                    ];
+                    all.append(l);
+                    *l = all;
+                }
+                write_json(&item_dir.join(format!("{name}.json")), &Value::Object(doc))?;
+                let item_link = json!({"rel": "item", "href": format!("./{name}/{name}.json"), "type": "application/geo+json"});
+                serde_json::to_writer(&mut *links, &item_link)
+                    .map_err(|e| Error::export(e.to_string()))?;
+                links.write_all(b"\n").map_err(io(dir))?;
+            }
+        }
+        if let Some(p) = &mut self.parquet {
+            p.write(items)?;
+        }
+        Ok(())
+    }
+
+    /// Close the parts; write `collection.json` with its item links.
+    /// Returns the parquet files written.
+    fn finish(self) -> Result<u64> {
+        let mut files = 0;
+        if let Some(p) = self.parquet {
+            files = p.finish()?;
+        }
+        if let Some((dir, links)) = self.static_dir {
+            let links_path = dir.join(".item-links");
+            links
+                .into_inner()
+                .map_err(|e| Error::io(&links_path, e.into_error()))?;
+            let mut doc: Map<String, Value> = serde_json::from_str(&self.collection.content)
+                .map_err(|e| Error::export(format!("stored collection: {e}")))?;
+            let mut fixed = vec![
+                link("root", "../catalog.json", None),
+                link("parent", "../catalog.json", None),
+            ];
+            fixed.extend(stored_links(self.collection.links.as_deref()));
+            doc.insert("links".into(), Value::Array(fixed));
+            // The document up to its links array, then the item links
+            // streamed from disk: a million of them never sit in memory.
+            let text = serde_json::to_string(&doc).map_err(|e| Error::export(e.to_string()))?;
+            let open = text
+                .rfind(']')
+                .ok_or_else(|| Error::export("a collection without its links"))?;
+            let path = dir.join("collection.json");
+            let mut w = BufWriter::new(File::create(&path).map_err(io(&path))?);
+            w.write_all(&text.as_bytes()[..open]).map_err(io(&path))?;
+            let mut reader =
+                std::io::BufReader::new(File::open(&links_path).map_err(io(&links_path))?);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                let n =
+                    std::io::BufRead::read_line(&mut reader, &mut line).map_err(io(&links_path))?;
+                if n == 0 {
+                    break;
+                }
+                w.write_all(b",").map_err(io(&path))?;
+                w.write_all(line.trim_end().as_bytes()).map_err(io(&path))?;
+            }
+            w.write_all(&text.as_bytes()[open..]).map_err(io(&path))?;
+            w.flush().map_err(io(&path))?;
+            std::fs::remove_file(&links_path).map_err(io(&links_path))?;
+            debug_assert!(reader.read(&mut [0]).unwrap_or(0) == 0);
+        }
+        Ok(files)
+    }
+}
+
+impl Parquet {
+    /// Rows per row group: small enough that the writer's buffers stay in
+    /// the tens of megabytes for items of a few KB.
+    const ROW_GROUP: usize = 20_000;
+
+    fn items(values: &[Map<String, Value>]) -> Result<Vec<stac::Item>> {
+        values
+            .iter()
+            .map(|v| {
+                serde_json::from_value(Value::Object(v.clone()))
+                    .map_err(|e| Error::export(format!("a stored item is not a STAC Item: {e}")))
+            })
+            .collect()
+    }
+
+    /// The paths of a page of items.
+    fn shape_of(values: &[Map<String, Value>]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut path = String::new();
+        for v in values {
+            shape(v, &mut path, &mut out);
+        }
+        out
+    }
+
+    /// Start the next part with `values`; nothing is left of the part
+    /// when its first page cannot be encoded.
+    fn open(&mut self, values: &[Map<String, Value>]) -> Result<()> {
+        let path = self.dir.join(format!("part-{:05}.parquet", self.part));
+        let file = BufWriter::new(File::create(&path).map_err(io(&path))?);
+        let built = stac::geoparquet::WriterBuilder::new(file)
+            .writer_options(
+                stac::geoparquet::WriterOptions::new()
+                    .with_max_row_group_row_count(Self::ROW_GROUP),
+            )
+            .build(Self::items(values)?)
+            .and_then(|w| w.add_collection(self.collection.clone()));
+        match built {
+            Ok(writer) => {
+                self.part += 1;
+                self.shape = Self::shape_of(values);
+                self.writer = Some(writer);
+                Ok(())
+            }
+            Err(e) => {
+                std::fs::remove_file(&path).map_err(io(&path))?;
+                Err(Error::export(format!("stac-geoparquet: {e}")))
+            }
+        }
+    }
+
+    /// Write a page: into the open part when it fits the part's schema,
+    /// else into a new part. A page whose own items do not share one
+    /// schema (a field that is a number in one item and a string in
+    /// another) is written in halves, down to single items.
+    fn write(&mut self, values: Vec<Map<String, Value>>) -> Result<()> {
+        // The writer decodes later pages with the part's first schema and
+        // drops what it does not name: a page with a path the part lacks
+        // goes to a new part instead.
+        let fits = self.writer.is_some() && Self::shape_of(&values).is_subset(&self.shape);
+        if fits
+            && let Some(writer) = self.writer.as_mut()
+            && writer.write(Self::items(&values)?).is_ok()
+        {
+            return Ok(());
+        }
+        self.close()?;
+        match self.open(&values) {
+            Ok(()) => Ok(()),
+            Err(e) if values.len() == 1 => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, items = values.len(), "a page of mixed schemas; writing it in halves");
+                let mut first = values;
+                let second = first.split_off(first.len() / 2);
+                self.write(first)?;
+                self.write(second)
+            }
+        }
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if let Some(w) = self.writer.take() {
+            w.finish()
+                .map_err(|e| Error::export(format!("stac-geoparquet: {e}")))?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64> {
+        self.close()?;
+        Ok(self.part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn ids_become_names_that_need_no_encoding_and_never_collide() {
+        assert_eq!(
+            file_name("S2B_01CAA_20170101T100000_L2A"),
+            "S2B_01CAA_20170101T100000_L2A"
+        );
+        assert_eq!(file_name("a.b-c"), "a.b-c");
+        let odd = ["a/b", "a b", "a%2Fb", "..", ".hidden", "é"];
+        let names: std::collections::BTreeSet<String> = odd.iter().map(|i| file_name(i)).collect();
+        assert_eq!(names.len(), odd.len());
+        for n in &names {
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                "{n}"
+            );
+            assert!(!n.starts_with('.'), "{n}");
+        }
+        assert!(file_name(&"x".repeat(1000)).len() < 200);
+    }
+}
