@@ -125,6 +125,16 @@ async fn catalog(db: &TestDb) -> Catalog {
     (items, objects, extents)
 }
 
+/// The assets (bands) of the first Sentinel-2 scene of the tree.
+fn bands(catalog: &Catalog) -> usize {
+    let (.., scene) = catalog
+        .0
+        .iter()
+        .find(|(_, id, _)| id == "T31UFU_20230601T104621")
+        .unwrap();
+    scene["assets"].as_object().unwrap().len()
+}
+
 /// `program args…` with the catalog's URL and the scheduler's variables;
 /// reports go to `reports`.
 fn command(
@@ -292,16 +302,7 @@ async fn four_shards_at_once_give_the_catalog_of_one_crawl() {
     let reports = work.path();
     let want = reference(&sources, reports).await;
     assert_eq!(want.0.iter().filter(|(c, ..)| c == "tree").count(), 440);
-    let scene = want
-        .0
-        .iter()
-        .find(|(_, id, _)| id == "T31UFU_20230601T104621")
-        .unwrap();
-    assert_eq!(
-        scene.2["assets"].as_object().unwrap().len(),
-        3,
-        "a scene's bands are one item"
-    );
+    assert_eq!(bands(&want), 3, "a scene's bands are one item");
 
     // SLURM: four array tasks at once.
     let db = TestDb::new().await;
@@ -490,14 +491,5 @@ async fn a_shard_removes_only_its_own_vanished_items() {
     wait_all(children);
     let want = reference(&sources, reports).await;
     assert_eq!(catalog(&db).await, want);
-    let scene = want
-        .0
-        .iter()
-        .find(|(_, id, _)| id == "T31UFU_20230601T104621")
-        .unwrap();
-    assert_eq!(
-        scene.2["assets"].as_object().unwrap().len(),
-        2,
-        "the scene lost one band"
-    );
+    assert_eq!(bands(&want), 2, "the scene lost one band");
 }

@@ -153,13 +153,15 @@ struct Server {
     base: String,
 }
 
+/// Send `signal` to a child this test started and wait for it.
+fn stop(child: &mut Child, signal: Signal) {
+    let _ = kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal);
+    let _ = child.wait();
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = kill(
-            Pid::from_raw(i32::try_from(self.child.id()).unwrap()),
-            Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+        stop(&mut self.child, Signal::SIGTERM);
     }
 }
 
@@ -223,11 +225,7 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         // A fast shutdown: a smart one waits for every client to leave.
-        let _ = kill(
-            Pid::from_raw(i32::try_from(self.standby.id()).unwrap()),
-            Signal::SIGINT,
-        );
-        let _ = self.standby.wait();
+        stop(&mut self.standby, Signal::SIGINT);
         let _ = Command::new(BIN)
             .args(["db", "stop", "--force"])
             .env("ARCOLAKE_DATA_DIR", self.dir.path().join("primary"))
