@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, reason = "test code")]
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
+use support::ids;
 
 const BIN: &str = env!("CARGO_BIN_EXE_arcolake");
 const TOKEN: &str = "replica-test-admin-token";
@@ -348,16 +351,6 @@ fn item(i: u32) -> Value {
         "properties": {"datetime": format!("2024-01-01T00:{:02}:{:02}Z", i / 60, i % 60)},
         "links": [], "assets": {},
     })
-}
-
-/// Ids of an items page.
-fn ids(body: &Value) -> Vec<String> {
-    body["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// A link of `body` on `server` instead of the public URL.

@@ -20,7 +20,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufWriter, Read as _, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
@@ -417,28 +417,31 @@ impl CollectionWriter {
     fn items(&mut self, rows: Vec<(String, Option<String>)>) -> Result<()> {
         let mut items = Vec::with_capacity(rows.len());
         for (content, links) in rows {
-            let mut item: Map<String, Value> = serde_json::from_str(&content)
+            let mut item: Value = serde_json::from_str(&content)
                 .map_err(|e| Error::export(format!("a stored item is not JSON: {e}")))?;
-            item.insert("links".into(), Value::Array(stored_links(links.as_deref())));
+            item["links"] = Value::Array(stored_links(links.as_deref()));
             items.push(item);
         }
         if let Some((dir, links)) = &mut self.static_dir {
-            for item in &items {
-                let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
-                let name = file_name(id);
+            for item in &mut items {
+                let name = file_name(item.get("id").and_then(Value::as_str).unwrap_or_default());
                 let item_dir = dir.join(&name);
                 std::fs::create_dir_all(&item_dir).map_err(io(&item_dir))?;
-                let mut doc = item.clone();
-                if let Some(Value::Array(l)) = doc.get_mut("links") {
-                    let mut all = vec![
-                        link("root", "../../catalog.json", None),
-                        link("parent", "../collection.json", None),
-                        link("collection", "../collection.json", None),
-                    ];
-                    all.append(l);
-                    *l = all;
+                // The catalog's links go first in the file, then come off
+                // again: stac-geoparquet keeps the stored links only.
+                let generated = [
+                    link("root", "../../catalog.json", None),
+                    link("parent", "../collection.json", None),
+                    link("collection", "../collection.json", None),
+                ];
+                if let Some(Value::Array(l)) = item.get_mut("links") {
+                    l.splice(0..0, generated.iter().cloned());
                 }
-                write_json(&item_dir.join(format!("{name}.json")), &Value::Object(doc))?;
+                let written = write_json(&item_dir.join(format!("{name}.json")), item);
+                if let Some(Value::Array(l)) = item.get_mut("links") {
+                    l.drain(..generated.len());
+                }
+                written?;
                 let item_link = json!({"rel": "item", "href": format!("./{name}/{name}.json"), "type": "application/geo+json"});
                 serde_json::to_writer(&mut *links, &item_link)
                     .map_err(|e| Error::export(e.to_string()))?;
@@ -496,7 +499,6 @@ impl CollectionWriter {
             w.write_all(&text.as_bytes()[open..]).map_err(io(&path))?;
             w.flush().map_err(io(&path))?;
             std::fs::remove_file(&links_path).map_err(io(&links_path))?;
-            debug_assert!(reader.read(&mut [0]).unwrap_or(0) == 0);
         }
         Ok(files)
     }
@@ -507,29 +509,29 @@ impl Parquet {
     /// the tens of megabytes for items of a few KB.
     const ROW_GROUP: usize = 20_000;
 
-    fn items(values: &[Map<String, Value>]) -> Result<Vec<stac::Item>> {
+    fn items(values: &[Value]) -> Result<Vec<stac::Item>> {
         values
             .iter()
             .map(|v| {
-                serde_json::from_value(Value::Object(v.clone()))
+                <stac::Item as serde::Deserialize>::deserialize(v)
                     .map_err(|e| Error::export(format!("a stored item is not a STAC Item: {e}")))
             })
             .collect()
     }
 
     /// The paths of a page of items.
-    fn shape_of(values: &[Map<String, Value>]) -> BTreeSet<String> {
+    fn shape_of(values: &[Value]) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         let mut path = String::new();
-        for v in values {
+        for v in values.iter().filter_map(Value::as_object) {
             shape(v, &mut path, &mut out);
         }
         out
     }
 
-    /// Start the next part with `values`; nothing is left of the part
-    /// when its first page cannot be encoded.
-    fn open(&mut self, values: &[Map<String, Value>]) -> Result<()> {
+    /// Start the next part with `values` (of paths `shape`); nothing is
+    /// left of the part when its first page cannot be encoded.
+    fn open(&mut self, values: &[Value], shape: BTreeSet<String>) -> Result<()> {
         let path = self.dir.join(format!("part-{:05}.parquet", self.part));
         let file = BufWriter::new(File::create(&path).map_err(io(&path))?);
         let built = stac::geoparquet::WriterBuilder::new(file)
@@ -542,7 +544,7 @@ impl Parquet {
         match built {
             Ok(writer) => {
                 self.part += 1;
-                self.shape = Self::shape_of(values);
+                self.shape = shape;
                 self.writer = Some(writer);
                 Ok(())
             }
@@ -557,11 +559,12 @@ impl Parquet {
     /// else into a new part. A page whose own items do not share one
     /// schema (a field that is a number in one item and a string in
     /// another) is written in halves, down to single items.
-    fn write(&mut self, values: Vec<Map<String, Value>>) -> Result<()> {
+    fn write(&mut self, values: Vec<Value>) -> Result<()> {
         // The writer decodes later pages with the part's first schema and
         // drops what it does not name: a page with a path the part lacks
         // goes to a new part instead.
-        let fits = self.writer.is_some() && Self::shape_of(&values).is_subset(&self.shape);
+        let shape = Self::shape_of(&values);
+        let fits = self.writer.is_some() && shape.is_subset(&self.shape);
         if fits
             && let Some(writer) = self.writer.as_mut()
             && writer.write(Self::items(&values)?).is_ok()
@@ -569,7 +572,7 @@ impl Parquet {
             return Ok(());
         }
         self.close()?;
-        match self.open(&values) {
+        match self.open(&values, shape) {
             Ok(()) => Ok(()),
             Err(e) if values.len() == 1 => Err(e),
             Err(e) => {

@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import urllib.parse
-import urllib.request
 
 import duckdb
 import geopandas
@@ -29,19 +28,7 @@ import pystac
 import stac_geoparquet
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crawled_items_check import schema_source  # noqa: E402
-
-
-def check(cond, message):
-    if not cond:
-        print(f"FAIL: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
-def get_json(url):
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 (test URLs)
-        return json.load(resp)
+from crawled_items_check import check, get_json, schema_source  # noqa: E402
 
 
 SERVED_ONLY = ("https://stac-extensions.github.io/authentication/", "https://stac-extensions.github.io/alternate-assets/")
