@@ -167,6 +167,49 @@ async fn restricted_collections_stay_out_unless_asked_for_and_parts_follow_the_s
             .is_file()
     );
 
+    // Integers first, decimals later: the decimals go to a part of their
+    // own, not cut to integers in a column inferred from the integers.
+    store
+        .create_collection(
+            &catalog::CollectionRecord::from_value(support::collection("nums")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let nums: Vec<catalog::ItemRecord> = (0..20)
+        .map(|i| {
+            let mut it = support::item(
+                "nums",
+                &format!("n{i:02}"),
+                1.0,
+                1.0,
+                "2024-01-01T00:00:00Z",
+            );
+            it["properties"]["count"] = if i < 10 { json!(3) } else { json!(3.5) };
+            catalog::ItemRecord::from_value(it, None).unwrap()
+        })
+        .collect();
+    store.insert_items(&nums).await.unwrap();
+    let only = ExportOptions {
+        collections: vec!["nums".into()],
+        page: 10,
+        ..ExportOptions::default()
+    };
+    assert_eq!(
+        export(&store, out.path(), &only)
+            .await
+            .unwrap()
+            .parquet_files,
+        2
+    );
+    let file = std::fs::File::open(out.path().join("geoparquet/nums/part-00001.parquet")).unwrap();
+    let back = stac::geoparquet::from_reader(file).unwrap();
+    assert!(
+        back.items
+            .iter()
+            .all(|i| i.properties.additional_fields["count"] == json!(3.5)),
+        "decimals kept"
+    );
+
     let named = ExportOptions {
         collections: vec!["secret".into()],
         ..ExportOptions::default()

@@ -510,6 +510,19 @@ async fn behind_replica(a: &Server, b: &Server, standby: &sqlx::PgPool, auth: &[
     assert_eq!(r.status, 201, "{}", r.body);
     let marker = r.headers["arcolake-read-after"].clone();
     let newest = format!("it-{ITEMS:03}");
+    // A replacement answers with the item as written, though the replica
+    // still has the old one: reads after a write of the same request go to
+    // the primary.
+    let mut changed = item(0);
+    changed["properties"]["eo:cloud_cover"] = json!(77.5);
+    let r = http(
+        "PUT",
+        &format!("{}/collections/r/items/it-000", a.base),
+        Some(&changed),
+        auth,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["properties"]["eo:cloud_cover"], 77.5, "{}", r.body);
     let listed = |server: &Server, headers: &[(&str, &str)]| {
         ids(&http(
             "GET",

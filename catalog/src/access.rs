@@ -63,6 +63,26 @@ impl Visibility {
     }
 
     /// ` AND <column> is a visible collection` (nothing for the operator).
+    /// With `hidden` (the restricted collections this visibility does not
+    /// see, read on the primary), the condition names them; without it, the
+    /// query reads the restriction flags itself.
+    pub(crate) fn push_condition_with(
+        &self,
+        qb: &mut QueryBuilder<'_, Postgres>,
+        column: &str,
+        hidden: Option<&[String]>,
+    ) {
+        match hidden {
+            Some(h) if !self.all => {
+                qb.push(format!(" AND {column} <> ALL("))
+                    .push_bind(h.to_vec())
+                    .push(")");
+            }
+            _ => self.push_condition(qb, column),
+        }
+    }
+
+    /// ` AND <column> is a visible collection` (nothing for the operator).
     pub(crate) fn push_condition(&self, qb: &mut QueryBuilder<'_, Postgres>, column: &str) {
         if self.all {
             return;

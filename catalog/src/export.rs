@@ -215,13 +215,18 @@ async fn read_all(
     Ok(items)
 }
 
+/// Names the export writes itself, which no collection or item may take.
+const RESERVED: &[&str] = &["catalog.json", "collection.json", "geoparquet"];
+
 /// A file or directory name for an id: the id itself when it is made of
-/// letters, digits, `-`, `_` and `.` (and is not `.` or `..`), else its
-/// safe characters and a hash of the whole id, so that two ids never share
-/// a name and no name needs percent-encoding in a link.
+/// letters, digits, `-`, `_` and `.` (and is not `.` or `..`, nor a name
+/// the export writes), else its safe characters, `~` and a hash of the
+/// whole id. An id used as it is never holds `~`, so two ids never share a
+/// name (on a case-sensitive file system), and no name needs
+/// percent-encoding in a link.
 fn file_name(id: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if id.chars().all(safe) && !id.starts_with('.') && id.len() <= 200 {
+    if id.chars().all(safe) && !id.starts_with('.') && id.len() <= 200 && !RESERVED.contains(&id) {
         return id.to_owned();
     }
     let kept: String = id.chars().filter(|c| safe(*c)).take(120).collect();
@@ -230,7 +235,7 @@ fn file_name(id: &str) -> String {
         let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{b:02x}"));
         s
     });
-    format!("{}_{hash}", kept.trim_start_matches('.'))
+    format!("{}~{hash}", kept.trim_start_matches('.'))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -350,7 +355,10 @@ fn member(v: &Value, path: &mut String, out: &mut BTreeSet<String>) {
     let kind = match v {
         Value::Null => return,
         Value::Bool(_) => "b",
-        Value::Number(_) => "n",
+        // Integers and decimals apart: a column inferred from integers
+        // would cut later decimals to integers.
+        Value::Number(n) if n.is_f64() => "f",
+        Value::Number(_) => "i",
         Value::String(_) => "s",
         Value::Array(_) => "a",
         Value::Object(_) => "o",
@@ -610,13 +618,23 @@ mod tests {
             "S2B_01CAA_20170101T100000_L2A"
         );
         assert_eq!(file_name("a.b-c"), "a.b-c");
-        let odd = ["a/b", "a b", "a%2Fb", "..", ".hidden", "é"];
+        let odd = [
+            "a/b",
+            "a b",
+            "a%2Fb",
+            "..",
+            ".hidden",
+            "é",
+            "geoparquet",
+            "catalog.json",
+            "collection.json",
+        ];
         let names: std::collections::BTreeSet<String> = odd.iter().map(|i| file_name(i)).collect();
         assert_eq!(names.len(), odd.len());
         for n in &names {
             assert!(
                 n.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c)),
                 "{n}"
             );
             assert!(!n.starts_with('.'), "{n}");

@@ -19,10 +19,11 @@ fn stored(row: &sqlx::postgres::PgRow) -> StoredCollection {
 impl Store {
     /// The collections `visibility` sees, ordered by id.
     pub async fn list_collections(&self, visibility: &Visibility) -> Result<Vec<StoredCollection>> {
+        let hidden = self.hidden_on_primary(visibility).await?;
         let mut qb = QueryBuilder::<Postgres>::new(
             "SELECT id, content::text, links::text FROM collections WHERE true",
         );
-        visibility.push_condition(&mut qb, "id");
+        visibility.push_condition_with(&mut qb, "id", hidden.as_deref());
         qb.push(" ORDER BY id");
         let rows = qb.build().fetch_all(self.reader()).await?;
         Ok(rows.iter().map(stored).collect())
@@ -34,26 +35,26 @@ impl Store {
         id: &CollectionId,
         visibility: &Visibility,
     ) -> Result<StoredCollection> {
+        let hidden = self.hidden_on_primary(visibility).await?;
         lookup!(self, |pool| {
             let mut qb = QueryBuilder::<Postgres>::new(
                 "SELECT id, content::text, links::text FROM collections WHERE id = ",
             );
             qb.push_bind(id.as_str());
-            visibility.push_condition(&mut qb, "id");
+            visibility.push_condition_with(&mut qb, "id", hidden.as_deref());
             qb.build().fetch_optional(pool).await?.map(|r| stored(&r))
         })
         .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })
     }
 
-    /// The collection as a JSON value (for merge patches).
+    /// The collection as a JSON value (for merge patches), read on the
+    /// primary: what is read here is written back.
     pub async fn collection_value(&self, id: &CollectionId) -> Result<serde_json::Value> {
-        let row = lookup!(self, |pool| {
-            sqlx::query("SELECT content, links FROM collections WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(pool)
-                .await?
-        })
-        .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })?;
+        let row = sqlx::query("SELECT content, links FROM collections WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::CollectionNotFound { id: id.clone() })?;
         let mut content: serde_json::Value = row.get(0);
         let links: Option<serde_json::Value> = row.get(1);
         if let (serde_json::Value::Object(map), Some(links)) = (&mut content, links) {

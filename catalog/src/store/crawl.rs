@@ -419,7 +419,8 @@ impl Store {
             return Ok(());
         }
         sqlx::query(
-            "UPDATE crawl_objects SET generation = $3 WHERE source = $1 AND path = ANY($2)",
+            "UPDATE crawl_objects SET generation = GREATEST(generation, $3) \
+             WHERE source = $1 AND path = ANY($2)",
         )
         .bind(source)
         .bind(paths)
@@ -456,7 +457,7 @@ impl Store {
             "INSERT INTO crawl_objects (source, path, token, collection, item_id, part, generation) \
              SELECT $1, * , $7 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[]) \
              ON CONFLICT (source, path) DO UPDATE SET token = EXCLUDED.token, collection = EXCLUDED.collection, \
-             item_id = EXCLUDED.item_id, part = EXCLUDED.part, generation = EXCLUDED.generation",
+             item_id = EXCLUDED.item_id, part = EXCLUDED.part, generation = GREATEST(crawl_objects.generation, EXCLUDED.generation)",
         )
         .bind(source)
         .bind(&paths)

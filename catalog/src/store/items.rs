@@ -242,6 +242,7 @@ impl Store {
         id: &ItemId,
         visibility: &Visibility,
     ) -> Result<StoredItem> {
+        let hidden = self.hidden_on_primary(visibility).await?;
         let row = lookup!(self, |pool| {
             let mut qb = QueryBuilder::<Postgres>::new(
                 "SELECT collection, id, datetime, content::text, links::text FROM items WHERE collection = ",
@@ -249,7 +250,7 @@ impl Store {
             qb.push_bind(collection.as_str())
                 .push(" AND id = ")
                 .push_bind(id.as_str());
-            visibility.push_condition(&mut qb, "collection");
+            visibility.push_condition_with(&mut qb, "collection", hidden.as_deref());
             qb.build().fetch_optional(pool).await?
         });
         match row {

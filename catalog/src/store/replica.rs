@@ -21,8 +21,11 @@
 //! asked of the primary too, so a write made through another process
 //! without the header is found as soon as it is committed.
 //!
-//! Access control (API keys, the policy) is always read from the primary:
-//! a revoked key must stop working at once, not once the replica catches up.
+//! Reads after a write of the same request (the document a PUT answers
+//! with) go to the primary. Access control (API keys, the policy, which
+//! collections are restricted) is always read from the primary: a revoked
+//! key or a newly restricted collection must stop being served at once, not
+//! once the replica catches up.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,17 +126,30 @@ impl Store {
         let Some(r) = &self.replica else {
             return &self.pool;
         };
-        let needed = r
-            .written
-            .load(Ordering::Acquire)
-            .max(REQUEST.try_with(|m| m.read_after).unwrap_or(0));
-        if r.up.load(Ordering::Acquire) && r.replayed.load(Ordering::Acquire) >= needed {
+        let (read_after, wrote) = REQUEST
+            .try_with(|m| (m.read_after, m.wrote.load(Ordering::Acquire)))
+            .unwrap_or((0, false));
+        let needed = r.written.load(Ordering::Acquire).max(read_after);
+        if !wrote && r.up.load(Ordering::Acquire) && r.replayed.load(Ordering::Acquire) >= needed {
             r.reads_here.fetch_add(1, Ordering::Relaxed);
             &r.pool
         } else {
             r.reads_on_primary.fetch_add(1, Ordering::Relaxed);
             &self.pool
         }
+    }
+
+    /// With a replica, the restricted collections `visibility` does not
+    /// see, read on the primary, for reads that may run on the replica.
+    /// `None` without a replica: the reads then check the flags themselves.
+    pub(crate) async fn hidden_on_primary(
+        &self,
+        visibility: &crate::access::Visibility,
+    ) -> Result<Option<Vec<String>>> {
+        if self.replica.is_none() || visibility.is_all() {
+            return Ok(None);
+        }
+        self.hidden_collections(visibility).await.map(Some)
     }
 
     /// The primary, when a read on [`Store::reader`] found nothing and the
@@ -186,10 +202,9 @@ impl Store {
                 (output, Some(lsn))
             }
             Err(e) => {
-                // Without the LSN, reads go to the primary until the
-                // replica has replayed everything there is now.
+                // Without the LSN the next reads may miss this write for as
+                // long as the replica lags; the replica is not given up.
                 tracing::warn!(error = %e, "could not read the primary's WAL position after a write");
-                r.written.store(u64::MAX - 1, Ordering::Release);
                 (output, None)
             }
         }
