@@ -435,6 +435,11 @@ struct LoadArgs {
     /// such link is reported as failed.
     #[arg(long, env = "ARCOLAKE_LOAD_FOLLOW_OUTSIDE")]
     follow_outside: bool,
+    /// Write every item through its collection's live, indexed partition.
+    /// Without it, items of a collection whose partition is empty go to a
+    /// staging table by COPY and are swapped in, indexed, at the end.
+    #[arg(long)]
+    no_staging: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -1062,6 +1067,7 @@ async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size,
         collection,
         follow_outside: args.follow_outside,
+        staging: !args.no_staging,
     };
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), 0);

@@ -32,7 +32,9 @@ use tracing::{debug, info, warn};
 
 use crate::model::{CollectionId, CollectionRecord, ItemRecord};
 use crate::store::WriteCounts;
-use crate::store::items::{ItemBatch, OnConflict};
+use crate::search::Kind;
+use crate::store::items::{ItemBatch, OnConflict, note_properties};
+use crate::store::staging::{StagedRow, Staging, Stager, encode_row};
 use crate::{Error, Result, Store};
 
 /// How a load reads its input.
@@ -46,6 +48,10 @@ pub struct LoadOptions {
     /// Follow `child` and `item` links, and symbolic links met in a
     /// directory, that lead outside the directory of the path given.
     pub follow_outside: bool,
+    /// Load the items of collections whose partition is empty through a
+    /// staging table swapped in at the end (see [`crate::store::staging`]);
+    /// `false` writes every item through the live partition.
+    pub staging: bool,
 }
 
 impl Default for LoadOptions {
@@ -54,6 +60,7 @@ impl Default for LoadOptions {
             batch_size: NonZeroUsize::new(2000).unwrap_or(NonZeroUsize::MIN),
             collection: None,
             follow_outside: false,
+            staging: true,
         }
     }
 }
@@ -963,6 +970,8 @@ struct Rules {
     known: HashSet<String>,
     /// `--collection`: the collection of items that name none.
     collection: Option<CollectionId>,
+    /// Collections whose items go to a staging table, as COPY rows.
+    staged: HashSet<String>,
 }
 
 /// What a validation task hands back.
@@ -970,6 +979,10 @@ struct Validated {
     batch: ItemBatch,
     /// The items of `batch`, kept to write again in parts if the batch fails.
     records: Vec<(Loc, ItemRecord)>,
+    /// Items of staged collections, as rows to COPY.
+    staged: Vec<(Loc, String, StagedRow)>,
+    /// Their property kinds, per collection.
+    staged_properties: HashMap<String, std::collections::BTreeMap<String, std::collections::BTreeSet<Kind>>>,
     failures: Vec<Failure>,
     ends_batch: bool,
 }
@@ -978,6 +991,8 @@ fn validate(chunk: Chunk, rules: &Rules) -> Validated {
     let mut out = Validated {
         batch: ItemBatch::new(),
         records: Vec::new(),
+        staged: Vec::new(),
+        staged_properties: HashMap::new(),
         failures: Vec::new(),
         ends_batch: chunk.ends_batch,
     };
@@ -1018,6 +1033,23 @@ fn validate(chunk: Chunk, rules: &Rules) -> Validated {
 
 fn accept(loc: Loc, value: Value, source: &Source, rules: &Rules, out: &mut Validated) {
     match item_record(value, source.context.as_deref(), rules) {
+        Ok(record) if rules.staged.contains(record.collection.as_str()) => {
+            match encode_row(&record) {
+                Ok(row) => {
+                    let collection = record.collection.as_str();
+                    let seen = match out.staged_properties.get_mut(collection) {
+                        Some(seen) => seen,
+                        None => out
+                            .staged_properties
+                            .entry(collection.to_owned())
+                            .or_default(),
+                    };
+                    note_properties(seen, &record.content);
+                    out.staged.push((loc, collection.to_owned(), row));
+                }
+                Err(reason) => out.failures.push(loc.fail(reason)),
+            }
+        }
         Ok(record) if rules.known.contains(record.collection.as_str()) => {
             out.batch.push(&record);
             out.records.push((loc, record));
@@ -1104,6 +1136,14 @@ struct Writer<'a> {
     last_log: Instant,
     wrote_items: bool,
     progress: Progress,
+    /// Owns the staging tables, when some collection is staged.
+    stager: Option<Stager>,
+    /// Staged collections: their staging table and rows not sent yet.
+    stagings: HashMap<String, (Staging, Vec<(Loc, StagedRow)>)>,
+    /// Rows sent to staging tables (for the progress line).
+    staged_rows: u64,
+    /// Rows per COPY.
+    batch_size: usize,
 }
 
 /// How far a load is: bytes of its files read, of all, since when.
@@ -1151,17 +1191,110 @@ impl Writer<'_> {
         self.report.failures.extend(v.failures);
         self.batch.append(v.batch);
         self.records.extend(v.records);
+        for (collection, props) in v.staged_properties {
+            self.staging(&collection).await?.0.note(props);
+        }
+        for (loc, collection, row) in v.staged {
+            let (staging, pending) = self.staging(&collection).await?;
+            if let Some(row) = staging.admit(row) {
+                pending.push((loc, row));
+                if pending.len() >= self.batch_size {
+                    self.send_staged(&collection).await?;
+                }
+            }
+        }
         if v.ends_batch {
             self.flush().await?;
         }
         Ok(())
     }
 
+    /// The staging table of a staged collection, made on its first item.
+    async fn staging(&mut self, collection: &str) -> Result<&mut (Staging, Vec<(Loc, StagedRow)>)> {
+        if !self.stagings.contains_key(collection) {
+            let stager = self
+                .stager
+                .as_mut()
+                .ok_or_else(|| Error::embedded("a staged item without a stager"))?;
+            let staging = stager.stage(collection).await?;
+            self.stagings
+                .insert(collection.to_owned(), (staging, Vec::new()));
+        }
+        self.stagings
+            .get_mut(collection)
+            .ok_or_else(|| Error::embedded("staging table vanished"))
+    }
+
+    /// COPY a staged collection's pending rows.
+    async fn send_staged(&mut self, collection: &str) -> Result<()> {
+        let Some((staging, pending)) = self.stagings.get_mut(collection) else {
+            return Ok(());
+        };
+        let rows = std::mem::take(pending);
+        let Some(stager) = self.stager.as_mut() else {
+            return Ok(());
+        };
+        let (sent, failures) = copy_isolating(stager, staging, rows).await?;
+        self.staged_rows += sent.len() as u64;
+        self.report.failures.extend(failures);
+        self.wrote_items |= !sent.is_empty();
+        self.log_progress();
+        Ok(())
+    }
+
+    /// Send what is left to the staging tables, then swap each in.
+    async fn finish_staging(&mut self) -> Result<()> {
+        let collections: Vec<String> = self.stagings.keys().cloned().collect();
+        for collection in collections {
+            self.send_staged(&collection).await?;
+            let (Some(stager), Some((mut staging, _))) =
+                (self.stager.as_mut(), self.stagings.remove(&collection))
+            else {
+                continue;
+            };
+            let repeated: Vec<(Loc, StagedRow)> = staging
+                .take_repeated()
+                .into_iter()
+                .map(|(id, bytes)| {
+                    let loc = Loc::at(&Arc::from("(repeated item)"), None, Some(id.clone()));
+                    (loc, StagedRow { id, bytes, span: 0.0 })
+                })
+                .collect();
+            let (sent, failures) = copy_isolating(stager, &mut staging, repeated).await?;
+            self.report.failures.extend(failures);
+            let ids: Vec<&str> = sent.iter().map(String::as_str).collect();
+            stager.drop_replaced(&mut staging, &ids).await?;
+            info!(collection, "building the indexes of the loaded items and swapping them in");
+            let counts = stager.finish(self.store, staging).await?;
+            self.count(counts);
+        }
+        Ok(())
+    }
+
+    fn log_progress(&mut self) {
+        if self.last_log.elapsed() <= Duration::from_secs(5) {
+            return;
+        }
+        self.last_log = Instant::now();
+        let items = self.report.items_inserted + self.report.items_updated + self.staged_rows;
+        let (share, eta) = self.progress.done();
+        #[expect(clippy::cast_precision_loss, reason = "a rate")]
+        let rate = items as f64 / self.progress.started.elapsed().as_secs_f64().max(1e-3);
+        info!(
+            items,
+            items_per_second = format!("{rate:.0}"),
+            read = format!("{:.1} %", share * 100.0),
+            eta_seconds = eta.map(|s| format!("{s:.0}")),
+            "loading"
+        );
+    }
+
     async fn drain(&mut self) -> Result<()> {
         while !self.pending.is_empty() {
             self.collect_one().await?;
         }
-        self.flush().await
+        self.flush().await?;
+        self.finish_staging().await
     }
 
     /// Write the batch in one transaction. If the database refuses it, the
@@ -1188,20 +1321,7 @@ impl Writer<'_> {
         }
         // Items hold parsed JSON; free it off the writer's thread.
         tokio::task::spawn_blocking(move || drop(records));
-        if self.last_log.elapsed() > Duration::from_secs(5) {
-            self.last_log = Instant::now();
-            let items = self.report.items_inserted + self.report.items_updated;
-            let (share, eta) = self.progress.done();
-            #[expect(clippy::cast_precision_loss, reason = "a rate")]
-            let rate = items as f64 / self.progress.started.elapsed().as_secs_f64().max(1e-3);
-            info!(
-                items,
-                items_per_second = format!("{rate:.0}"),
-                read = format!("{:.1} %", share * 100.0),
-                eta_seconds = eta.map(|s| format!("{s:.0}")),
-                "loading"
-            );
-        }
+        self.log_progress();
         Ok(())
     }
 
@@ -1257,6 +1377,40 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// COPY rows to a staging table; when the database refuses them, again in
+/// halves, down to the single rows it refuses. Returns the ids sent and the
+/// rows refused.
+async fn copy_isolating(
+    stager: &mut Stager,
+    staging: &mut Staging,
+    rows: Vec<(Loc, StagedRow)>,
+) -> Result<(Vec<String>, Vec<Failure>)> {
+    let mut sent = Vec::new();
+    let mut failures = Vec::new();
+    let mut parts = vec![rows];
+    while let Some(mut part) = parts.pop() {
+        if part.is_empty() {
+            continue;
+        }
+        let bytes: Vec<&[u8]> = part.iter().map(|(_, r)| r.bytes.as_slice()).collect();
+        match stager.copy(staging, &bytes).await {
+            Ok(n) => {
+                staging.took(n);
+                sent.extend(part.into_iter().map(|(_, r)| r.id));
+            }
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) if part.len() == 1 => failures.push(part[0].0.fail(refusal(&e))),
+            Err(e) => {
+                debug!(error = %e, rows = part.len(), "COPY refused; sending it in parts");
+                let second = part.split_off(part.len() / 2);
+                parts.push(second);
+                parts.push(part);
+            }
+        }
+    }
+    Ok((sent, failures))
 }
 
 /// Write the Collections the scan found; returns the ids now in the catalog.
@@ -1335,7 +1489,16 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         files = found.units.len(),
         "collections written; loading items"
     );
+    let stager = if options.staging {
+        Some(Stager::begin(store).await?)
+    } else {
+        None
+    };
     let rules = Arc::new(Rules {
+        staged: stager
+            .as_ref()
+            .map(|s| s.stageable().intersection(&known).cloned().collect())
+            .unwrap_or_default(),
         known,
         collection: options.collection.clone(),
     });
@@ -1377,6 +1540,10 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         last_log: Instant::now(),
         wrote_items: false,
         progress,
+        stager: stager.filter(|_| !rules.staged.is_empty()),
+        stagings: HashMap::new(),
+        staged_rows: 0,
+        batch_size,
     };
     while let Some(chunk) = rx.recv().await {
         w.take(chunk, &rules).await?;
@@ -1477,6 +1644,7 @@ mod tests {
         let rules = |given: Option<&str>| Rules {
             known: HashSet::new(),
             collection: given.map(|c| CollectionId::new(c).unwrap()),
+            staged: HashSet::new(),
         };
         let item = |collection: Option<&str>| {
             let mut v = serde_json::json!({

@@ -8,4 +8,4 @@ mod item;
 pub use collection::CollectionRecord;
 pub use ids::{CollectionId, ItemId};
 pub use item::{ItemRecord, merge_patch};
-pub(crate) use item::{find_nul, keep_foreign_links};
+pub(crate) use item::{find_nul, json_text, keep_foreign_links};

@@ -27,7 +27,7 @@ const INSERT_ITEMS: &str = "INSERT INTO items \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::text[]) AS t(c, i, g, d, s, e, j, l)";
 
-const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
+pub(super) const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
     geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
     start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
     content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
@@ -87,27 +87,14 @@ impl ItemBatch {
 
     /// Add one validated item.
     pub fn push(&mut self, r: &ItemRecord) {
-        if let Some(props) = r.content.get("properties").and_then(|p| p.as_object()) {
-            let seen = match self.properties.get_mut(r.collection.as_str()) {
-                Some(seen) => seen,
-                None => self
-                    .properties
-                    .entry(r.collection.as_str().to_owned())
-                    .or_default(),
-            };
-            for (name, value) in props {
-                if let Some(kind) = Kind::of(value) {
-                    match seen.get_mut(name.as_str()) {
-                        Some(kinds) => {
-                            kinds.insert(kind);
-                        }
-                        None => {
-                            seen.insert(name.clone(), BTreeSet::from([kind]));
-                        }
-                    }
-                }
-            }
-        }
+        let seen = match self.properties.get_mut(r.collection.as_str()) {
+            Some(seen) => seen,
+            None => self
+                .properties
+                .entry(r.collection.as_str().to_owned())
+                .or_default(),
+        };
+        note_properties(seen, &r.content);
         self.push_row(BatchRow {
             collection: r.collection.as_str().to_owned(),
             id: r.id.as_str().to_owned(),
@@ -115,8 +102,8 @@ impl ItemBatch {
             datetime: r.datetime,
             start: r.start_datetime,
             end: r.end_datetime,
-            content: r.content.to_string(),
-            links: r.links.as_ref().map(ToString::to_string),
+            content: crate::model::json_text(&r.content),
+            links: r.links.as_ref().map(crate::model::json_text),
         });
     }
 
@@ -365,7 +352,7 @@ impl Store {
         .bind(record.datetime)
         .bind(record.start_datetime)
         .bind(record.end_datetime)
-        .bind(record.content.to_string())
+        .bind(crate::model::json_text(&record.content))
         .bind(record.links.as_ref().map(ToString::to_string))
         .execute(&mut *conn)
         .await
@@ -530,7 +517,7 @@ impl Store {
 impl Store {
     /// Note the properties a batch carries, for the queryables. Rows are
     /// written in key order, so concurrent writers cannot deadlock here.
-    async fn record_properties(
+    pub(super) async fn record_properties(
         conn: &mut PgConnection,
         properties: &BTreeMap<String, BTreeMap<String, BTreeSet<Kind>>>,
     ) -> Result<()> {
@@ -561,8 +548,27 @@ impl Store {
     }
 }
 
+/// Note the kind of each property of an item's `content`, for the queryables.
+pub(crate) fn note_properties(seen: &mut BTreeMap<String, BTreeSet<Kind>>, content: &serde_json::Value) {
+    let Some(props) = content.get("properties").and_then(|p| p.as_object()) else {
+        return;
+    };
+    for (name, value) in props {
+        if let Some(kind) = Kind::of(value) {
+            match seen.get_mut(name.as_str()) {
+                Some(kinds) => {
+                    kinds.insert(kind);
+                }
+                None => {
+                    seen.insert(name.clone(), BTreeSet::from([kind]));
+                }
+            }
+        }
+    }
+}
+
 /// A time span in seconds, for `max_item_span`.
-fn span_seconds(span: chrono::TimeDelta) -> f64 {
+pub(super) fn span_seconds(span: chrono::TimeDelta) -> f64 {
     #[expect(
         clippy::cast_precision_loss,
         reason = "a span in seconds; sub-microsecond loss does not matter"

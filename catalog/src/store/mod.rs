@@ -12,6 +12,7 @@ pub mod layers;
 mod queryables;
 pub mod replica;
 mod search;
+pub mod staging;
 pub mod tiles;
 
 use chrono::{DateTime, Utc};
