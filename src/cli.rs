@@ -1107,6 +1107,7 @@ async fn load(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 "failed": report.failures.len(),
                 "seconds": report.elapsed.as_secs_f64(),
                 "items_per_second": report.items_per_second().round(),
+                "staged_collections": report.staged,
                 "failures": failures,
             }))?
         );

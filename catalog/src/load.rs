@@ -31,10 +31,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::model::{CollectionId, CollectionRecord, ItemRecord};
-use crate::store::WriteCounts;
 use crate::search::Kind;
-use crate::store::items::{ItemBatch, OnConflict, note_properties};
-use crate::store::staging::{StagedRow, Staging, Stager, encode_row};
+use crate::store::WriteCounts;
+use crate::store::items::{ItemBatch, OnConflict, count_properties};
+use crate::store::staging::{StagedRow, Stager, Staging, encode_row};
 use crate::{Error, Result, Store};
 
 /// How a load reads its input.
@@ -102,6 +102,9 @@ pub struct LoadReport {
     pub items_updated: u64,
     /// Documents, links and files that could not be loaded.
     pub failures: Vec<Failure>,
+    /// Collections whose items went through a staging table (their
+    /// partition was empty when the load began).
+    pub staged: Vec<String>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -982,7 +985,8 @@ struct Validated {
     /// Items of staged collections, as rows to COPY.
     staged: Vec<(Loc, String, StagedRow)>,
     /// Their property kinds, per collection.
-    staged_properties: HashMap<String, std::collections::BTreeMap<String, std::collections::BTreeSet<Kind>>>,
+    staged_properties:
+        HashMap<String, std::collections::BTreeMap<String, std::collections::BTreeMap<Kind, u64>>>,
     failures: Vec<Failure>,
     ends_batch: bool,
 }
@@ -1044,7 +1048,7 @@ fn accept(loc: Loc, value: Value, source: &Source, rules: &Rules, out: &mut Vali
                             .entry(collection.to_owned())
                             .or_default(),
                     };
-                    note_properties(seen, &record.content);
+                    count_properties(seen, &record.content);
                     out.staged.push((loc, collection.to_owned(), row));
                 }
                 Err(reason) => out.failures.push(loc.fail(reason)),
@@ -1257,16 +1261,27 @@ impl Writer<'_> {
                 .into_iter()
                 .map(|(id, bytes)| {
                     let loc = Loc::at(&Arc::from("(repeated item)"), None, Some(id.clone()));
-                    (loc, StagedRow { id, bytes, span: 0.0 })
+                    (
+                        loc,
+                        StagedRow {
+                            id,
+                            bytes,
+                            span: 0.0,
+                        },
+                    )
                 })
                 .collect();
             let (sent, failures) = copy_isolating(stager, &mut staging, repeated).await?;
             self.report.failures.extend(failures);
             let ids: Vec<&str> = sent.iter().map(String::as_str).collect();
             stager.drop_replaced(&mut staging, &ids).await?;
-            info!(collection, "building the indexes of the loaded items and swapping them in");
+            info!(
+                collection,
+                "building the indexes of the loaded items and swapping them in"
+            );
             let counts = stager.finish(self.store, staging).await?;
             self.count(counts);
+            self.report.staged.push(collection);
         }
         Ok(())
     }
@@ -1401,7 +1416,10 @@ async fn copy_isolating(
                 sent.extend(part.into_iter().map(|(_, r)| r.id));
             }
             Err(e) if is_fatal(&e) => return Err(e),
-            Err(e) if part.len() == 1 => failures.push(part[0].0.fail(refusal(&e))),
+            Err(e) if part.len() == 1 => {
+                staging.forget(&part[0].1.bytes);
+                failures.push(part[0].0.fail(refusal(&e)));
+            }
             Err(e) => {
                 debug!(error = %e, rows = part.len(), "COPY refused; sending it in parts");
                 let second = part.split_off(part.len() / 2);

@@ -549,20 +549,41 @@ impl Store {
 }
 
 /// Note the kind of each property of an item's `content`, for the queryables.
-pub(crate) fn note_properties(seen: &mut BTreeMap<String, BTreeSet<Kind>>, content: &serde_json::Value) {
+pub(crate) fn note_properties(
+    seen: &mut BTreeMap<String, BTreeSet<Kind>>,
+    content: &serde_json::Value,
+) {
+    for_each_kind(content, |name, kind| match seen.get_mut(name) {
+        Some(kinds) => {
+            kinds.insert(kind);
+        }
+        None => {
+            seen.insert(name.to_owned(), BTreeSet::from([kind]));
+        }
+    });
+}
+
+/// Count the kind of each property of an item's `content`, for the queryables.
+pub(crate) fn count_properties(
+    seen: &mut BTreeMap<String, BTreeMap<Kind, u64>>,
+    content: &serde_json::Value,
+) {
+    for_each_kind(content, |name, kind| {
+        let kinds = match seen.get_mut(name) {
+            Some(kinds) => kinds,
+            None => seen.entry(name.to_owned()).or_default(),
+        };
+        *kinds.entry(kind).or_default() += 1;
+    });
+}
+
+fn for_each_kind(content: &serde_json::Value, mut f: impl FnMut(&str, Kind)) {
     let Some(props) = content.get("properties").and_then(|p| p.as_object()) else {
         return;
     };
     for (name, value) in props {
         if let Some(kind) = Kind::of(value) {
-            match seen.get_mut(name.as_str()) {
-                Some(kinds) => {
-                    kinds.insert(kind);
-                }
-                None => {
-                    seen.insert(name.clone(), BTreeSet::from([kind]));
-                }
-            }
+            f(name, kind);
         }
     }
 }

@@ -138,6 +138,18 @@ pub fn encode_row(record: &ItemRecord) -> std::result::Result<StagedRow, String>
     })
 }
 
+/// The `properties` of an encoded row (its ninth field).
+fn properties_of(row: &[u8]) -> Option<Value> {
+    let mut at = 2;
+    for _ in 0..8 {
+        let len = i32::from_be_bytes(row.get(at..at + 4)?.try_into().ok()?);
+        at += 4 + usize::try_from(len).unwrap_or(0);
+    }
+    let len = usize::try_from(i32::from_be_bytes(row.get(at..at + 4)?.try_into().ok()?)).ok()?;
+    // jsonb: a version byte, then the text.
+    serde_json::from_slice(row.get(at + 5..at + 4 + len)?).ok()
+}
+
 /// Set the `revision` of an encoded row (its last field).
 fn set_revision(row: &mut [u8], revision: i32) {
     let at = row.len() - 4;
@@ -188,10 +200,11 @@ impl Stager {
         .fetch_all(&mut conn)
         .await?;
         for table in left {
-            let free: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
-                .bind(&table)
-                .fetch_one(&mut conn)
-                .await?;
+            let free: bool =
+                sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
+                    .bind(&table)
+                    .fetch_one(&mut conn)
+                    .await?;
             if free {
                 info!(table, "dropping the staging table a stopped load left");
                 sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
@@ -225,10 +238,11 @@ impl Stager {
         };
         let mut stageable = HashSet::new();
         for collection in empty {
-            let free: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
-                .bind(staging_table(&collection))
-                .fetch_one(&mut conn)
-                .await?;
+            let free: bool =
+                sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
+                    .bind(staging_table(&collection))
+                    .fetch_one(&mut conn)
+                    .await?;
             if free {
                 stageable.insert(collection);
             }
@@ -342,9 +356,17 @@ impl Stager {
         sqlx::query(&format!("VACUUM {}", staging.table))
             .execute(&mut self.conn)
             .await?;
-        debug!(collection = staging.collection, seconds = started.elapsed().as_secs_f64(), "vacuumed");
+        debug!(
+            collection = staging.collection,
+            seconds = started.elapsed().as_secs_f64(),
+            "vacuumed"
+        );
         self.build_indexes(store, &staging).await?;
-        debug!(collection = staging.collection, seconds = started.elapsed().as_secs_f64(), "indexes built");
+        debug!(
+            collection = staging.collection,
+            seconds = started.elapsed().as_secs_f64(),
+            "indexes built"
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -352,7 +374,10 @@ impl Stager {
                 Err(Error::Database(e))
                     if attempt < SWAP_ATTEMPTS && super::is_code(&e, "55P03") =>
                 {
-                    info!(collection = staging.collection, "waiting for readers of items to swap the loaded partition in");
+                    info!(
+                        collection = staging.collection,
+                        "waiting for readers of items to swap the loaded partition in"
+                    );
                 }
                 other => return other,
             }
@@ -388,8 +413,14 @@ impl Stager {
                 .split_once(" ON ONLY ")
                 .ok_or_else(|| Error::embedded(format!("unexpected index definition: {def}")))?;
             let using = tail.split_once(' ').map_or("", |(_, rest)| rest);
-            let unique = if head.starts_with("CREATE UNIQUE") { "UNIQUE " } else { "" };
-            statements.push(format!("CREATE {unique}INDEX {table}_i{n} ON {table} {using}"));
+            let unique = if head.starts_with("CREATE UNIQUE") {
+                "UNIQUE "
+            } else {
+                ""
+            };
+            statements.push(format!(
+                "CREATE {unique}INDEX {table}_i{n} ON {table} {using}"
+            ));
         }
         // The longest builds first, so the two connections end together.
         statements.sort_by_key(|s| !s.contains("USING gist"));
@@ -455,7 +486,10 @@ impl Stager {
                 updated: 0,
             }
         } else {
-            info!(collection, "the partition has items by now; upserting the staged ones into it");
+            info!(
+                collection,
+                "the partition has items by now; upserting the staged ones into it"
+            );
             let created: Vec<bool> = sqlx::query_scalar(&format!(
                 "INSERT INTO items ({COLUMNS}) SELECT {COLUMNS} FROM {table} {}",
                 super::items::UPSERT_SUFFIX
@@ -473,7 +507,7 @@ impl Stager {
         };
         Store::record_properties(
             &mut tx,
-            &BTreeMap::from([(collection.clone(), staging.properties.clone())]),
+            &BTreeMap::from([(collection.clone(), staging.kinds())]),
         )
         .await?;
         if staging.span > 0.0 {
@@ -530,7 +564,9 @@ pub struct Staging {
     seen: HashSet<u128>,
     /// Items met again: id, times met, latest row.
     repeated: HashMap<u128, (String, i32, Vec<u8>)>,
-    properties: BTreeMap<String, BTreeSet<Kind>>,
+    /// Property → kind → items of that kind sent (a refused row is taken
+    /// off again), for the queryables.
+    properties: BTreeMap<String, BTreeMap<Kind, u64>>,
     span: f64,
     rows: u64,
 }
@@ -578,10 +614,39 @@ impl Staging {
         self.rows += rows;
     }
 
-    /// Note the properties kinds of the collection's items, for the queryables.
-    pub fn note(&mut self, props: BTreeMap<String, BTreeSet<Kind>>) {
+    /// Count the property kinds of the collection's items, for the queryables.
+    pub fn note(&mut self, props: BTreeMap<String, BTreeMap<Kind, u64>>) {
         for (name, kinds) in props {
-            self.properties.entry(name).or_default().extend(kinds);
+            let seen = self.properties.entry(name).or_default();
+            for (kind, n) in kinds {
+                *seen.entry(kind).or_default() += n;
+            }
         }
+    }
+
+    /// Take the properties of a row the database refused off the counts.
+    pub fn forget(&mut self, row: &[u8]) {
+        let Some(Value::Object(props)) = properties_of(row) else {
+            return;
+        };
+        for (name, value) in &props {
+            if let Some(kind) = Kind::of(value)
+                && let Some(n) = self.properties.get_mut(name).and_then(|k| k.get_mut(&kind))
+            {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The property kinds of the items sent.
+    fn kinds(&self) -> BTreeMap<String, BTreeSet<Kind>> {
+        self.properties
+            .iter()
+            .map(|(name, kinds)| {
+                let sent = kinds.iter().filter(|(_, n)| **n > 0).map(|(k, _)| *k);
+                (name.clone(), sent.collect::<BTreeSet<Kind>>())
+            })
+            .filter(|(_, kinds)| !kinds.is_empty())
+            .collect()
     }
 }
