@@ -467,8 +467,9 @@ struct ExportArgs {
     /// they are left out by default).
     #[arg(long)]
     include_restricted: bool,
-    /// Items read and written per page.
-    #[arg(long, default_value_t = 10_000)]
+    /// Items read and written per page (and per Arrow record batch).
+    /// Larger pages hold more in memory at once and are no faster.
+    #[arg(long, default_value_t = 2_000)]
     page: usize,
     /// The static catalog's id.
     #[arg(long, default_value = "arcolake")]
@@ -476,6 +477,10 @@ struct ExportArgs {
     /// The static catalog's description.
     #[arg(long, default_value = "A catalog exported by arcolake")]
     catalog_description: String,
+    /// Collections exported at once, each with its own reader and writer
+    /// (default: the number of CPUs). A collection is never split.
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1036,6 +1041,9 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         page: args.page.max(1),
         catalog_id: args.catalog_id.clone(),
         catalog_description: args.catalog_description.clone(),
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
     };
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), 0);

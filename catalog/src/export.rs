@@ -18,12 +18,14 @@
 //! collection's `item` links go through a file on disk until its
 //! `collection.json` is written after its items.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
@@ -51,6 +53,8 @@ pub struct ExportOptions {
     pub catalog_id: String,
     /// The static catalog's description.
     pub catalog_description: String,
+    /// Collections exported at once, each by its own reader and writer.
+    pub jobs: usize,
 }
 
 impl Default for ExportOptions {
@@ -60,9 +64,10 @@ impl Default for ExportOptions {
             geoparquet: true,
             static_catalog: true,
             include_restricted: false,
-            page: 10_000,
+            page: 2_000,
             catalog_id: "arcolake".into(),
             catalog_description: "A catalog exported by arcolake".into(),
+            jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -119,31 +124,67 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
         }
         collections.retain(|c| wanted.contains(c.id.as_str()));
     }
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM items WHERE collection = ANY($1)")
-        .bind(
-            collections
-                .iter()
-                .map(|c| c.id.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .fetch_one(store.reader())
-        .await?;
+    let ids: Vec<&str> = collections.iter().map(|c| c.id.as_str()).collect();
+    let counts: HashMap<String, i64> = sqlx::query_as(
+        "SELECT collection, count(*) FROM items WHERE collection = ANY($1) GROUP BY collection",
+    )
+    .bind(&ids)
+    .fetch_all(store.reader())
+    .await?
+    .into_iter()
+    .collect();
+    let total: i64 = counts.values().sum();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let (tx, rx) = sync_channel::<Message>(2);
-    let writer = {
-        let out = out.to_owned();
-        let options = options.clone();
-        let ids: Vec<String> = collections.iter().map(|c| c.id.clone()).collect();
-        std::thread::spawn(move || write_all(&out, &options, &ids, &rx))
+    // Jobs take whole collections, the largest first, each to the job with
+    // the fewest items so far.
+    let jobs = options.jobs.clamp(1, collections.len().max(1));
+    let mut shares: Vec<(i64, Vec<StoredCollection>)> = vec![(0, Vec::new()); jobs];
+    let mut by_size: Vec<&StoredCollection> = collections.iter().collect();
+    by_size.sort_by_key(|c| std::cmp::Reverse(counts.get(&c.id).copied().unwrap_or(0)));
+    for c in by_size {
+        if let Some(least) = shares.iter_mut().min_by_key(|(n, _)| *n) {
+            least.0 += counts.get(&c.id).copied().unwrap_or(0);
+            least.1.push(c.clone());
+        }
+    }
+    let progress = Progress {
+        started,
+        total,
+        items: AtomicU64::new(0),
+        last_log: Mutex::new(Instant::now()),
     };
-    let read = read_all(store, &collections, options, &tx, started, total).await;
-    drop(tx);
-    let written = writer
-        .join()
-        .map_err(|_| Error::export("the export writer panicked"))?;
-    // A write error explains a send that failed; report it first.
-    let parquet_files = written?;
-    let items = read?;
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (_, share) in shares.iter().filter(|(_, s)| !s.is_empty()) {
+        let (tx, mut rx) = channel::<Message>(2);
+        let writer = {
+            let out = out.to_owned();
+            let options = options.clone();
+            std::thread::spawn(move || write_collections(&out, &options, &mut rx))
+        };
+        writers.push(writer);
+        let progress = &progress;
+        readers.push(async move {
+            let read = read_all(store, share, options, &tx, progress).await;
+            drop(tx);
+            read
+        });
+    }
+    let read = futures::future::join_all(readers).await;
+    let mut parquet_files = 0;
+    for writer in writers {
+        // A write error explains a send that failed; report it first.
+        parquet_files += writer
+            .join()
+            .map_err(|_| Error::export("the export writer panicked"))??;
+    }
+    let mut items = 0;
+    for r in read {
+        items += r?;
+    }
+    if options.static_catalog {
+        write_root(out, options, &collections)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
     #[expect(clippy::cast_precision_loss, reason = "a rate")]
     let items_per_second = items as f64 / seconds.max(1e-6);
@@ -156,21 +197,53 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
     })
 }
 
+/// Items exported so far, of all jobs, for the progress line.
+struct Progress {
+    started: Instant,
+    total: i64,
+    items: AtomicU64,
+    last_log: Mutex<Instant>,
+}
+
+impl Progress {
+    fn add(&self, n: u64, collection: &str) {
+        let items = self.items.fetch_add(n, Ordering::Relaxed) + n;
+        let Ok(mut last) = self.last_log.lock() else {
+            return;
+        };
+        if last.elapsed() < Duration::from_secs(5) {
+            return;
+        }
+        *last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64();
+        #[expect(clippy::cast_precision_loss, reason = "a rate and a share")]
+        let (rate, share) = (items as f64 / secs, items as f64 / self.total.max(1) as f64);
+        let eta = (share > 0.0).then(|| secs * (1.0 - share) / share);
+        info!(
+            items,
+            items_per_second = format!("{rate:.0}"),
+            done = format!("{:.1} %", share * 100.0),
+            eta_seconds = eta.map(|s| format!("{s:.0}")),
+            collection,
+            "exporting"
+        );
+    }
+}
+
 /// Read every collection's items page by page and hand them over.
 async fn read_all(
     store: &Store,
     collections: &[StoredCollection],
     options: &ExportOptions,
-    tx: &SyncSender<Message>,
-    started: Instant,
-    total: i64,
+    tx: &Sender<Message>,
+    progress: &Progress,
 ) -> Result<u64> {
     let stopped = || Error::export("the export writer stopped");
     let page = i64::try_from(options.page.max(1)).unwrap_or(10_000);
     let mut items = 0u64;
-    let mut last_log = Instant::now();
     for c in collections {
         tx.send(Message::Collection(c.clone()))
+            .await
             .map_err(|_| stopped())?;
         let mut after = String::new();
         loop {
@@ -189,28 +262,14 @@ async fn read_all(
             after.clone_from(last);
             let full = i64::try_from(rows.len()).is_ok_and(|n| n == page);
             items += rows.len() as u64;
+            progress.add(rows.len() as u64, &c.id);
             let rows = rows.into_iter().map(|(_, c, l)| (c, l)).collect();
-            tx.send(Message::Items(rows)).map_err(|_| stopped())?;
-            if last_log.elapsed() >= Duration::from_secs(5) {
-                last_log = Instant::now();
-                let secs = started.elapsed().as_secs_f64();
-                #[expect(clippy::cast_precision_loss, reason = "a rate and a share")]
-                let (rate, share) = (items as f64 / secs, items as f64 / total.max(1) as f64);
-                let eta = (share > 0.0).then(|| secs * (1.0 - share) / share);
-                info!(
-                    items,
-                    items_per_second = format!("{rate:.0}"),
-                    done = format!("{:.1} %", share * 100.0),
-                    eta_seconds = eta.map(|s| format!("{s:.0}")),
-                    collection = %c.id,
-                    "exporting"
-                );
-            }
+            tx.send(Message::Items(rows)).await.map_err(|_| stopped())?;
             if !full {
                 break;
             }
         }
-        tx.send(Message::End).map_err(|_| stopped())?;
+        tx.send(Message::End).await.map_err(|_| stopped())?;
     }
     Ok(items)
 }
@@ -269,15 +328,15 @@ fn link(rel: &str, href: &str, title: Option<&str>) -> Value {
 
 /// The writer thread: every collection in turn, then `catalog.json`.
 /// Returns how many parquet files it wrote.
-fn write_all(
+/// Write the collections a reader hands over; returns the parquet files.
+fn write_collections(
     out: &Path,
     options: &ExportOptions,
-    ids: &[String],
-    rx: &Receiver<Message>,
+    rx: &mut Receiver<Message>,
 ) -> Result<u64> {
     let mut parquet_files = 0;
     let mut current: Option<CollectionWriter> = None;
-    while let Ok(message) = rx.recv() {
+    while let Some(message) = rx.blocking_recv() {
         match message {
             Message::Collection(c) => current = Some(CollectionWriter::new(out, options, c)?),
             Message::Items(rows) => {
@@ -292,27 +351,29 @@ fn write_all(
             }
         }
     }
-    if options.static_catalog {
-        let mut links = vec![link("root", "./catalog.json", None)];
-        links.extend(ids.iter().map(|id| {
-            link(
-                "child",
-                &format!("./{}/collection.json", file_name(id)),
-                Some(id),
-            )
-        }));
-        write_json(
-            &out.join("catalog.json"),
-            &json!({
-                "type": "Catalog",
-                "stac_version": "1.1.0",
-                "id": options.catalog_id,
-                "description": options.catalog_description,
-                "links": links,
-            }),
-        )?;
-    }
     Ok(parquet_files)
+}
+
+/// The static catalog's root, linking every collection.
+fn write_root(out: &Path, options: &ExportOptions, collections: &[StoredCollection]) -> Result<()> {
+    let mut links = vec![link("root", "./catalog.json", None)];
+    links.extend(collections.iter().map(|c| {
+        link(
+            "child",
+            &format!("./{}/collection.json", file_name(&c.id)),
+            Some(&c.id),
+        )
+    }));
+    write_json(
+        &out.join("catalog.json"),
+        &json!({
+            "type": "Catalog",
+            "stac_version": "1.1.0",
+            "id": options.catalog_id,
+            "description": options.catalog_description,
+            "links": links,
+        }),
+    )
 }
 
 /// One collection being written.
