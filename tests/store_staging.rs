@@ -94,6 +94,33 @@ fn varied_items(c: &str) -> Vec<Value> {
     null_geometry["geometry"] = Value::Null;
     null_geometry.as_object_mut().unwrap().remove("bbox");
     docs.push(null_geometry);
+    for (id, geometry) in [
+        (
+            "collection-2d",
+            json!({"type": "GeometryCollection", "geometries": [
+            {"type": "Point", "coordinates": [1.0, 2.0]},
+            {"type": "LineString", "coordinates": [[1.0, 2.0], [4.0, 5.0]]}]}),
+        ),
+        (
+            "multipoint",
+            json!({"type": "MultiPoint", "coordinates": [[1.5, 2.5], [3.5, 4.5]]}),
+        ),
+        (
+            "multiline",
+            json!({"type": "MultiLineString", "coordinates": [[[0.0, 0.0], [1.0, 1.0]], [[2.0, 2.0], [3.0, 3.5]]]}),
+        ),
+        (
+            "holed",
+            json!({"type": "Polygon", "coordinates": [
+            [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0], [0.0, 0.0]],
+            [[2.0, 2.0], [2.0, 4.0], [4.0, 4.0], [4.0, 2.0], [2.0, 2.0]]]}),
+        ),
+    ] {
+        let mut it = item(c, id, 0.0, 0.0, "2024-01-07T00:00:00Z");
+        it["geometry"] = geometry;
+        it.as_object_mut().unwrap().remove("bbox");
+        docs.push(it);
+    }
     let mut escaped = item(c, "é/ü \"q\" %2F", 0.0, 0.0, "2024-01-06T00:00:00Z");
     escaped["properties"]["title"] = json!("tab\tnew\nline \\ \u{1F30D}");
     docs.push(escaped);
@@ -156,10 +183,12 @@ async fn partition_indexes(db: &TestDb, c: &str) -> (Vec<String>, i64) {
 }
 
 async fn staging_tables(db: &TestDb) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM pg_class WHERE relname LIKE 'items\\_load\\_%'")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap()
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'items\\_load\\_%' AND relkind = 'r'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
 }
 
 async fn latest_stamp(db: &TestDb, c: &str) -> i64 {
@@ -191,7 +220,7 @@ async fn a_staged_load_gives_exactly_the_catalog_of_a_plain_one() {
     // transaction, so that each repeat of an id counts as a revision.
     let report = load(&staged, &items, &options(50, true)).await;
     assert_eq!(report.staged, ["v"]);
-    assert_eq!(report.items_inserted, 245, "distinct items");
+    assert_eq!(report.items_inserted, 249, "distinct items");
     let plain_report = load(&plain, &items, &options(1, false)).await;
     assert!(plain_report.staged.is_empty());
     // The items column is 2D: both ways refuse the two 3D geometries.
@@ -259,24 +288,33 @@ async fn a_staged_load_gives_exactly_the_catalog_of_a_plain_one() {
 #[tokio::test]
 async fn rows_the_database_refuses_are_left_out_alone() {
     let db = TestDb::new().await;
-    sqlx::query("ALTER TABLE items ADD CONSTRAINT no_poison CHECK (id <> 'poison')")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "ALTER TABLE items ADD CONSTRAINT no_poison \
+         CHECK (coalesce(properties->>'poison', '') <> 'yes')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("batch.ndjson");
     let mut docs = vec![collection("p")];
     docs.extend((0..30).map(|i| item("p", &format!("g{i:02}"), 0.0, 0.0, "2024-01-01T00:00:00Z")));
     let mut bad = item("p", "poison", 0.0, 0.0, "2024-01-01T00:00:00Z");
     bad["properties"]["only_in_poison"] = json!(1);
+    bad["properties"]["poison"] = json!("yes");
     docs.insert(12, bad);
+    // g05 again, refused: its first version stays, as in a plain load.
+    let mut again = item("p", "g05", 9.0, 9.0, "2024-09-09T00:00:00Z");
+    again["properties"]["poison"] = json!("yes");
+    docs.push(again);
     write_lines(&path, &docs);
 
     let report = load(&db, &path, &options(100, true)).await;
     assert_eq!(report.staged, ["p"]);
     assert_eq!(report.items_inserted, 30);
-    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(report.failures.len(), 2, "{:?}", report.failures);
     assert_eq!(report.failures[0].place(), format!("{}:13", path.display()));
+    assert_eq!(report.failures[1].place(), format!("{}:33", path.display()));
     assert!(
         report.failures[0].reason.contains("no_poison"),
         "{:?}",
@@ -293,6 +331,14 @@ async fn rows_the_database_refuses_are_left_out_alone() {
             .await
             .unwrap();
     assert_eq!(props, 0, "the refused item's properties are not queryables");
+    let g05: (i32, bool) = sqlx::query_as(
+        "SELECT revision, datetime = '2024-01-01T00:00:00Z' FROM items \
+         WHERE collection = 'p' AND id = 'g05'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(g05, (1, true), "the first version of g05 stays");
     assert_eq!(staging_tables(&db).await, 0);
 }
 
@@ -393,6 +439,11 @@ async fn a_killed_load_leaves_nothing_staged_and_only_whole_batches_written() {
         .env("DATABASE_URL", db.url())
         .output()
         .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["staged_collections"], json!(["k"]), "{report}");
     assert_eq!(count(&db, "k").await, 40_000, "{report}");
@@ -416,6 +467,17 @@ fn record(c: &str, id: &str, cover: f64) -> ItemRecord {
     ItemRecord::from_value(v, None).unwrap()
 }
 
+async fn partition_index_names(db: &TestDb, c: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid \
+         WHERE x.indrelid = items_partition_name($1)::regclass ORDER BY 1",
+    )
+    .bind(c)
+    .fetch_all(&db.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn writes_during_a_staged_load_are_kept_and_two_loads_never_share_a_staging_table() {
     let db = TestDb::new().await;
@@ -424,30 +486,35 @@ async fn writes_during_a_staged_load_are_kept_and_two_loads_never_share_a_stagin
     let path = dir.path().join("c.ndjson");
     write_lines(&path, &[collection("w")]);
     load(&db, &path, &options(10, true)).await;
+    let names_before = partition_index_names(&db, "w").await;
 
     let mut stager = Stager::begin(&store).await.unwrap();
     assert!(stager.stageable().contains("w"));
-    let other = Stager::begin(&store).await.unwrap();
-    assert!(
-        !other.stageable().contains("w"),
-        "a second load does not stage it"
-    );
-    drop(other);
-
     let mut staging = stager.stage("w").await.unwrap();
+    assert!(staging.is_staged());
     let rows: Vec<_> = (0..10)
-        .map(|i| encode_row(&record("w", &format!("s{i}"), 50.0)).unwrap())
+        .map(|i| staging.admit(encode_row(&record("w", &format!("s{i}"), 50.0)).unwrap()))
         .collect();
-    let bytes: Vec<Vec<u8>> = rows
-        .into_iter()
-        .filter_map(|r| staging.admit(r))
-        .map(|r| r.bytes)
-        .collect();
-    let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-    let n = stager.copy(&staging, &slices).await.unwrap();
-    staging.took(n);
-    // The API writes into the live partition meanwhile.
-    store.create_item(&record("w", "s3", 1.0)).await.unwrap();
+    let refs: Vec<_> = rows.iter().collect();
+    let sent = stager.write(&mut staging, &refs).await.unwrap();
+    assert_eq!(sent.inserted, 10);
+    assert_eq!(count(&db, "w").await, 0, "staged rows are not visible");
+
+    // A second load finds the collection staged by the first: its rows go
+    // into the live partition at once.
+    let mut other = Stager::begin(&store).await.unwrap();
+    let mut live = other.stage("w").await.unwrap();
+    assert!(
+        !live.is_staged(),
+        "a second load does not share the staging table"
+    );
+    let row = live.admit(encode_row(&record("w", "s3", 1.0)).unwrap());
+    let written = other.write(&mut live, &[&row]).await.unwrap();
+    assert_eq!((written.inserted, written.updated), (1, 0));
+    let counts = other.finish(&store, live).await.unwrap();
+    assert_eq!((counts.inserted, counts.updated), (0, 0));
+    drop(other);
+    // And the API writes too.
     store
         .create_item(&record("w", "api-only", 2.0))
         .await
@@ -469,7 +536,55 @@ async fn writes_during_a_staged_load_are_kept_and_two_loads_never_share_a_stagin
     assert_eq!(
         s3,
         &("s3".to_owned(), 2, 50.0),
-        "the load's version replaces the API's"
+        "the load's version replaces the other's"
     );
     assert_eq!(staging_tables(&db).await, 0);
+    assert_eq!(
+        partition_index_names(&db, "w").await,
+        names_before,
+        "the live partition stayed in place"
+    );
+}
+
+#[tokio::test]
+async fn a_swap_that_cannot_get_its_lock_upserts_the_items_instead() {
+    let db = TestDb::new().await;
+    let store = db.store();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ndjson");
+    write_lines(&path, &[collection("b")]);
+    load(&db, &path, &options(10, true)).await;
+    let names_before = partition_index_names(&db, "b").await;
+
+    let mut stager = Stager::begin(&store).await.unwrap().swap_attempts(2);
+    let mut staging = stager.stage("b").await.unwrap();
+    let rows: Vec<_> = (0..12_000)
+        .map(|i| staging.admit(encode_row(&record("b", &format!("b{i:05}"), 5.0)).unwrap()))
+        .collect();
+    let refs: Vec<_> = rows.iter().collect();
+    stager.write(&mut staging, &refs).await.unwrap();
+    // (The loader counts the kinds on its validation threads.)
+    staging.note(std::collections::BTreeMap::from([(
+        "eo:cloud_cover".to_owned(),
+        std::collections::BTreeMap::from([(catalog::search::Kind::Number, 12_000)]),
+    )]));
+    // A long reader of items holds its lock through the swap's tries.
+    let mut reader = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE items IN ACCESS SHARE MODE")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    let counts = stager.finish(&store, staging).await.unwrap();
+    reader.rollback().await.unwrap();
+    assert_eq!((counts.inserted, counts.updated), (12_000, 0));
+    assert_eq!(count(&db, "b").await, 12_000);
+    assert_eq!(staging_tables(&db).await, 0);
+    assert_eq!(partition_index_names(&db, "b").await, names_before);
+    let kinds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM item_properties WHERE collection = 'b' AND name = 'eo:cloud_cover'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kinds, 1, "the queryables are recorded");
 }

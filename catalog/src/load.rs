@@ -1200,11 +1200,9 @@ impl Writer<'_> {
         }
         for (loc, collection, row) in v.staged {
             let (staging, pending) = self.staging(&collection).await?;
-            if let Some(row) = staging.admit(row) {
-                pending.push((loc, row));
-                if pending.len() >= self.batch_size {
-                    self.send_staged(&collection).await?;
-                }
+            pending.push((loc, staging.admit(row)));
+            if pending.len() >= self.batch_size {
+                self.send_staged(&collection).await?;
             }
         }
         if v.ends_batch {
@@ -1229,7 +1227,7 @@ impl Writer<'_> {
             .ok_or_else(|| Error::embedded("staging table vanished"))
     }
 
-    /// COPY a staged collection's pending rows.
+    /// Write a staged collection's pending rows.
     async fn send_staged(&mut self, collection: &str) -> Result<()> {
         let Some((staging, pending)) = self.stagings.get_mut(collection) else {
             return Ok(());
@@ -1238,10 +1236,15 @@ impl Writer<'_> {
         let Some(stager) = self.stager.as_mut() else {
             return Ok(());
         };
-        let (sent, failures) = copy_isolating(stager, staging, rows).await?;
-        self.staged_rows += sent.len() as u64;
+        let (counts, failures) = write_isolating(stager, staging, rows).await?;
+        if staging.is_staged() {
+            // Counted for the report when the staging table is swapped in.
+            self.staged_rows += counts.inserted;
+            self.wrote_items |= counts.inserted > 0;
+        } else {
+            self.count(counts);
+        }
         self.report.failures.extend(failures);
-        self.wrote_items |= !sent.is_empty();
         self.log_progress();
         Ok(())
     }
@@ -1251,30 +1254,14 @@ impl Writer<'_> {
         let collections: Vec<String> = self.stagings.keys().cloned().collect();
         for collection in collections {
             self.send_staged(&collection).await?;
-            let (Some(stager), Some((mut staging, _))) =
+            let (Some(stager), Some((staging, _))) =
                 (self.stager.as_mut(), self.stagings.remove(&collection))
             else {
                 continue;
             };
-            let repeated: Vec<(Loc, StagedRow)> = staging
-                .take_repeated()
-                .into_iter()
-                .map(|(id, bytes)| {
-                    let loc = Loc::at(&Arc::from("(repeated item)"), None, Some(id.clone()));
-                    (
-                        loc,
-                        StagedRow {
-                            id,
-                            bytes,
-                            span: 0.0,
-                        },
-                    )
-                })
-                .collect();
-            let (sent, failures) = copy_isolating(stager, &mut staging, repeated).await?;
-            self.report.failures.extend(failures);
-            let ids: Vec<&str> = sent.iter().map(String::as_str).collect();
-            stager.drop_replaced(&mut staging, &ids).await?;
+            if !staging.is_staged() {
+                continue;
+            }
             info!(
                 collection,
                 "building the indexes of the loaded items and swapping them in"
@@ -1284,6 +1271,13 @@ impl Writer<'_> {
             self.report.staged.push(collection);
         }
         Ok(())
+    }
+
+    /// After an error: drop the staging tables (best effort).
+    async fn abandon(&mut self) {
+        if let Some(stager) = self.stager.as_mut() {
+            stager.abandon(self.stagings.values().map(|(s, _)| s)).await;
+        }
     }
 
     fn log_progress(&mut self) {
@@ -1394,26 +1388,26 @@ impl Writer<'_> {
     }
 }
 
-/// COPY rows to a staging table; when the database refuses them, again in
-/// halves, down to the single rows it refuses. Returns the ids sent and the
-/// rows refused.
-async fn copy_isolating(
+/// Write rows of a staged collection; when the database refuses them,
+/// again in halves, down to the single rows it refuses. Returns what was
+/// written and the rows refused.
+async fn write_isolating(
     stager: &mut Stager,
     staging: &mut Staging,
     rows: Vec<(Loc, StagedRow)>,
-) -> Result<(Vec<String>, Vec<Failure>)> {
-    let mut sent = Vec::new();
+) -> Result<(WriteCounts, Vec<Failure>)> {
+    let mut written = WriteCounts::default();
     let mut failures = Vec::new();
     let mut parts = vec![rows];
     while let Some(mut part) = parts.pop() {
         if part.is_empty() {
             continue;
         }
-        let bytes: Vec<&[u8]> = part.iter().map(|(_, r)| r.bytes.as_slice()).collect();
-        match stager.copy(staging, &bytes).await {
-            Ok(n) => {
-                staging.took(n);
-                sent.extend(part.into_iter().map(|(_, r)| r.id));
+        let refs: Vec<&StagedRow> = part.iter().map(|(_, r)| r).collect();
+        match stager.write(staging, &refs).await {
+            Ok(c) => {
+                written.inserted += c.inserted;
+                written.updated += c.updated;
             }
             Err(e) if is_fatal(&e) => return Err(e),
             Err(e) if part.len() == 1 => {
@@ -1421,14 +1415,14 @@ async fn copy_isolating(
                 failures.push(part[0].0.fail(refusal(&e)));
             }
             Err(e) => {
-                debug!(error = %e, rows = part.len(), "COPY refused; sending it in parts");
+                debug!(error = %e, rows = part.len(), "rows refused; writing them in parts");
                 let second = part.split_off(part.len() / 2);
                 parts.push(second);
                 parts.push(part);
             }
         }
     }
-    Ok((sent, failures))
+    Ok((written, failures))
 }
 
 /// Write the Collections the scan found; returns the ids now in the catalog.
@@ -1563,10 +1557,17 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         staged_rows: 0,
         batch_size,
     };
-    while let Some(chunk) = rx.recv().await {
-        w.take(chunk, &rules).await?;
+    let written = async {
+        while let Some(chunk) = rx.recv().await {
+            w.take(chunk, &rules).await?;
+        }
+        w.drain().await
     }
-    w.drain().await?;
+    .await;
+    if let Err(e) = written {
+        w.abandon().await;
+        return Err(e);
+    }
     reader
         .await
         .map_err(|e| Error::embedded(format!("reader task failed: {e}")))?;

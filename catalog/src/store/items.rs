@@ -27,7 +27,7 @@ const INSERT_ITEMS: &str = "INSERT INTO items \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::text[]) AS t(c, i, g, d, s, e, j, l)";
 
-pub(super) const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
+const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
     geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
     start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
     content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \

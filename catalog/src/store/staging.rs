@@ -43,9 +43,6 @@ const FIELDS: i16 = 10;
 const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-/// How long the swap waits for the lock on `items` before it tries again.
-const SWAP_LOCK_TIMEOUT: &str = "5s";
-const SWAP_ATTEMPTS: u32 = 12;
 
 /// A validated item as one row of binary COPY data.
 #[derive(Debug, Clone)]
@@ -173,12 +170,45 @@ fn key(id: &str) -> u128 {
 /// The advisory-lock key that owns a staging table.
 const LOCK_KEY: &str = "hashtextextended($1, 7170)";
 
-/// Collections a load may stage, and the connection holding their locks.
+/// Rows the fallback upsert moves from a staging table per transaction.
+const UPSERT_BATCH: i64 = 5_000;
+
+/// The upsert of staged rows into `items`. Repeats within one statement
+/// are collapsed to the latest (the highest revision); a row new to the
+/// catalog gets revision 1, a replaced one the next revision, as a plain
+/// load's batches do, which also tells which were new (`xmax` cannot be
+/// returned through a partitioned table).
+fn upsert_sql(from: &str) -> String {
+    let plain = "collection, id, geometry, datetime, start_datetime, end_datetime, content, \
+                 links, properties";
+    format!(
+        "WITH rows AS ({from}) INSERT INTO items ({plain}) \
+         SELECT DISTINCT ON (id) {plain} FROM rows ORDER BY id, revision DESC \
+         ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
+         geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
+         start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
+         content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, \
+         revision = items.revision + 1, updated_at = now() \
+         RETURNING (revision = 1)"
+    )
+}
+
+fn counts(created: &[bool]) -> WriteCounts {
+    let inserted = created.iter().filter(|c| **c).count() as u64;
+    WriteCounts {
+        inserted,
+        updated: created.len() as u64 - inserted,
+    }
+}
+
+/// Staging tables of one load, and the connection that owns them.
 pub struct Stager {
     /// Holds the advisory lock of every staging table this load owns; the
     /// locks go when it closes.
     conn: PgConnection,
     stageable: HashSet<String>,
+    /// Tries of the swap before the staged rows are upserted instead.
+    swap_attempts: u32,
 }
 
 impl std::fmt::Debug for Stager {
@@ -190,12 +220,14 @@ impl std::fmt::Debug for Stager {
 }
 
 impl Stager {
-    /// Drop the staging tables killed loads left, and take the collections
-    /// whose partition is empty and that no other load stages.
+    /// Drop the staging tables stopped loads left, and find the collections
+    /// whose partition is empty.
     pub async fn begin(store: &Store) -> Result<Self> {
         let mut conn = store.pool().acquire().await?.detach();
         let left: Vec<String> = sqlx::query_scalar(
-            "SELECT relname::text FROM pg_class WHERE relname LIKE 'items\\_load\\_%' AND relkind = 'r'",
+            "SELECT relname::text FROM pg_class \
+             WHERE relname ~ '^items_load_[0-9a-f]{32}$' AND relkind = 'r' \
+               AND relnamespace = current_schema()::regnamespace",
         )
         .fetch_all(&mut conn)
         .await?;
@@ -225,9 +257,9 @@ impl Stager {
         )
         .fetch_one(&mut conn)
         .await?;
-        let empty: Vec<String> = if row_triggers {
+        let stageable = if row_triggers {
             info!("items has row triggers; every item is written through its live partition");
-            Vec::new()
+            HashSet::new()
         } else {
             sqlx::query_scalar(
                 "SELECT c.id FROM collections c \
@@ -235,38 +267,71 @@ impl Stager {
             )
             .fetch_all(&mut conn)
             .await?
+            .into_iter()
+            .collect()
         };
-        let mut stageable = HashSet::new();
-        for collection in empty {
-            let free: bool =
-                sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
-                    .bind(staging_table(&collection))
-                    .fetch_one(&mut conn)
-                    .await?;
-            if free {
-                stageable.insert(collection);
-            }
-        }
         sqlx::query("SET synchronous_commit = off")
             .execute(&mut conn)
             .await?;
-        Ok(Self { conn, stageable })
+        Ok(Self {
+            conn,
+            stageable,
+            swap_attempts: 20,
+        })
     }
 
-    /// The collections this load stages.
+    /// The collections whose partition was empty as the load began.
     pub fn stageable(&self) -> &HashSet<String> {
         &self.stageable
     }
 
-    /// Start staging `collection` (one of [`Self::stageable`]).
+    /// Try the swap this many times (each waits up to half a second for the
+    /// lock on `items`) before upserting the staged rows instead.
+    #[must_use]
+    pub fn swap_attempts(mut self, attempts: u32) -> Self {
+        self.swap_attempts = attempts.max(1);
+        self
+    }
+
+    /// Start on the items of `collection` (one of [`Self::stageable`]): a
+    /// staging table, or, when another load stages the collection already,
+    /// upserts into its live partition.
     pub async fn stage(&mut self, collection: &str) -> Result<Staging> {
         let table = staging_table(collection);
-        let live = partition_of(&mut self.conn, collection).await?;
-        let literal = collection.replace('\'', "''");
+        let mut staging = Staging {
+            collection: collection.to_owned(),
+            table: None,
+            live: partition_of(&mut self.conn, collection).await?,
+            seen: HashSet::new(),
+            repeated: 0,
+            properties: BTreeMap::new(),
+            span: 0.0,
+            rows: 0,
+            counts: HashMap::new(),
+        };
+        let mine: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
+            .bind(&table)
+            .fetch_one(&mut self.conn)
+            .await?;
+        if !mine {
+            info!(
+                collection,
+                "another load stages this collection; writing into its partition"
+            );
+            return Ok(staging);
+        }
+        let literal: String = sqlx::query_scalar("SELECT quote_literal($1)")
+            .bind(collection)
+            .fetch_one(&mut self.conn)
+            .await?;
         let mut tx = self.conn.begin().await?;
+        // Ours now: one left by a stopped load of the same collection goes.
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(&format!(
             "CREATE TABLE {table} (LIKE items INCLUDING DEFAULTS INCLUDING CONSTRAINTS \
-             INCLUDING STORAGE, CONSTRAINT {table}_collection CHECK (collection = '{literal}')) \
+             INCLUDING STORAGE, CONSTRAINT {table}_collection CHECK (collection = {literal})) \
              WITH (toast_tuple_target = 8160)"
         ))
         .execute(&mut *tx)
@@ -276,7 +341,7 @@ impl Stager {
             "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass \
              AND attname = 'content' AND attcompression = 'l')",
         )
-        .bind(&live)
+        .bind(&staging.live)
         .fetch_one(&mut *tx)
         .await?;
         if lz4 {
@@ -287,65 +352,75 @@ impl Stager {
             .await?;
         }
         tx.commit().await?;
-        Ok(Staging {
-            collection: collection.to_owned(),
-            table,
-            live,
-            seen: HashSet::new(),
-            repeated: HashMap::new(),
-            properties: BTreeMap::new(),
-            span: 0.0,
-            rows: 0,
+        staging.table = Some(table);
+        Ok(staging)
+    }
+
+    /// Write rows, all of them or none: into the staging table in one
+    /// `COPY`, or (when the collection is not staged) upserted into its
+    /// partition in one transaction with their queryables and item span.
+    pub async fn write(
+        &mut self,
+        staging: &mut Staging,
+        rows: &[&StagedRow],
+    ) -> Result<WriteCounts> {
+        let Some(table) = &staging.table else {
+            let mut tx = self.conn.begin().await?;
+            sqlx::query(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS items_copy (LIKE {} INCLUDING DEFAULTS) \
+                 ON COMMIT DELETE ROWS",
+                staging.live
+            ))
+            .execute(&mut *tx)
+            .await?;
+            copy_rows(&mut tx, "items_copy", rows).await?;
+            let created: Vec<bool> = sqlx::query_scalar(&upsert_sql("SELECT * FROM items_copy"))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut kinds: BTreeMap<String, BTreeSet<Kind>> = BTreeMap::new();
+            for row in rows {
+                if let Some(Value::Object(props)) = properties_of(&row.bytes) {
+                    for (name, value) in &props {
+                        if let Some(kind) = Kind::of(value) {
+                            kinds.entry(name.clone()).or_default().insert(kind);
+                        }
+                    }
+                }
+            }
+            let span = rows.iter().map(|r| r.span).fold(0.0, f64::max);
+            record(&mut tx, &staging.collection, kinds, span).await?;
+            tx.commit().await?;
+            return Ok(counts(&created));
+        };
+        let n = copy_rows(&mut self.conn, table, rows).await?;
+        staging.rows += n;
+        staging.span = rows.iter().map(|r| r.span).fold(staging.span, f64::max);
+        Ok(WriteCounts {
+            inserted: n,
+            updated: 0,
         })
     }
 
-    /// Send rows to a staging table in one `COPY` (all of them or none).
-    pub async fn copy(&mut self, staging: &Staging, rows: &[&[u8]]) -> Result<u64> {
-        let mut copy = self
-            .conn
-            .copy_in_raw(&format!(
-                "COPY {} ({COLUMNS}) FROM STDIN (FORMAT binary)",
-                staging.table
+    /// Put the staged items of one collection into the catalog: keep the
+    /// latest version of repeated items, build the indexes, then swap the
+    /// staging table in for the empty partition, or upsert its rows when
+    /// the partition has items by now or the swap cannot get its lock.
+    pub async fn finish(&mut self, store: &Store, mut staging: Staging) -> Result<WriteCounts> {
+        let Some(table) = staging.table.clone() else {
+            return Ok(WriteCounts::default());
+        };
+        if staging.repeated > 0 {
+            let gone = sqlx::query(&format!(
+                "DELETE FROM {table} s USING (SELECT id, max(revision) AS latest FROM {table} \
+                 GROUP BY id HAVING count(*) > 1) r WHERE s.id = r.id AND s.revision < r.latest"
             ))
-            .await?;
-        let mut buf = Vec::with_capacity(1 << 20);
-        buf.extend_from_slice(COPY_HEADER);
-        for row in rows {
-            buf.extend_from_slice(row);
-            if buf.len() >= 1 << 20 {
-                copy.send(std::mem::take(&mut buf)).await?;
-                buf.reserve(1 << 20);
-            }
+            .execute(&mut self.conn)
+            .await?
+            .rows_affected();
+            staging.rows -= gone;
         }
-        buf.extend_from_slice(&(-1i16).to_be_bytes());
-        copy.send(buf).await?;
-        Ok(copy.finish().await?)
-    }
-
-    /// Delete the first versions of repeated items whose latest version
-    /// (from [`Staging::take_repeated`]) was sent.
-    pub async fn drop_replaced(&mut self, staging: &mut Staging, ids: &[&str]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let gone = sqlx::query(&format!(
-            "DELETE FROM {} WHERE id = ANY($1) AND revision = 1",
-            staging.table
-        ))
-        .bind(ids)
-        .execute(&mut self.conn)
-        .await?
-        .rows_affected();
-        staging.rows -= gone;
-        Ok(())
-    }
-
-    /// Put the staged items of one collection into the catalog: build the
-    /// indexes, then swap the staging table in for the empty partition (or
-    /// upsert its rows when the partition has items by now).
-    pub async fn finish(&mut self, store: &Store, staging: Staging) -> Result<WriteCounts> {
         if staging.rows == 0 {
-            sqlx::query(&format!("DROP TABLE {}", staging.table))
+            sqlx::query(&format!("DROP TABLE {table}"))
                 .execute(&mut self.conn)
                 .await?;
             return Ok(WriteCounts::default());
@@ -353,44 +428,91 @@ impl Stager {
         let started = std::time::Instant::now();
         // Hint bits and the visibility map now, while no index is there to
         // slow the pass down: the load's closing VACUUM then skips the pages.
-        sqlx::query(&format!("VACUUM {}", staging.table))
+        sqlx::query(&format!("VACUUM {table}"))
             .execute(&mut self.conn)
             .await?;
+        self.build_indexes(store, &table).await?;
         debug!(
             collection = staging.collection,
             seconds = started.elapsed().as_secs_f64(),
-            "vacuumed"
+            "vacuumed and indexed"
         );
-        self.build_indexes(store, &staging).await?;
-        debug!(
-            collection = staging.collection,
-            seconds = started.elapsed().as_secs_f64(),
-            "indexes built"
-        );
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.swap(&staging).await {
+        for attempt in 1..=self.swap_attempts {
+            match self.swap(&staging, &table).await {
+                Ok(Some(counts)) => return Ok(counts),
+                Ok(None) => break,
                 Err(Error::Database(e))
-                    if attempt < SWAP_ATTEMPTS && super::is_code(&e, "55P03") =>
+                    if super::is_code(&e, "55P03") || super::is_code(&e, "40P01") =>
                 {
                     info!(
                         collection = staging.collection,
-                        "waiting for readers of items to swap the loaded partition in"
+                        attempt, "waiting for readers of items to swap the loaded partition in"
                     );
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        100 * u64::from(attempt.min(10)),
+                    ))
+                    .await;
                 }
-                other => return other,
+                Err(e) => return Err(e),
+            }
+        }
+        self.upsert_staged(&staging, &table).await
+    }
+
+    /// The staged rows upserted into the live partition, a batch per
+    /// transaction, without holding up readers.
+    async fn upsert_staged(&mut self, staging: &Staging, table: &str) -> Result<WriteCounts> {
+        info!(
+            collection = staging.collection,
+            "the partition has items by now, or is busy: upserting the staged items into it"
+        );
+        let mut total = WriteCounts::default();
+        loop {
+            let mut tx = self.conn.begin().await?;
+            let created: Vec<bool> = sqlx::query_scalar(&upsert_sql(&format!(
+                "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} LIMIT {UPSERT_BATCH})) \
+                 RETURNING *"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            let done = created.is_empty();
+            if done {
+                record(&mut tx, &staging.collection, staging.kinds(), staging.span).await?;
+                sqlx::query(&format!("DROP TABLE {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            let c = counts(&created);
+            total.inserted += c.inserted;
+            total.updated += c.updated;
+            if done {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Drop the staging tables of a load that stops on an error (best
+    /// effort: the next load drops what is left).
+    pub async fn abandon(&mut self, stagings: impl Iterator<Item = &Staging>) {
+        for table in stagings.filter_map(|s| s.table.as_deref()) {
+            if let Err(e) = sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
+                .execute(&mut self.conn)
+                .await
+            {
+                debug!(table, error = %e, "could not drop a staging table");
             }
         }
     }
 
     /// The parent's indexes, made on the staging table by two connections.
-    async fn build_indexes(&mut self, store: &Store, staging: &Staging) -> Result<()> {
-        let table = &staging.table;
-        // Constraint indexes (the primary key) are made as constraints, so
-        // that ATTACH PARTITION adopts them instead of building its own.
-        let constraints: Vec<String> = sqlx::query_scalar(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+    async fn build_indexes(&mut self, store: &Store, table: &str) -> Result<()> {
+        // Constraint indexes (the primary key) are built as unique indexes
+        // and made constraints at the end (a constraint's ALTER TABLE would
+        // lock the other builder out), so that ATTACH PARTITION adopts them.
+        let constraints: Vec<(String, String)> = sqlx::query_as(
+            "SELECT CASE contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END, \
+                    pg_get_indexdef(conindid) FROM pg_constraint \
              WHERE conrelid = 'items'::regclass AND contype IN ('p', 'u')",
         )
         .fetch_all(&mut self.conn)
@@ -403,12 +525,7 @@ impl Stager {
         .fetch_all(&mut self.conn)
         .await?;
         // Named here: two builds naming their own would race for one name.
-        let mut statements: Vec<String> = constraints
-            .iter()
-            .enumerate()
-            .map(|(n, c)| format!("ALTER TABLE {table} ADD CONSTRAINT {table}_c{n} {c}"))
-            .collect();
-        for (n, def) in indexes.iter().enumerate() {
+        let create = |name: &str, def: &str| -> Result<String> {
             let (head, tail) = def
                 .split_once(" ON ONLY ")
                 .ok_or_else(|| Error::embedded(format!("unexpected index definition: {def}")))?;
@@ -418,9 +535,19 @@ impl Stager {
             } else {
                 ""
             };
-            statements.push(format!(
-                "CREATE {unique}INDEX {table}_i{n} ON {table} {using}"
+            Ok(format!("CREATE {unique}INDEX {name} ON {table} {using}"))
+        };
+        let mut statements = Vec::new();
+        let mut constraint_sql = Vec::new();
+        for (n, (kind, def)) in constraints.iter().enumerate() {
+            let name = format!("{table}_c{n}");
+            statements.push(create(&name, def)?);
+            constraint_sql.push(format!(
+                "ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
             ));
+        }
+        for (n, def) in indexes.iter().enumerate() {
+            statements.push(create(&format!("{table}_i{n}"), def)?);
         }
         // The longest builds first, so the two connections end together.
         statements.sort_by_key(|s| !s.contains("USING gist"));
@@ -430,99 +557,116 @@ impl Stager {
             run_queue(&mut self.conn, &queue),
             run_queue(&mut other, &queue)
         );
-        a.and(b)
+        a.and(b)?;
+        for sql in constraint_sql {
+            sqlx::query(&sql).execute(&mut self.conn).await?;
+        }
+        Ok(())
     }
 
-    /// The swap, in one transaction.
-    async fn swap(&mut self, staging: &Staging) -> Result<WriteCounts> {
+    /// The swap, in one transaction: `None` when the partition has items by
+    /// now (nothing was changed).
+    async fn swap(&mut self, staging: &Staging, table: &str) -> Result<Option<WriteCounts>> {
         let Staging {
-            collection,
-            table,
-            live,
-            ..
+            collection, live, ..
         } = staging;
         let mut tx = self.conn.begin().await?;
-        sqlx::query(&format!("SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'"))
+        sqlx::query("SET LOCAL lock_timeout = '500ms'")
             .execute(&mut *tx)
             .await?;
-        // The parent first, as every reader locks it before the partition.
-        sqlx::query("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+        // The parent first, as every reader locks it before the partition;
+        // holding it, no reader reaches a partition.
+        sqlx::query("LOCK TABLE ONLY items IN ACCESS EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
         let empty: bool = sqlx::query_scalar(&format!("SELECT NOT EXISTS (SELECT 1 FROM {live})"))
             .fetch_one(&mut *tx)
             .await?;
-        let counts = if empty {
-            let literal = collection.replace('\'', "''");
-            let indexes: Vec<String> = sqlx::query_scalar(
-                "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-                 WHERE i.indrelid = $1::regclass",
-            )
-            .bind(table)
-            .fetch_all(&mut *tx)
-            .await?;
-            let renames = indexes.iter().filter_map(|index| {
-                let tail = index.strip_prefix(table.as_str())?;
-                Some(format!("ALTER INDEX {index} RENAME TO {live}{tail}"))
-            });
-            for sql in [
-                format!("ALTER TABLE items DETACH PARTITION {live}"),
-                format!("DROP TABLE {live}"),
-                format!("ALTER TABLE {table} RENAME TO {live}"),
-                format!("ALTER TABLE items ATTACH PARTITION {live} FOR VALUES IN ('{literal}')"),
-                format!("ALTER TABLE {live} DROP CONSTRAINT {table}_collection"),
-            ]
-            .into_iter()
-            .chain(renames)
-            {
-                sqlx::query(&sql).execute(&mut *tx).await?;
-            }
-            sqlx::query("INSERT INTO collection_changes (collection) VALUES ($1)")
-                .bind(collection)
-                .execute(&mut *tx)
-                .await?;
-            WriteCounts {
-                inserted: staging.rows,
-                updated: 0,
-            }
-        } else {
-            info!(
-                collection,
-                "the partition has items by now; upserting the staged ones into it"
-            );
-            let created: Vec<bool> = sqlx::query_scalar(&format!(
-                "INSERT INTO items ({COLUMNS}) SELECT {COLUMNS} FROM {table} {}",
-                super::items::UPSERT_SUFFIX
-            ))
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query(&format!("DROP TABLE {table}"))
-                .execute(&mut *tx)
-                .await?;
-            let inserted = created.iter().filter(|c| **c).count() as u64;
-            WriteCounts {
-                inserted,
-                updated: created.len() as u64 - inserted,
-            }
-        };
-        Store::record_properties(
-            &mut tx,
-            &BTreeMap::from([(collection.clone(), staging.kinds())]),
-        )
-        .await?;
-        if staging.span > 0.0 {
-            sqlx::query(
-                "UPDATE collections SET max_item_span = $2 * interval '1 second' \
-                 WHERE id = $1 AND max_item_span < $2 * interval '1 second'",
-            )
+        if !empty {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let literal: String = sqlx::query_scalar("SELECT quote_literal($1)")
             .bind(collection)
-            .bind(staging.span)
+            .fetch_one(&mut *tx)
+            .await?;
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = $1::regclass",
+        )
+        .bind(table)
+        .fetch_all(&mut *tx)
+        .await?;
+        let renames = indexes.iter().filter_map(|index| {
+            let tail = index.strip_prefix(table)?;
+            Some(format!("ALTER INDEX {index} RENAME TO {live}{tail}"))
+        });
+        for sql in [
+            format!("ALTER TABLE items DETACH PARTITION {live}"),
+            format!("DROP TABLE {live}"),
+            format!("ALTER TABLE {table} RENAME TO {live}"),
+            format!("ALTER TABLE items ATTACH PARTITION {live} FOR VALUES IN ({literal})"),
+            format!("ALTER TABLE {live} DROP CONSTRAINT {table}_collection"),
+        ]
+        .into_iter()
+        .chain(renames)
+        {
+            sqlx::query(&sql).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO collection_changes (collection) VALUES ($1)")
+            .bind(collection)
             .execute(&mut *tx)
             .await?;
-        }
+        record(&mut tx, collection, staging.kinds(), staging.span).await?;
         tx.commit().await?;
-        Ok(counts)
+        Ok(Some(WriteCounts {
+            inserted: staging.rows,
+            updated: 0,
+        }))
     }
+}
+
+/// Send rows to `table` in one `COPY`.
+async fn copy_rows(conn: &mut PgConnection, table: &str, rows: &[&StagedRow]) -> Result<u64> {
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY {table} ({COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    buf.extend_from_slice(COPY_HEADER);
+    for row in rows {
+        buf.extend_from_slice(&row.bytes);
+        if buf.len() >= 1 << 20 {
+            copy.send(std::mem::take(&mut buf)).await?;
+            buf.reserve(1 << 20);
+        }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf).await?;
+    Ok(copy.finish().await?)
+}
+
+/// Record a collection's queryables and longest item span, as a plain
+/// load's batches do.
+async fn record(
+    conn: &mut PgConnection,
+    collection: &str,
+    kinds: BTreeMap<String, BTreeSet<Kind>>,
+    span: f64,
+) -> Result<()> {
+    Store::record_properties(conn, &BTreeMap::from([(collection.to_owned(), kinds)])).await?;
+    if span > 0.0 {
+        sqlx::query(
+            "UPDATE collections SET max_item_span = $2 * interval '1 second' \
+             WHERE id = $1 AND max_item_span < $2 * interval '1 second'",
+        )
+        .bind(collection)
+        .bind(span)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Run the statements of a shared queue, one at a time, until it is empty.
@@ -558,60 +702,45 @@ async fn partition_of(conn: &mut PgConnection, collection: &str) -> Result<Strin
 #[derive(Debug)]
 pub struct Staging {
     collection: String,
-    table: String,
+    /// The staging table; `None` when the items go into the live partition.
+    table: Option<String>,
     live: String,
-    /// Keys of the items sent (MD5 of the id).
+    /// Keys of the items met (MD5 of the id).
     seen: HashSet<u128>,
-    /// Items met again: id, times met, latest row.
-    repeated: HashMap<u128, (String, i32, Vec<u8>)>,
+    /// Items met more than once (each later version is sent with the count
+    /// so far as its revision; the highest is kept at the end).
+    repeated: u64,
     /// Property → kind → items of that kind sent (a refused row is taken
     /// off again), for the queryables.
     properties: BTreeMap<String, BTreeMap<Kind, u64>>,
+    /// The longest time span of the rows sent, in seconds.
     span: f64,
     rows: u64,
+    counts: HashMap<u128, i32>,
 }
 
 impl Staging {
-    /// Take a row: `Some` when it is to be sent now, `None` when it repeats
-    /// an item already sent (it then replaces that item at the end).
-    pub fn admit(&mut self, row: StagedRow) -> Option<StagedRow> {
-        self.span = self.span.max(row.span);
+    /// Take a row: a repeated item gets the times it was met as revision.
+    pub fn admit(&mut self, mut row: StagedRow) -> StagedRow {
         let k = key(&row.id);
-        if self.seen.insert(k) {
-            return Some(row);
+        if !self.seen.insert(k) {
+            let n = self.counts.entry(k).or_insert(1);
+            *n += 1;
+            self.repeated += 1;
+            set_revision(&mut row.bytes, *n);
         }
-        let entry = self
-            .repeated
-            .entry(k)
-            .or_insert_with(|| (row.id.clone(), 1, Vec::new()));
-        entry.1 += 1;
-        entry.2 = row.bytes;
-        None
+        row
     }
 
-    /// The latest version of each item met more than once, its revision
-    /// the number of times it was met (as a load of one item per batch
-    /// counts them), in id order.
-    pub fn take_repeated(&mut self) -> Vec<(String, Vec<u8>)> {
-        let mut rows: Vec<(String, Vec<u8>)> = std::mem::take(&mut self.repeated)
-            .into_values()
-            .map(|(id, count, mut row)| {
-                set_revision(&mut row, count);
-                (id, row)
-            })
-            .collect();
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows
-    }
-
-    /// The collection staged.
+    /// The collection.
     pub fn collection(&self) -> &str {
         &self.collection
     }
 
-    /// Count rows the database took.
-    pub fn took(&mut self, rows: u64) {
-        self.rows += rows;
+    /// `true` when the items go to a staging table (else into the live
+    /// partition).
+    pub fn is_staged(&self) -> bool {
+        self.table.is_some()
     }
 
     /// Count the property kinds of the collection's items, for the queryables.
