@@ -262,6 +262,26 @@ async fn a_staged_load_gives_exactly_the_catalog_of_a_plain_one() {
     .await
     .unwrap();
     assert!(pkey, "the partition carries the primary key");
+    // Its indexes are named after the parent's.
+    let part: String = sqlx::query_scalar("SELECT items_partition_name('v')")
+        .fetch_one(&staged.pool)
+        .await
+        .unwrap();
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid \
+         WHERE x.indrelid = items_partition_name('v')::regclass",
+    )
+    .fetch_all(&staged.pool)
+    .await
+    .unwrap();
+    assert!(names.contains(&format!("{part}_pkey")), "{names:?}");
+    assert!(names.contains(&format!("{part}_datetime_idx")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(&part) && !n.contains("_load_")),
+        "{names:?}"
+    );
     assert!(
         latest_stamp(&staged, "v").await > stamps[0],
         "the change stamp moved"

@@ -431,14 +431,14 @@ impl Stager {
         sqlx::query(&format!("VACUUM {table}"))
             .execute(&mut self.conn)
             .await?;
-        self.build_indexes(store, &table).await?;
+        let names = self.build_indexes(store, &table).await?;
         debug!(
             collection = staging.collection,
             seconds = started.elapsed().as_secs_f64(),
             "vacuumed and indexed"
         );
         for attempt in 1..=self.swap_attempts {
-            match self.swap(&staging, &table).await {
+            match self.swap(&staging, &table, &names).await {
                 Ok(Some(counts)) => return Ok(counts),
                 Ok(None) => break,
                 Err(Error::Database(e))
@@ -505,20 +505,21 @@ impl Stager {
         }
     }
 
-    /// The parent's indexes, made on the staging table by two connections.
-    async fn build_indexes(&mut self, store: &Store, table: &str) -> Result<()> {
+    /// The parent's indexes, made on the staging table by two connections;
+    /// returns each one's name and its parent's.
+    async fn build_indexes(&mut self, store: &Store, table: &str) -> Result<Vec<(String, String)>> {
         // Constraint indexes (the primary key) are built as unique indexes
         // and made constraints at the end (a constraint's ALTER TABLE would
         // lock the other builder out), so that ATTACH PARTITION adopts them.
-        let constraints: Vec<(String, String)> = sqlx::query_as(
+        let constraints: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT CASE contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END, \
-                    pg_get_indexdef(conindid) FROM pg_constraint \
+                    pg_get_indexdef(conindid), conindid::regclass::text FROM pg_constraint \
              WHERE conrelid = 'items'::regclass AND contype IN ('p', 'u')",
         )
         .fetch_all(&mut self.conn)
         .await?;
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT pg_get_indexdef(i.indexrelid), i.indexrelid::regclass::text FROM pg_index i \
              WHERE i.indrelid = 'items'::regclass \
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
         )
@@ -539,15 +540,19 @@ impl Stager {
         };
         let mut statements = Vec::new();
         let mut constraint_sql = Vec::new();
-        for (n, (kind, def)) in constraints.iter().enumerate() {
+        let mut names = Vec::new();
+        for (n, (kind, def, parent)) in constraints.iter().enumerate() {
             let name = format!("{table}_c{n}");
             statements.push(create(&name, def)?);
             constraint_sql.push(format!(
                 "ALTER TABLE {table} ADD CONSTRAINT {name} {kind} USING INDEX {name}"
             ));
+            names.push((name, parent.clone()));
         }
-        for (n, def) in indexes.iter().enumerate() {
-            statements.push(create(&format!("{table}_i{n}"), def)?);
+        for (n, (def, parent)) in indexes.iter().enumerate() {
+            let name = format!("{table}_i{n}");
+            statements.push(create(&name, def)?);
+            names.push((name, parent.clone()));
         }
         // The longest builds first, so the two connections end together.
         statements.sort_by_key(|s| !s.contains("USING gist"));
@@ -561,12 +566,17 @@ impl Stager {
         for sql in constraint_sql {
             sqlx::query(&sql).execute(&mut self.conn).await?;
         }
-        Ok(())
+        Ok(names)
     }
 
     /// The swap, in one transaction: `None` when the partition has items by
     /// now (nothing was changed).
-    async fn swap(&mut self, staging: &Staging, table: &str) -> Result<Option<WriteCounts>> {
+    async fn swap(
+        &mut self,
+        staging: &Staging,
+        table: &str,
+        names: &[(String, String)],
+    ) -> Result<Option<WriteCounts>> {
         let Staging {
             collection, live, ..
         } = staging;
@@ -590,17 +600,21 @@ impl Stager {
             .bind(collection)
             .fetch_one(&mut *tx)
             .await?;
-        let indexes: Vec<String> = sqlx::query_scalar(
-            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             WHERE i.indrelid = $1::regclass",
-        )
-        .bind(table)
-        .fetch_all(&mut *tx)
-        .await?;
-        let renames = indexes.iter().filter_map(|index| {
-            let tail = index.strip_prefix(table)?;
-            Some(format!("ALTER INDEX {index} RENAME TO {live}{tail}"))
-        });
+        // Each index is named after the parent's it will be attached to
+        // (the live partition, whose names these may take, is gone by then).
+        let renames = names
+            .iter()
+            .enumerate()
+            .map(|(n, (index, parent))| {
+                let suffix = parent.strip_prefix("items_").unwrap_or(parent);
+                let mut name = format!("{live}_{suffix}");
+                if name.len() > 63 {
+                    name = format!("{live}_{n}_{suffix}");
+                    name.truncate(63);
+                }
+                format!("ALTER INDEX {index} RENAME TO {name}")
+            })
+            .collect::<Vec<_>>();
         for sql in [
             format!("ALTER TABLE items DETACH PARTITION {live}"),
             format!("DROP TABLE {live}"),
