@@ -468,3 +468,56 @@ async fn symbolic_links_in_a_directory_stay_inside_it_unless_allowed() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(ids(&db, "s").await, ["secret"]);
 }
+
+async fn analyze_count(db: &TestDb, collection: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = items_partition_name($1)",
+    )
+    .bind(collection)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_small_load_refreshes_the_statistics_of_its_own_partitions_only() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.ndjson");
+    let mut docs = vec![collection("big"), collection("small")];
+    docs.extend((0..2000).map(|i| item("big", &format!("b{i}"), 1.0, 1.0, "2024-01-01T00:00:00Z")));
+    write_lines(&big, &docs);
+    load(&db, &[big], &options(500)).await;
+    let big_before = analyze_count(&db, "big").await;
+    assert!(
+        big_before >= 1,
+        "a load of the whole catalog analyses everything"
+    );
+    let started: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+
+    let small = dir.path().join("small.ndjson");
+    let docs: Vec<_> = (0..10)
+        .map(|i| item("small", &format!("s{i}"), 2.0, 2.0, "2024-01-01T00:00:00Z"))
+        .collect();
+    write_lines(&small, &docs);
+    let report = load(&db, &[small], &options(500)).await;
+    assert_eq!(report.items_inserted, 10);
+    assert_eq!(
+        analyze_count(&db, "big").await,
+        big_before,
+        "untouched partition"
+    );
+    // (The small collection was staged: its partition is a new table.)
+    let analysed: bool = sqlx::query_scalar(
+        "SELECT last_analyze >= $1 AND last_vacuum >= $1 FROM pg_stat_user_tables \
+         WHERE relname = items_partition_name('small')",
+    )
+    .bind(started)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert!(analysed, "the partition written is vacuumed and analysed");
+}

@@ -424,7 +424,14 @@ fn member(v: &Value, path: &mut String, out: &mut BTreeSet<String>) {
         Value::Array(_) => "a",
         Value::Object(_) => "o",
     };
-    out.insert(format!("{path}:{kind}"));
+    // Most paths repeat from item to item: look first, copy only new ones.
+    let len = path.len();
+    path.push(':');
+    path.push_str(kind);
+    if !out.contains(path.as_str()) {
+        out.insert(path.clone());
+    }
+    path.truncate(len);
     match v {
         Value::Object(map) => shape(map, path, out),
         Value::Array(items) => {

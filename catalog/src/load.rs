@@ -1139,6 +1139,8 @@ struct Writer<'a> {
     report: LoadReport,
     last_log: Instant,
     wrote_items: bool,
+    /// Collections the load wrote items to.
+    touched: HashSet<String>,
     progress: Progress,
     /// Owns the staging tables, when some collection is staged.
     stager: Option<Stager>,
@@ -1219,6 +1221,7 @@ impl Writer<'_> {
                 .as_mut()
                 .ok_or_else(|| Error::embedded("a staged item without a stager"))?;
             let staging = stager.stage(collection).await?;
+            self.touched.insert(collection.to_owned());
             self.stagings
                 .insert(collection.to_owned(), (staging, Vec::new()));
         }
@@ -1315,6 +1318,8 @@ impl Writer<'_> {
         }
         let batch = std::mem::take(&mut self.batch);
         let mut records = std::mem::take(&mut self.records);
+        self.touched
+            .extend(batch.collections().into_iter().map(str::to_owned));
         match self.write(&batch).await? {
             Ok(counts) => self.count(counts),
             Err(e) if records.len() == 1 => {
@@ -1386,6 +1391,48 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// Fresh statistics, so that the planner picks the indexes at once, and a
+/// visibility map, so that counts are index-only scans; both now rather
+/// than whenever autovacuum gets round to it. Only the partitions written
+/// are vacuumed and analysed, unless the load wrote a tenth or more of the
+/// catalog: then all of `items`, with the parent's own statistics, which
+/// autovacuum never gathers (and which a small load hardly moves). A load
+/// into a catalog of many large collections thus costs its own
+/// collections' passes, not a sample of every partition.
+async fn refresh_statistics(store: &Store, touched: &HashSet<String>, written: u64) -> Result<()> {
+    let rows: f64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 FROM pg_class c \
+         JOIN pg_inherits i ON i.inhrelid = c.oid WHERE i.inhparent = 'items'::regclass",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    #[expect(clippy::cast_precision_loss, reason = "a share")]
+    let share = written as f64 / rows.max(1.0);
+    if share >= 0.1 {
+        sqlx::query("VACUUM (ANALYZE) items")
+            .execute(store.pool())
+            .await?;
+        return Ok(());
+    }
+    let mut collections: Vec<&String> = touched.iter().collect();
+    collections.sort();
+    for collection in collections {
+        let partition: Option<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'items'::regclass AND c.relname = items_partition_name($1)",
+        )
+        .bind(collection)
+        .fetch_optional(store.pool())
+        .await?;
+        if let Some(partition) = partition {
+            sqlx::query(&format!("VACUUM (ANALYZE) {partition}"))
+                .execute(store.pool())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Write rows of a staged collection; when the database refuses them,
@@ -1551,6 +1598,7 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         report,
         last_log: Instant::now(),
         wrote_items: false,
+        touched: HashSet::new(),
         progress,
         stager: stager.filter(|_| !rules.staged.is_empty()),
         stagings: HashMap::new(),
@@ -1572,12 +1620,8 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         .await
         .map_err(|e| Error::embedded(format!("reader task failed: {e}")))?;
     if w.wrote_items {
-        // Fresh statistics, so that the planner picks the indexes at once,
-        // and a visibility map, so that counts are index-only scans; both
-        // now rather than whenever autovacuum gets round to it.
-        sqlx::query("VACUUM (ANALYZE) items")
-            .execute(store.pool())
-            .await?;
+        let written = w.report.items_inserted + w.report.items_updated;
+        refresh_statistics(store, &w.touched, written).await?;
     }
     let mut report = w.report;
     report.elapsed = started.elapsed();
