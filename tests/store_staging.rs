@@ -532,7 +532,8 @@ async fn writes_during_a_staged_load_are_kept_and_two_loads_never_share_a_stagin
     let written = other.write(&mut live, &[&row]).await.unwrap();
     assert_eq!((written.inserted, written.updated), (1, 0));
     let counts = other.finish(&store, live).await.unwrap();
-    assert_eq!((counts.inserted, counts.updated), (0, 0));
+    assert_eq!((counts.counts.inserted, counts.counts.updated), (0, 0));
+    assert!(!counts.swapped);
     drop(other);
     // And the API writes too.
     store
@@ -542,7 +543,8 @@ async fn writes_during_a_staged_load_are_kept_and_two_loads_never_share_a_stagin
     assert_eq!(count(&db, "w").await, 2);
 
     let counts = stager.finish(&store, staging).await.unwrap();
-    assert_eq!((counts.inserted, counts.updated), (9, 1));
+    assert_eq!((counts.counts.inserted, counts.counts.updated), (9, 1));
+    assert!(!counts.swapped, "upserted into the live partition");
     let rows: Vec<(String, i32, f64)> = sqlx::query_as(
         "SELECT id, revision, (properties->>'eo:cloud_cover')::float8 FROM items \
          WHERE collection = 'w' ORDER BY id",
@@ -596,7 +598,8 @@ async fn a_swap_that_cannot_get_its_lock_upserts_the_items_instead() {
         .unwrap();
     let counts = stager.finish(&store, staging).await.unwrap();
     reader.rollback().await.unwrap();
-    assert_eq!((counts.inserted, counts.updated), (12_000, 0));
+    assert_eq!((counts.counts.inserted, counts.counts.updated), (12_000, 0));
+    assert!(!counts.swapped);
     assert_eq!(count(&db, "b").await, 12_000);
     assert_eq!(staging_tables(&db).await, 0);
     assert_eq!(partition_index_names(&db, "b").await, names_before);
@@ -607,4 +610,38 @@ async fn a_swap_that_cannot_get_its_lock_upserts_the_items_instead() {
     .await
     .unwrap();
     assert_eq!(kinds, 1, "the queryables are recorded");
+}
+
+#[tokio::test]
+async fn a_load_of_many_new_collections_stages_a_bounded_number_and_writes_the_rest_live() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.ndjson");
+    let n = catalog::store::staging::MAX_STAGED + 6;
+    let mut docs: Vec<Value> = (0..n).map(|c| collection(&format!("m{c:03}"))).collect();
+    // Interleaved: every collection is short of a batch until the end, so
+    // the loader sends the fullest when too many rows wait.
+    for i in 0..3 {
+        for c in 0..n {
+            docs.push(item(
+                &format!("m{c:03}"),
+                &format!("x{i}"),
+                1.0,
+                1.0,
+                "2024-01-01T00:00:00Z",
+            ));
+        }
+    }
+    write_lines(&path, &docs);
+    let report = load(&db, &path, &options(10, true)).await;
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.items_inserted, 3 * n as u64);
+    assert_eq!(report.staged.len(), catalog::store::staging::MAX_STAGED);
+    let per: Vec<i64> = sqlx::query_scalar("SELECT count(*) FROM items GROUP BY collection")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(per.len(), n);
+    assert!(per.iter().all(|c| *c == 3), "{per:?}");
+    assert_eq!(staging_tables(&db).await, 0);
 }

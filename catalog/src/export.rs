@@ -170,7 +170,9 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
             read
         });
     }
-    let read = futures::future::join_all(readers).await;
+    // The first job to fail stops the others (their senders go, so their
+    // writers end too).
+    let read = futures::future::try_join_all(readers).await;
     let mut parquet_files = 0;
     for writer in writers {
         // A write error explains a send that failed; report it first.
@@ -178,10 +180,7 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
             .join()
             .map_err(|_| Error::export("the export writer panicked"))??;
     }
-    let mut items = 0;
-    for r in read {
-        items += r?;
-    }
+    let items: u64 = read?.into_iter().sum();
     if options.static_catalog {
         write_root(out, options, &collections)?;
     }

@@ -1150,6 +1150,10 @@ struct Writer<'a> {
     staged_rows: u64,
     /// Rows per COPY.
     batch_size: usize,
+    /// Rows of staged collections not sent yet.
+    pending_rows: usize,
+    /// The staging table being swapped in.
+    finishing: Option<String>,
 }
 
 /// How far a load is: bytes of its files read, of all, since when.
@@ -1203,8 +1207,21 @@ impl Writer<'_> {
         for (loc, collection, row) in v.staged {
             let (staging, pending) = self.staging(&collection).await?;
             pending.push((loc, staging.admit(row)));
-            if pending.len() >= self.batch_size {
+            let full = pending.len() >= self.batch_size;
+            self.pending_rows += 1;
+            if full {
                 self.send_staged(&collection).await?;
+            } else if self.pending_rows > 4 * self.batch_size {
+                // Many collections, each short of a batch: memory stays
+                // bounded by sending the fullest.
+                let fullest = self
+                    .stagings
+                    .iter()
+                    .max_by_key(|(_, (_, p))| p.len())
+                    .map(|(c, _)| c.clone());
+                if let Some(c) = fullest {
+                    self.send_staged(&c).await?;
+                }
             }
         }
         if v.ends_batch {
@@ -1236,6 +1253,7 @@ impl Writer<'_> {
             return Ok(());
         };
         let rows = std::mem::take(pending);
+        self.pending_rows -= rows.len();
         let Some(stager) = self.stager.as_mut() else {
             return Ok(());
         };
@@ -1262,16 +1280,23 @@ impl Writer<'_> {
             else {
                 continue;
             };
-            if !staging.is_staged() {
+            let Some(table) = staging.table().map(str::to_owned) else {
                 continue;
-            }
+            };
             info!(
                 collection,
                 "building the indexes of the loaded items and swapping them in"
             );
-            let counts = stager.finish(self.store, staging).await?;
-            self.count(counts);
-            self.report.staged.push(collection);
+            // Still dropped by `abandon` should this fail.
+            self.finishing = Some(table);
+            let done = stager.finish(self.store, staging).await?;
+            self.finishing = None;
+            let written = done.counts.inserted + done.counts.updated;
+            self.staged_rows = self.staged_rows.saturating_sub(written);
+            self.count(done.counts);
+            if done.swapped {
+                self.report.staged.push(collection);
+            }
         }
         Ok(())
     }
@@ -1279,7 +1304,13 @@ impl Writer<'_> {
     /// After an error: drop the staging tables (best effort).
     async fn abandon(&mut self) {
         if let Some(stager) = self.stager.as_mut() {
-            stager.abandon(self.stagings.values().map(|(s, _)| s)).await;
+            let tables: Vec<String> = self
+                .stagings
+                .values()
+                .filter_map(|(s, _)| s.table().map(str::to_owned))
+                .chain(self.finishing.take())
+                .collect();
+            stager.abandon(tables.into_iter()).await;
         }
     }
 
@@ -1604,6 +1635,8 @@ pub async fn load(store: &Store, paths: Vec<PathBuf>, options: &LoadOptions) -> 
         stagings: HashMap::new(),
         staged_rows: 0,
         batch_size,
+        pending_rows: 0,
+        finishing: None,
     };
     let written = async {
         while let Some(chunk) = rx.recv().await {

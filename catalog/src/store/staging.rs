@@ -170,20 +170,21 @@ fn key(id: &str) -> u128 {
 /// The advisory-lock key that owns a staging table.
 const LOCK_KEY: &str = "hashtextextended($1, 7170)";
 
-/// Rows the fallback upsert moves from a staging table per transaction.
-const UPSERT_BATCH: i64 = 5_000;
-
 /// The upsert of staged rows into `items`. Repeats within one statement
 /// are collapsed to the latest (the highest revision); a row new to the
 /// catalog gets revision 1, a replaced one the next revision, as a plain
 /// load's batches do, which also tells which were new (`xmax` cannot be
 /// returned through a partitioned table).
-fn upsert_sql(from: &str) -> String {
+fn upsert_sql(from: &str, repeats: bool) -> String {
     let plain = "collection, id, geometry, datetime, start_datetime, end_datetime, content, \
                  links, properties";
+    let latest = if repeats {
+        format!("SELECT DISTINCT ON (id) {plain} FROM rows ORDER BY id, revision DESC")
+    } else {
+        format!("SELECT {plain} FROM rows")
+    };
     format!(
-        "WITH rows AS ({from}) INSERT INTO items ({plain}) \
-         SELECT DISTINCT ON (id) {plain} FROM rows ORDER BY id, revision DESC \
+        "WITH rows AS ({from}) INSERT INTO items ({plain}) {latest} \
          ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
          geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
          start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
@@ -201,6 +202,22 @@ fn counts(created: &[bool]) -> WriteCounts {
     }
 }
 
+/// How a staged collection ended.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Finished {
+    /// Items written.
+    pub counts: WriteCounts,
+    /// `true` when the staging table took the partition's place; `false`
+    /// when its items were upserted into the live partition (or there were
+    /// none).
+    pub swapped: bool,
+}
+
+/// Most staging tables one load holds at once; the items of further new
+/// collections go into their live partitions (each staging table holds an
+/// advisory lock, and PostgreSQL's lock table is finite).
+pub const MAX_STAGED: usize = 64;
+
 /// Staging tables of one load, and the connection that owns them.
 pub struct Stager {
     /// Holds the advisory lock of every staging table this load owns; the
@@ -209,6 +226,8 @@ pub struct Stager {
     stageable: HashSet<String>,
     /// Tries of the swap before the staged rows are upserted instead.
     swap_attempts: u32,
+    /// Staging tables made by this load.
+    staged: usize,
 }
 
 impl std::fmt::Debug for Stager {
@@ -277,6 +296,7 @@ impl Stager {
             conn,
             stageable,
             swap_attempts: 20,
+            staged: 0,
         })
     }
 
@@ -309,10 +329,11 @@ impl Stager {
             rows: 0,
             counts: HashMap::new(),
         };
-        let mine: bool = sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
-            .bind(&table)
-            .fetch_one(&mut self.conn)
-            .await?;
+        let mine: bool = self.staged < MAX_STAGED
+            && sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({LOCK_KEY})"))
+                .bind(&table)
+                .fetch_one(&mut self.conn)
+                .await?;
         if !mine {
             info!(
                 collection,
@@ -353,6 +374,7 @@ impl Stager {
         }
         tx.commit().await?;
         staging.table = Some(table);
+        self.staged += 1;
         Ok(staging)
     }
 
@@ -374,9 +396,10 @@ impl Stager {
             .execute(&mut *tx)
             .await?;
             copy_rows(&mut tx, "items_copy", rows).await?;
-            let created: Vec<bool> = sqlx::query_scalar(&upsert_sql("SELECT * FROM items_copy"))
-                .fetch_all(&mut *tx)
-                .await?;
+            let created: Vec<bool> =
+                sqlx::query_scalar(&upsert_sql("SELECT * FROM items_copy", true))
+                    .fetch_all(&mut *tx)
+                    .await?;
             let mut kinds: BTreeMap<String, BTreeSet<Kind>> = BTreeMap::new();
             for row in rows {
                 if let Some(Value::Object(props)) = properties_of(&row.bytes) {
@@ -405,9 +428,9 @@ impl Stager {
     /// latest version of repeated items, build the indexes, then swap the
     /// staging table in for the empty partition, or upsert its rows when
     /// the partition has items by now or the swap cannot get its lock.
-    pub async fn finish(&mut self, store: &Store, mut staging: Staging) -> Result<WriteCounts> {
+    pub async fn finish(&mut self, store: &Store, mut staging: Staging) -> Result<Finished> {
         let Some(table) = staging.table.clone() else {
-            return Ok(WriteCounts::default());
+            return Ok(Finished::default());
         };
         if staging.repeated > 0 {
             let gone = sqlx::query(&format!(
@@ -423,7 +446,8 @@ impl Stager {
             sqlx::query(&format!("DROP TABLE {table}"))
                 .execute(&mut self.conn)
                 .await?;
-            return Ok(WriteCounts::default());
+            self.release(&table).await;
+            return Ok(Finished::default());
         }
         let started = std::time::Instant::now();
         // Hint bits and the visibility map now, while no index is there to
@@ -439,7 +463,13 @@ impl Stager {
         );
         for attempt in 1..=self.swap_attempts {
             match self.swap(&staging, &table, &names).await {
-                Ok(Some(counts)) => return Ok(counts),
+                Ok(Some(counts)) => {
+                    self.release(&table).await;
+                    return Ok(Finished {
+                        counts,
+                        swapped: true,
+                    });
+                }
                 Ok(None) => break,
                 Err(Error::Database(e))
                     if super::is_code(&e, "55P03") || super::is_code(&e, "40P01") =>
@@ -456,7 +486,11 @@ impl Stager {
                 Err(e) => return Err(e),
             }
         }
-        self.upsert_staged(&staging, &table).await
+        let counts = self.upsert_staged(&staging, &table).await?;
+        Ok(Finished {
+            counts,
+            swapped: false,
+        })
     }
 
     /// The staged rows upserted into the live partition, a batch per
@@ -466,36 +500,37 @@ impl Stager {
             collection = staging.collection,
             "the partition has items by now, or is busy: upserting the staged items into it"
         );
-        let mut total = WriteCounts::default();
-        loop {
-            let mut tx = self.conn.begin().await?;
-            let created: Vec<bool> = sqlx::query_scalar(&upsert_sql(&format!(
-                "DELETE FROM {table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {table} LIMIT {UPSERT_BATCH})) \
-                 RETURNING *"
-            )))
-            .fetch_all(&mut *tx)
+        // One transaction (it blocks no reader): a load stopped half-way
+        // leaves none of the staged items in the catalog, as before the swap.
+        let mut tx = self.conn.begin().await?;
+        let created: Vec<bool> =
+            sqlx::query_scalar(&upsert_sql(&format!("SELECT * FROM {table}"), false))
+                .fetch_all(&mut *tx)
+                .await?;
+        record(&mut tx, &staging.collection, staging.kinds(), staging.span).await?;
+        sqlx::query(&format!("DROP TABLE {table}"))
+            .execute(&mut *tx)
             .await?;
-            let done = created.is_empty();
-            if done {
-                record(&mut tx, &staging.collection, staging.kinds(), staging.span).await?;
-                sqlx::query(&format!("DROP TABLE {table}"))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            let c = counts(&created);
-            total.inserted += c.inserted;
-            total.updated += c.updated;
-            if done {
-                return Ok(total);
-            }
+        tx.commit().await?;
+        self.release(table).await;
+        Ok(counts(&created))
+    }
+
+    /// Give up the advisory lock of a staging table that is gone.
+    async fn release(&mut self, table: &str) {
+        if let Err(e) = sqlx::query(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
+            .bind(table)
+            .execute(&mut self.conn)
+            .await
+        {
+            debug!(table, error = %e, "could not release a staging lock");
         }
     }
 
     /// Drop the staging tables of a load that stops on an error (best
     /// effort: the next load drops what is left).
-    pub async fn abandon(&mut self, stagings: impl Iterator<Item = &Staging>) {
-        for table in stagings.filter_map(|s| s.table.as_deref()) {
+    pub async fn abandon(&mut self, tables: impl Iterator<Item = String>) {
+        for table in tables {
             if let Err(e) = sqlx::query(&format!("DROP TABLE IF EXISTS {table}"))
                 .execute(&mut self.conn)
                 .await
@@ -513,13 +548,15 @@ impl Stager {
         // lock the other builder out), so that ATTACH PARTITION adopts them.
         let constraints: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT CASE contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END, \
-                    pg_get_indexdef(conindid), conindid::regclass::text FROM pg_constraint \
+                    pg_get_indexdef(conindid), \
+                    (SELECT relname::text FROM pg_class WHERE oid = conindid) FROM pg_constraint \
              WHERE conrelid = 'items'::regclass AND contype IN ('p', 'u')",
         )
         .fetch_all(&mut self.conn)
         .await?;
         let indexes: Vec<(String, String)> = sqlx::query_as(
-            "SELECT pg_get_indexdef(i.indexrelid), i.indexrelid::regclass::text FROM pg_index i \
+            "SELECT pg_get_indexdef(i.indexrelid), \
+                    (SELECT relname::text FROM pg_class WHERE oid = i.indexrelid) FROM pg_index i \
              WHERE i.indrelid = 'items'::regclass \
                AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
         )
@@ -602,18 +639,9 @@ impl Stager {
             .await?;
         // Each index is named after the parent's it will be attached to
         // (the live partition, whose names these may take, is gone by then).
-        let renames = names
-            .iter()
-            .enumerate()
-            .map(|(n, (index, parent))| {
-                let suffix = parent.strip_prefix("items_").unwrap_or(parent);
-                let mut name = format!("{live}_{suffix}");
-                if name.len() > 63 {
-                    name = format!("{live}_{n}_{suffix}");
-                    name.truncate(63);
-                }
-                format!("ALTER INDEX {index} RENAME TO {name}")
-            })
+        let renames = index_names(live, names)
+            .into_iter()
+            .map(|(index, name)| format!("ALTER INDEX {index} RENAME TO {}", quote_ident(&name)))
             .collect::<Vec<_>>();
         for sql in [
             format!("ALTER TABLE items DETACH PARTITION {live}"),
@@ -638,6 +666,42 @@ impl Stager {
             updated: 0,
         }))
     }
+}
+
+/// The partition's name for each staged index: the live partition's name
+/// and the parent index's (without `items_`), numbered where that would be
+/// too long for PostgreSQL (63 bytes) or taken twice.
+fn index_names(live: &str, names: &[(String, String)]) -> Vec<(String, String)> {
+    let base: Vec<String> = names
+        .iter()
+        .map(|(_, parent)| format!("{live}_{}", parent.strip_prefix("items_").unwrap_or(parent)))
+        .collect();
+    names
+        .iter()
+        .zip(&base)
+        .enumerate()
+        .map(|(n, ((index, parent), name))| {
+            let unique = base.iter().filter(|b| *b == name).count() == 1;
+            if name.len() <= 63 && unique {
+                return (index.clone(), name.clone());
+            }
+            let mut numbered = format!(
+                "{live}_{n}_{}",
+                parent.strip_prefix("items_").unwrap_or(parent)
+            );
+            let mut end = 63.min(numbered.len());
+            while !numbered.is_char_boundary(end) {
+                end -= 1;
+            }
+            numbered.truncate(end);
+            (index.clone(), numbered)
+        })
+        .collect()
+}
+
+/// An SQL identifier, quoted.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Send rows to `table` in one `COPY`.
@@ -746,6 +810,11 @@ impl Staging {
         row
     }
 
+    /// The staging table, when the items go to one.
+    pub fn table(&self) -> Option<&str> {
+        self.table.as_deref()
+    }
+
     /// The collection.
     pub fn collection(&self) -> &str {
         &self.collection
@@ -791,5 +860,58 @@ impl Staging {
             })
             .filter(|(_, kinds)| !kinds.is_empty())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_names_follow_the_parent_and_stay_unique_and_short() {
+        let live = "items_2fe34766ff1f8958cba5d1f1e67f7d66";
+        let names: Vec<(String, String)> = [
+            "items_pkey",
+            "items_foo",
+            "foo",
+            "items_geometry_datetime_cloud_cover_gsd_idx",
+            "items_éééééééééééééééééééééééééé",
+        ]
+        .iter()
+        .enumerate()
+        .map(|(n, p)| (format!("staged_{n}"), (*p).to_owned()))
+        .collect();
+        let out = index_names(live, &names);
+        assert_eq!(out[0], ("staged_0".to_owned(), format!("{live}_pkey")));
+        assert!(
+            out.iter()
+                .all(|(_, n)| n.len() <= 63 && n.starts_with(live))
+        );
+        let distinct: HashSet<&String> = out.iter().map(|(_, n)| n).collect();
+        assert_eq!(distinct.len(), out.len(), "{out:?}");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn rows_carry_their_properties_and_revision_where_the_reader_finds_them() {
+        let value = serde_json::json!({
+            "type": "Feature", "stac_version": "1.0.0", "id": "x", "collection": "c",
+            "geometry": {"type": "Point", "coordinates": [1.0, 2.0, 3.0]},
+            "properties": {"datetime": "2024-01-01T00:00:00Z", "gsd": 10},
+            "assets": {}
+        });
+        let record = ItemRecord::from_value(value, None).unwrap();
+        let mut row = encode_row(&record).unwrap();
+        assert_eq!(
+            properties_of(&row.bytes),
+            Some(serde_json::json!({"datetime": "2024-01-01T00:00:00Z", "gsd": 10}))
+        );
+        set_revision(&mut row.bytes, 3);
+        assert_eq!(row.bytes[row.bytes.len() - 4..], 3i32.to_be_bytes());
+        // EWKB of a 3D point with SRID 4326: little-endian, Z and SRID flags.
+        let g = ewkb(&record).unwrap().unwrap();
+        assert_eq!(g[0], 1);
+        assert_eq!(u32::from_le_bytes(g[1..5].try_into().unwrap()), 0xA000_0001);
+        assert_eq!(u32::from_le_bytes(g[5..9].try_into().unwrap()), 4326);
     }
 }
