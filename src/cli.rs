@@ -477,8 +477,9 @@ struct ExportArgs {
     /// The static catalog's description.
     #[arg(long, default_value = "A catalog exported by arcolake")]
     catalog_description: String,
-    /// Collections exported at once, each with its own reader and writer
-    /// (default: the number of CPUs). A collection is never split.
+    /// Jobs at once, each with its own reader and writer (default: the
+    /// number of CPUs). A collection larger than a job's share (and of at
+    /// least 10,000 items) is split by id between jobs.
     #[arg(long)]
     jobs: Option<usize>,
 }
@@ -1044,6 +1045,7 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
+        ..catalog::export::ExportOptions::default()
     };
     let database = open(&args.db, true).await?;
     let store = Store::new(database.pool.clone(), 0);

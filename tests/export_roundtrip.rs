@@ -231,3 +231,73 @@ async fn restricted_collections_stay_out_unless_asked_for_and_parts_follow_the_s
     .unwrap();
     assert_eq!((r.collections, r.items), (1, 1));
 }
+
+#[tokio::test]
+async fn collections_split_between_jobs_export_every_item_once_and_in_order() {
+    let db = TestDb::new().await;
+    load(&db, &support::fixture("stac")).await;
+    let want = snapshot(&db).await;
+    let store = db.store();
+    let out = tempfile::tempdir().unwrap();
+    // Ranges of at least 4 items, six jobs (a share of 7 items), pages of
+    // 3: each collection of 20 is cut into three ranges written side by side.
+    let options = ExportOptions {
+        page: 3,
+        jobs: 6,
+        split_min: 4,
+        ..ExportOptions::default()
+    };
+    let r = export(&store, out.path(), &options).await.unwrap();
+    assert_eq!((r.collections, r.items), (2, 40));
+
+    for c in want.1.keys() {
+        let dir = out.path().join(c);
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with(".item-links")),
+            "{names:?}"
+        );
+        let collection: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("collection.json")).unwrap()).unwrap();
+        let hrefs: Vec<&str> = collection["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["rel"] == "item")
+            .map(|l| l["href"].as_str().unwrap())
+            .collect();
+        let mut sorted = hrefs.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(hrefs, sorted, "every item once, in id order");
+        let in_db = want.0.keys().filter(|(col, _)| col == c).count();
+        assert_eq!(hrefs.len(), in_db);
+
+        let mut ids = Vec::new();
+        let mut parts = 0;
+        for entry in std::fs::read_dir(out.path().join("geoparquet").join(c)).unwrap() {
+            let file = std::fs::File::open(entry.unwrap().path()).unwrap();
+            let back = stac::geoparquet::from_reader(file).unwrap();
+            ids.extend(back.items.into_iter().map(|i| i.id));
+            parts += 1;
+        }
+        assert!(parts >= 3, "a part per range at least: {parts}");
+        ids.sort_unstable();
+        let mut want_ids: Vec<String> = want
+            .0
+            .keys()
+            .filter(|(col, _)| col == c)
+            .map(|(_, id)| id.clone())
+            .collect();
+        want_ids.sort_unstable();
+        assert_eq!(ids, want_ids, "the parts hold every item once");
+    }
+
+    let fresh = TestDb::new().await;
+    let back = load(&fresh, &out.path().join("catalog.json")).await;
+    assert!(back.failures.is_empty(), "{:?}", back.failures);
+    assert_eq!(snapshot(&fresh).await, want);
+}

@@ -22,8 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
 
@@ -53,8 +53,12 @@ pub struct ExportOptions {
     pub catalog_id: String,
     /// The static catalog's description.
     pub catalog_description: String,
-    /// Collections exported at once, each by its own reader and writer.
+    /// Jobs at once, each with its own reader and writer. A collection of
+    /// at least `split_min` items that is more than a job's share is split
+    /// by id into ranges exported side by side.
     pub jobs: usize,
+    /// The smallest collection split between jobs.
+    pub split_min: usize,
 }
 
 impl Default for ExportOptions {
@@ -68,6 +72,7 @@ impl Default for ExportOptions {
             catalog_id: "arcolake".into(),
             catalog_description: "A catalog exported by arcolake".into(),
             jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            split_min: 10_000,
         }
     }
 }
@@ -89,12 +94,110 @@ pub struct ExportReport {
 
 /// What the reader hands the writer thread.
 enum Message {
-    /// A collection begins.
-    Collection(StoredCollection),
+    /// A collection, or a range of its items, begins.
+    Collection(Task),
     /// A page of its items: (content, links) as stored.
     Items(Vec<(String, Option<String>)>),
     /// The collection is complete.
     End,
+}
+
+/// A collection, or one range of its ids, for one job.
+#[derive(Debug, Clone)]
+struct Task {
+    collection: StoredCollection,
+    /// Ids after this one (exclusive), up to `upto` (inclusive).
+    after: String,
+    upto: Option<String>,
+    /// This range's place among the collection's, and their number.
+    index: usize,
+    ranges: usize,
+    /// Shared by the ranges of a collection.
+    shared: Arc<Shared>,
+    /// Items in the range (about).
+    size: i64,
+}
+
+/// What the ranges of one collection share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The next parquet part number.
+    next_part: AtomicU64,
+    /// Ranges not finished yet: the last one writes `collection.json`.
+    unfinished: AtomicU64,
+}
+
+/// Cut each collection into ranges of ids of about a job's share (no
+/// smaller than `split_min` items), the ids at the cuts read from the
+/// primary key. Makes the directories, and clears earlier parts, once.
+async fn plan(
+    store: &Store,
+    out: &Path,
+    options: &ExportOptions,
+    collections: &[StoredCollection],
+    counts: &HashMap<String, i64>,
+    total: i64,
+) -> Result<Vec<Task>> {
+    let jobs = i64::try_from(options.jobs.max(1)).unwrap_or(1);
+    let split_min = i64::try_from(options.split_min.max(1)).unwrap_or(i64::MAX);
+    let mut tasks = Vec::new();
+    for c in collections {
+        let name = file_name(&c.id);
+        if options.static_catalog {
+            let dir = out.join(&name);
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        if options.geoparquet {
+            let dir = out.join("geoparquet").join(&name);
+            // Parts of an earlier export would mix with this one's.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+            }
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        }
+        let count = counts.get(&c.id).copied().unwrap_or(0);
+        let share = ((total + jobs - 1) / jobs).max(1);
+        let ranges = ((count + share - 1) / share)
+            .min(count / split_min)
+            .clamp(1, jobs);
+        let mut cuts: Vec<String> = Vec::new();
+        for i in 1..ranges {
+            // (Items deleted since the count may leave fewer cuts.)
+            let cut: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM items WHERE collection = $1 ORDER BY id OFFSET $2 LIMIT 1",
+            )
+            .bind(&c.id)
+            .bind(count * i / ranges)
+            .fetch_optional(store.reader())
+            .await?;
+            if let Some(cut) = cut
+                && cuts.last() != Some(&cut)
+            {
+                cuts.push(cut);
+            }
+        }
+        let ranges = cuts.len() + 1;
+        let shared = Arc::new(Shared {
+            next_part: AtomicU64::new(0),
+            unfinished: AtomicU64::new(ranges as u64),
+        });
+        for index in 0..ranges {
+            tasks.push(Task {
+                collection: c.clone(),
+                after: if index == 0 {
+                    String::new()
+                } else {
+                    cuts[index - 1].clone()
+                },
+                upto: cuts.get(index).cloned(),
+                index,
+                ranges,
+                shared: Arc::clone(&shared),
+                size: count / i64::try_from(ranges).unwrap_or(1),
+            });
+        }
+    }
+    Ok(tasks)
 }
 
 /// Export into `out` (created if missing; files of an earlier export are
@@ -135,16 +238,16 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
     .collect();
     let total: i64 = counts.values().sum();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    // Jobs take whole collections, the largest first, each to the job with
-    // the fewest items so far.
-    let jobs = options.jobs.clamp(1, collections.len().max(1));
-    let mut shares: Vec<(i64, Vec<StoredCollection>)> = vec![(0, Vec::new()); jobs];
-    let mut by_size: Vec<&StoredCollection> = collections.iter().collect();
-    by_size.sort_by_key(|c| std::cmp::Reverse(counts.get(&c.id).copied().unwrap_or(0)));
-    for c in by_size {
+    let mut tasks = plan(store, out, options, &collections, &counts, total).await?;
+    // Jobs take tasks, the largest first, each to the job with the fewest
+    // items so far.
+    let jobs = options.jobs.clamp(1, tasks.len().max(1));
+    let mut shares: Vec<(i64, Vec<Task>)> = vec![(0, Vec::new()); jobs];
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.size));
+    for t in tasks {
         if let Some(least) = shares.iter_mut().min_by_key(|(n, _)| *n) {
-            least.0 += counts.get(&c.id).copied().unwrap_or(0);
-            least.1.push(c.clone());
+            least.0 += t.size;
+            least.1.push(t);
         }
     }
     let progress = Progress {
@@ -232,7 +335,7 @@ impl Progress {
 /// Read every collection's items page by page and hand them over.
 async fn read_all(
     store: &Store,
-    collections: &[StoredCollection],
+    tasks: &[Task],
     options: &ExportOptions,
     tx: &Sender<Message>,
     progress: &Progress,
@@ -240,19 +343,22 @@ async fn read_all(
     let stopped = || Error::export("the export writer stopped");
     let page = i64::try_from(options.page.max(1)).unwrap_or(10_000);
     let mut items = 0u64;
-    for c in collections {
-        tx.send(Message::Collection(c.clone()))
+    for task in tasks {
+        let c = &task.collection;
+        tx.send(Message::Collection(task.clone()))
             .await
             .map_err(|_| stopped())?;
-        let mut after = String::new();
+        let mut after = task.after.clone();
         loop {
             let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
                 "SELECT id, content::text, links::text FROM items \
-                 WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3",
+                 WHERE collection = $1 AND id > $2 AND ($4::text IS NULL OR id <= $4) \
+                 ORDER BY id LIMIT $3",
             )
             .bind(&c.id)
             .bind(&after)
             .bind(page)
+            .bind(&task.upto)
             .fetch_all(store.reader())
             .await?;
             let Some((last, ..)) = rows.last() else {
@@ -271,6 +377,11 @@ async fn read_all(
         tx.send(Message::End).await.map_err(|_| stopped())?;
     }
     Ok(items)
+}
+
+/// The item links of one range of a collection, until `collection.json`.
+fn links_file(dir: &Path, range: usize) -> PathBuf {
+    dir.join(format!(".item-links-{range}"))
 }
 
 /// Names the export writes itself, which no collection or item may take.
@@ -337,7 +448,9 @@ fn write_collections(
     let mut current: Option<CollectionWriter> = None;
     while let Some(message) = rx.blocking_recv() {
         match message {
-            Message::Collection(c) => current = Some(CollectionWriter::new(out, options, c)?),
+            Message::Collection(task) => {
+                current = Some(CollectionWriter::new(out, options, task)?);
+            }
             Message::Items(rows) => {
                 if let Some(w) = current.as_mut() {
                     w.items(rows)?;
@@ -377,6 +490,7 @@ fn write_root(out: &Path, options: &ExportOptions, collections: &[StoredCollecti
 
 /// One collection being written.
 struct CollectionWriter {
+    task: Task,
     collection: StoredCollection,
     /// The static catalog's directory of the collection, and its `item`
     /// links so far (one JSON object per line).
@@ -387,7 +501,10 @@ struct CollectionWriter {
 /// A collection's stac-geoparquet parts.
 struct Parquet {
     dir: PathBuf,
-    part: u64,
+    /// Part numbers, shared by the ranges of the collection.
+    next: Arc<Shared>,
+    /// Parts this writer wrote.
+    written: u64,
     writer: Option<stac::geoparquet::Writer<BufWriter<File>>>,
     /// The JSON paths of the open part's items (its Arrow schema).
     shape: BTreeSet<String>,
@@ -446,12 +563,13 @@ fn member(v: &Value, path: &mut String, out: &mut BTreeSet<String>) {
 }
 
 impl CollectionWriter {
-    fn new(out: &Path, options: &ExportOptions, collection: StoredCollection) -> Result<Self> {
+    /// The writer of one task; its directories exist (see [`plan`]).
+    fn new(out: &Path, options: &ExportOptions, task: Task) -> Result<Self> {
+        let collection = task.collection.clone();
         let name = file_name(&collection.id);
         let static_dir = if options.static_catalog {
             let dir = out.join(&name);
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let links = dir.join(".item-links");
+            let links = links_file(&dir, task.index);
             let file = File::create(&links).map_err(io(&links))?;
             Some((dir, BufWriter::new(file)))
         } else {
@@ -459,11 +577,6 @@ impl CollectionWriter {
         };
         let parquet = if options.geoparquet {
             let dir = out.join("geoparquet").join(&name);
-            // Parts of an earlier export would mix with this one's.
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
-            }
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
             let value: Value = serde_json::from_str(&collection.content)
                 .map_err(|e| Error::export(format!("stored collection {}: {e}", collection.id)))?;
             let collection = serde_json::from_value(value).map_err(|e| {
@@ -474,7 +587,8 @@ impl CollectionWriter {
             })?;
             Some(Parquet {
                 dir,
-                part: 0,
+                next: Arc::clone(&task.shared),
+                written: 0,
                 writer: None,
                 shape: BTreeSet::new(),
                 collection,
@@ -483,6 +597,7 @@ impl CollectionWriter {
             None
         };
         Ok(Self {
+            task,
             collection,
             static_dir,
             parquet,
@@ -529,7 +644,8 @@ impl CollectionWriter {
         Ok(())
     }
 
-    /// Close the parts; write `collection.json` with its item links.
+    /// Close the parts; the last range of the collection to finish writes
+    /// `collection.json` with the item links of every range, in order.
     /// Returns the parquet files written.
     fn finish(self) -> Result<u64> {
         let mut files = 0;
@@ -537,10 +653,13 @@ impl CollectionWriter {
             files = p.finish()?;
         }
         if let Some((dir, links)) = self.static_dir {
-            let links_path = dir.join(".item-links");
+            let own = links_file(&dir, self.task.index);
             links
                 .into_inner()
-                .map_err(|e| Error::io(&links_path, e.into_error()))?;
+                .map_err(|e| Error::io(&own, e.into_error()))?;
+            if self.task.shared.unfinished.fetch_sub(1, Ordering::AcqRel) != 1 {
+                return Ok(files);
+            }
             let mut doc: Map<String, Value> = serde_json::from_str(&self.collection.content)
                 .map_err(|e| Error::export(format!("stored collection: {e}")))?;
             let mut fixed = vec![
@@ -558,22 +677,25 @@ impl CollectionWriter {
             let path = dir.join("collection.json");
             let mut w = BufWriter::new(File::create(&path).map_err(io(&path))?);
             w.write_all(&text.as_bytes()[..open]).map_err(io(&path))?;
-            let mut reader =
-                std::io::BufReader::new(File::open(&links_path).map_err(io(&links_path))?);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n =
-                    std::io::BufRead::read_line(&mut reader, &mut line).map_err(io(&links_path))?;
-                if n == 0 {
-                    break;
+            for range in 0..self.task.ranges {
+                let links_path = links_file(&dir, range);
+                let mut reader =
+                    std::io::BufReader::new(File::open(&links_path).map_err(io(&links_path))?);
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    let n = std::io::BufRead::read_line(&mut reader, &mut line)
+                        .map_err(io(&links_path))?;
+                    if n == 0 {
+                        break;
+                    }
+                    w.write_all(b",").map_err(io(&path))?;
+                    w.write_all(line.trim_end().as_bytes()).map_err(io(&path))?;
                 }
-                w.write_all(b",").map_err(io(&path))?;
-                w.write_all(line.trim_end().as_bytes()).map_err(io(&path))?;
+                std::fs::remove_file(&links_path).map_err(io(&links_path))?;
             }
             w.write_all(&text.as_bytes()[open..]).map_err(io(&path))?;
             w.flush().map_err(io(&path))?;
-            std::fs::remove_file(&links_path).map_err(io(&links_path))?;
         }
         Ok(files)
     }
@@ -607,7 +729,8 @@ impl Parquet {
     /// Start the next part with `values` (of paths `shape`); nothing is
     /// left of the part when its first page cannot be encoded.
     fn open(&mut self, values: &[Value], shape: BTreeSet<String>) -> Result<()> {
-        let path = self.dir.join(format!("part-{:05}.parquet", self.part));
+        let part = self.next.next_part.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("part-{part:05}.parquet"));
         let file = BufWriter::new(File::create(&path).map_err(io(&path))?);
         let built = stac::geoparquet::WriterBuilder::new(file)
             .writer_options(
@@ -618,7 +741,7 @@ impl Parquet {
             .and_then(|w| w.add_collection(self.collection.clone()));
         match built {
             Ok(writer) => {
-                self.part += 1;
+                self.written += 1;
                 self.shape = shape;
                 self.writer = Some(writer);
                 Ok(())
@@ -670,7 +793,7 @@ impl Parquet {
 
     fn finish(mut self) -> Result<u64> {
         self.close()?;
-        Ok(self.part)
+        Ok(self.written)
     }
 }
 
