@@ -50,15 +50,7 @@ fn parse_instant(field: &str, value: &Value) -> Result<Option<DateTime<Utc>>> {
 /// PostgreSQL text and jsonb cannot store.
 pub(crate) fn find_nul(value: &Value, path: &str) -> Option<String> {
     // The path is only worth building when there is a NUL to point at.
-    fn has_nul(value: &Value) -> bool {
-        match value {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
-    }
-    if has_nul(value) {
+    if crate::search::page::has_nul(value) {
         nul_path(value, path)
     } else {
         None

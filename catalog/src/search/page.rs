@@ -70,7 +70,9 @@ pub(crate) fn fnv1a(domain: &str, bytes: &[u8]) -> u64 {
     h
 }
 
-fn has_nul(v: &Value) -> bool {
+/// `true` when a string or key of `v` holds a NUL character (which
+/// PostgreSQL text and jsonb cannot store).
+pub(crate) fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
         Value::Array(items) => items.iter().any(has_nul),
