@@ -1048,7 +1048,7 @@ fn accept(loc: Loc, value: Value, source: &Source, rules: &Rules, out: &mut Vali
                             .entry(collection.to_owned())
                             .or_default(),
                     };
-                    count_properties(seen, &record.content);
+                    count_properties(seen, record.content.get("properties"));
                     out.staged.push((loc, collection.to_owned(), row));
                 }
                 Err(reason) => out.failures.push(loc.fail(reason)),

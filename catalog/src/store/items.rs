@@ -27,7 +27,7 @@ const INSERT_ITEMS: &str = "INSERT INTO items \
     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::text[]) AS t(c, i, g, d, s, e, j, l)";
 
-const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
+pub(super) const UPSERT_SUFFIX: &str = " ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
     geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
     start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
     content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, revision = items.revision + 1, updated_at = now() \
@@ -94,7 +94,7 @@ impl ItemBatch {
                 .entry(r.collection.as_str().to_owned())
                 .or_default(),
         };
-        note_properties(seen, &r.content);
+        note_properties(seen, r.content.get("properties"));
         self.push_row(BatchRow {
             collection: r.collection.as_str().to_owned(),
             id: r.id.as_str().to_owned(),
@@ -493,6 +493,22 @@ impl Store {
             let e = spans.entry(c.as_str()).or_insert(0.0);
             *e = e.max(secs);
         }
+        Self::record_spans(conn, spans).await?;
+        let inserted = created.iter().filter(|c| **c).count() as u64;
+        Ok(WriteCounts {
+            inserted,
+            updated: created.len() as u64 - inserted,
+        })
+    }
+}
+
+impl Store {
+    /// Widen each collection's longest item span to the given seconds where
+    /// they are longer.
+    pub(super) async fn record_spans(
+        conn: &mut PgConnection,
+        spans: HashMap<&str, f64>,
+    ) -> Result<()> {
         let (ids, secs): (Vec<&str>, Vec<f64>) =
             spans.into_iter().filter(|(_, s)| *s > 0.0).unzip();
         if !ids.is_empty() {
@@ -506,15 +522,9 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         }
-        let inserted = created.iter().filter(|c| **c).count() as u64;
-        Ok(WriteCounts {
-            inserted,
-            updated: created.len() as u64 - inserted,
-        })
+        Ok(())
     }
-}
 
-impl Store {
     /// Note the properties a batch carries, for the queryables. Rows are
     /// written in key order, so concurrent writers cannot deadlock here.
     pub(super) async fn record_properties(
@@ -548,12 +558,12 @@ impl Store {
     }
 }
 
-/// Note the kind of each property of an item's `content`, for the queryables.
+/// Note the kind of each of an item's `properties`, for the queryables.
 pub(crate) fn note_properties(
     seen: &mut BTreeMap<String, BTreeSet<Kind>>,
-    content: &serde_json::Value,
+    properties: Option<&serde_json::Value>,
 ) {
-    for_each_kind(content, |name, kind| match seen.get_mut(name) {
+    for_each_kind(properties, |name, kind| match seen.get_mut(name) {
         Some(kinds) => {
             kinds.insert(kind);
         }
@@ -563,12 +573,12 @@ pub(crate) fn note_properties(
     });
 }
 
-/// Count the kind of each property of an item's `content`, for the queryables.
+/// Count the kind of each of an item's `properties`, for the queryables.
 pub(crate) fn count_properties(
     seen: &mut BTreeMap<String, BTreeMap<Kind, u64>>,
-    content: &serde_json::Value,
+    properties: Option<&serde_json::Value>,
 ) {
-    for_each_kind(content, |name, kind| {
+    for_each_kind(properties, |name, kind| {
         let kinds = match seen.get_mut(name) {
             Some(kinds) => kinds,
             None => seen.entry(name.to_owned()).or_default(),
@@ -577,8 +587,9 @@ pub(crate) fn count_properties(
     });
 }
 
-fn for_each_kind(content: &serde_json::Value, mut f: impl FnMut(&str, Kind)) {
-    let Some(props) = content.get("properties").and_then(|p| p.as_object()) else {
+/// Call `f` with the name and kind of each of an item's `properties`.
+pub(crate) fn for_each_kind(properties: Option<&serde_json::Value>, mut f: impl FnMut(&str, Kind)) {
+    let Some(props) = properties.and_then(|p| p.as_object()) else {
         return;
     };
     for (name, value) in props {

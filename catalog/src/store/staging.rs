@@ -30,6 +30,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use tracing::{debug, info};
 
+use super::items::{for_each_kind, note_properties};
 use super::{Store, WriteCounts};
 use crate::model::ItemRecord;
 use crate::search::Kind;
@@ -184,13 +185,8 @@ fn upsert_sql(from: &str, repeats: bool) -> String {
         format!("SELECT {plain} FROM rows")
     };
     format!(
-        "WITH rows AS ({from}) INSERT INTO items ({plain}) {latest} \
-         ON CONFLICT ON CONSTRAINT items_pkey DO UPDATE SET \
-         geometry = EXCLUDED.geometry, datetime = EXCLUDED.datetime, \
-         start_datetime = EXCLUDED.start_datetime, end_datetime = EXCLUDED.end_datetime, \
-         content = EXCLUDED.content, properties = EXCLUDED.properties, links = EXCLUDED.links, \
-         revision = items.revision + 1, updated_at = now() \
-         RETURNING (revision = 1)"
+        "WITH rows AS ({from}) INSERT INTO items ({plain}) {latest}{}",
+        super::items::UPSERT_SUFFIX
     )
 }
 
@@ -322,8 +318,8 @@ impl Stager {
             collection: collection.to_owned(),
             table: None,
             live: partition_of(&mut self.conn, collection).await?,
+            literal: String::new(),
             seen: HashSet::new(),
-            repeated: 0,
             properties: BTreeMap::new(),
             span: 0.0,
             rows: 0,
@@ -374,6 +370,7 @@ impl Stager {
         }
         tx.commit().await?;
         staging.table = Some(table);
+        staging.literal = literal;
         self.staged += 1;
         Ok(staging)
     }
@@ -400,15 +397,9 @@ impl Stager {
                 sqlx::query_scalar(&upsert_sql("SELECT * FROM items_copy", true))
                     .fetch_all(&mut *tx)
                     .await?;
-            let mut kinds: BTreeMap<String, BTreeSet<Kind>> = BTreeMap::new();
+            let mut kinds = BTreeMap::new();
             for row in rows {
-                if let Some(Value::Object(props)) = properties_of(&row.bytes) {
-                    for (name, value) in &props {
-                        if let Some(kind) = Kind::of(value) {
-                            kinds.entry(name.clone()).or_default().insert(kind);
-                        }
-                    }
-                }
+                note_properties(&mut kinds, properties_of(&row.bytes).as_ref());
             }
             let span = rows.iter().map(|r| r.span).fold(0.0, f64::max);
             record(&mut tx, &staging.collection, kinds, span).await?;
@@ -432,7 +423,7 @@ impl Stager {
         let Some(table) = staging.table.clone() else {
             return Ok(Finished::default());
         };
-        if staging.repeated > 0 {
+        if !staging.counts.is_empty() {
             let gone = sqlx::query(&format!(
                 "DELETE FROM {table} s USING (SELECT id, max(revision) AS latest FROM {table} \
                  GROUP BY id HAVING count(*) > 1) r WHERE s.id = r.id AND s.revision < r.latest"
@@ -493,7 +484,7 @@ impl Stager {
         })
     }
 
-    /// The staged rows upserted into the live partition, a batch per
+    /// The staged rows upserted into the live partition in one
     /// transaction, without holding up readers.
     async fn upsert_staged(&mut self, staging: &Staging, table: &str) -> Result<WriteCounts> {
         info!(
@@ -615,7 +606,10 @@ impl Stager {
         names: &[(String, String)],
     ) -> Result<Option<WriteCounts>> {
         let Staging {
-            collection, live, ..
+            collection,
+            live,
+            literal,
+            ..
         } = staging;
         let mut tx = self.conn.begin().await?;
         sqlx::query("SET LOCAL lock_timeout = '500ms'")
@@ -633,10 +627,6 @@ impl Stager {
             tx.rollback().await?;
             return Ok(None);
         }
-        let literal: String = sqlx::query_scalar("SELECT quote_literal($1)")
-            .bind(collection)
-            .fetch_one(&mut *tx)
-            .await?;
         // Each index is named after the parent's it will be attached to
         // (the live partition, whose names these may take, is gone by then).
         let renames = index_names(live, names)
@@ -734,17 +724,7 @@ async fn record(
     span: f64,
 ) -> Result<()> {
     Store::record_properties(conn, &BTreeMap::from([(collection.to_owned(), kinds)])).await?;
-    if span > 0.0 {
-        sqlx::query(
-            "UPDATE collections SET max_item_span = $2 * interval '1 second' \
-             WHERE id = $1 AND max_item_span < $2 * interval '1 second'",
-        )
-        .bind(collection)
-        .bind(span)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+    Store::record_spans(conn, HashMap::from([(collection, span)])).await
 }
 
 /// Run the statements of a shared queue, one at a time, until it is empty.
@@ -783,17 +763,18 @@ pub struct Staging {
     /// The staging table; `None` when the items go into the live partition.
     table: Option<String>,
     live: String,
+    /// The collection id as an SQL literal (for DDL).
+    literal: String,
     /// Keys of the items met (MD5 of the id).
     seen: HashSet<u128>,
-    /// Items met more than once (each later version is sent with the count
-    /// so far as its revision; the highest is kept at the end).
-    repeated: u64,
     /// Property → kind → items of that kind sent (a refused row is taken
     /// off again), for the queryables.
     properties: BTreeMap<String, BTreeMap<Kind, u64>>,
     /// The longest time span of the rows sent, in seconds.
     span: f64,
     rows: u64,
+    /// Items met more than once, and how often: each later version is sent
+    /// with the count so far as its revision, the highest kept at the end.
     counts: HashMap<u128, i32>,
 }
 
@@ -804,7 +785,6 @@ impl Staging {
         if !self.seen.insert(k) {
             let n = self.counts.entry(k).or_insert(1);
             *n += 1;
-            self.repeated += 1;
             set_revision(&mut row.bytes, *n);
         }
         row
@@ -838,16 +818,11 @@ impl Staging {
 
     /// Take the properties of a row the database refused off the counts.
     pub fn forget(&mut self, row: &[u8]) {
-        let Some(Value::Object(props)) = properties_of(row) else {
-            return;
-        };
-        for (name, value) in &props {
-            if let Some(kind) = Kind::of(value)
-                && let Some(n) = self.properties.get_mut(name).and_then(|k| k.get_mut(&kind))
-            {
+        for_each_kind(properties_of(row).as_ref(), |name, kind| {
+            if let Some(n) = self.properties.get_mut(name).and_then(|k| k.get_mut(&kind)) {
                 *n = n.saturating_sub(1);
             }
-        }
+        });
     }
 
     /// The property kinds of the items sent.
