@@ -347,6 +347,19 @@ struct CrawlArgs {
     /// `ARCOLAKE_SHARD_INDEX` with `ARCOLAKE_SHARD_COUNT`.
     #[arg(long, env = "ARCOLAKE_SHARD", value_name = "K/N|auto")]
     shard: Option<String>,
+    /// With `--shard`: shards own the directories D levels below the
+    /// source's root instead of items, so each shard lists only the levels
+    /// above D and its own directories' trees, not the whole source. A
+    /// grouping template's group must then lie within one such directory.
+    /// Every shard of a round must use the same depth.
+    #[arg(
+        long,
+        env = "ARCOLAKE_SHARD_DEPTH",
+        value_name = "D",
+        default_value_t = 0,
+        requires = "shard"
+    )]
+    shard_depth: u32,
     /// Do not crawl: work out the collections' extents (and publish their
     /// layers) after the shards of a sharded crawl. The last shard of a
     /// round to complete does this too.
@@ -974,7 +987,8 @@ impl CrawlArgs {
             .as_deref()
             .map(|spec| ingest::shard::resolve(spec, |name| std::env::var(name).ok()))
             .transpose()
-            .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--shard: {e}"))?
+            .map(|s| s.with_depth(self.shard_depth));
         Ok(ingest::run::CrawlRequest {
             url: self.url.clone(),
             collection: self.collection.clone(),

@@ -178,8 +178,9 @@ fn wait_all(children: Vec<Child>) -> Vec<Value> {
     reports
 }
 
-/// One unsharded crawl of the sources into a fresh catalog.
-async fn reference(sources: &Path, reports: &Path) -> Catalog {
+/// One unsharded crawl of the sources into a fresh catalog: what it
+/// leaves, and its reports.
+async fn reference_run(sources: &Path, reports: &Path) -> (Catalog, Vec<Value>) {
     let db = TestDb::new().await;
     let child = command(
         Path::new(BIN),
@@ -195,8 +196,13 @@ async fn reference(sources: &Path, reports: &Path) -> Catalog {
     )
     .spawn()
     .unwrap();
-    wait_all(vec![child]);
-    catalog(&db).await
+    let reports = wait_all(vec![child]);
+    (catalog(&db).await, reports)
+}
+
+/// One unsharded crawl of the sources into a fresh catalog.
+async fn reference(sources: &Path, reports: &Path) -> Catalog {
+    reference_run(sources, reports).await.0
 }
 
 /// The SLURM template, as `sbatch --array=0-3` runs it: task `i` of the
@@ -492,4 +498,155 @@ async fn a_shard_removes_only_its_own_vanished_items() {
     let want = reference(&sources, reports).await;
     assert_eq!(catalog(&db).await, want);
     assert_eq!(bands(&want), 2, "the scene lost one band");
+}
+
+/// Twelve directories of single-file items, the 40 grouped scenes in
+/// `s2/`, and two files at the root.
+fn dir_tree(dir: &Path) -> usize {
+    let src = root().join("fixtures/ingest").join(COG);
+    let mut files = 0;
+    for d in 0..12 {
+        let sub = dir.join(format!("d{d:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for i in 0..25 {
+            std::fs::copy(&src, sub.join(format!("f_{i:04}.tif"))).unwrap();
+            files += 1;
+        }
+    }
+    tree(dir, 0);
+    for i in 0..2 {
+        std::fs::copy(&src, dir.join(format!("r_{i}.tif"))).unwrap();
+    }
+    files + 120 + 2
+}
+
+/// `--shard-depth 1` through the SLURM template: each shard lists only
+/// the directories it owns, and the round gives the catalog of one crawl.
+fn slurm_dirs(i: u32, sources: &Path, db: &TestDb, reports: &Path) -> Command {
+    let mut c = slurm(i, sources, db, reports);
+    c.env("ARCOLAKE_SHARD_DEPTH", "1");
+    c
+}
+
+#[tokio::test]
+async fn shards_owning_directories_list_only_their_own() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    let files = dir_tree(&local);
+    let sources = sources(work.path(), &local);
+    let reports = work.path();
+    let (want, unsharded) = reference_run(&sources, reports).await;
+    assert_eq!(bands(&want), 3);
+
+    let db = TestDb::new().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let shard_reports = wait_all(children);
+    assert_eq!(catalog(&db).await, want, "four shards owning directories");
+    for (collection, n) in finalized(&shard_reports) {
+        assert_eq!(n, 1, "{collection} is finalized by exactly one shard");
+    }
+    let tree: Vec<&Value> = shard_reports
+        .iter()
+        .filter(|r| r["collection"] == "tree")
+        .collect();
+    let sum = |key: &str| -> u64 { tree.iter().map(|r| r[key].as_u64().unwrap()).sum() };
+    // Each file is read once; each is listed by one shard only, but for
+    // the two at the root, which every shard lists (and three pass over).
+    assert_eq!(sum("read"), files as u64);
+    assert_eq!(sum("listed"), files as u64 + 3 * 2, "{tree:?}");
+    assert_eq!(sum("other_shards"), 3 * 2, "{tree:?}");
+    for r in &tree {
+        let listed = r["listed"].as_u64().unwrap();
+        assert!(listed < files as u64 / 2, "a shard lists its own part: {r}");
+    }
+    // The S3 copy of fixtures/ingest (directories, files and Zarr stores at
+    // its root) is split the same way: no object is listed by two shards
+    // but those at the root.
+    if std::env::var("ARCOLAKE_TEST_S3_URL").is_ok() {
+        let s3: Vec<&Value> = shard_reports
+            .iter()
+            .filter(|r| r["collection"] == "on-s3")
+            .collect();
+        let listed: u64 = s3.iter().map(|r| r["listed"].as_u64().unwrap()).sum();
+        let passed: u64 = s3.iter().map(|r| r["other_shards"].as_u64().unwrap()).sum();
+        let one = unsharded
+            .iter()
+            .find(|r| r["collection"] == "on-s3")
+            .and_then(|r| r["listed"].as_u64())
+            .unwrap();
+        assert_eq!(listed - passed, one, "{s3:?}");
+        assert!(
+            s3.iter().any(|r| r["listed"].as_u64().unwrap() < one),
+            "{s3:?}"
+        );
+    }
+
+    // A shard of the next round at another depth is refused, and changes
+    // nothing; the round then completes at depth 1.
+    wait_all(vec![slurm_dirs(0, &sources, &db, reports).spawn().unwrap()]);
+    let out = slurm(1, &sources, &db, reports).output().unwrap();
+    assert!(!out.status.success(), "a shard at another depth ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--shard-depth 1"), "{stderr}");
+    let children = (1..SHARDS)
+        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let again = wait_all(children);
+    assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
+    assert_eq!(catalog(&db).await, want, "an unchanged round");
+
+    // Files vanish from two directories and the root: a shard removes the
+    // items of its own directories (and of the root files it owns) only.
+    let owner = |dir: &str| {
+        (0..SHARDS)
+            .find(|k| {
+                catalog::store::crawl::Shard::new(*k, SHARDS)
+                    .unwrap()
+                    .owns(dir)
+            })
+            .unwrap()
+    };
+    let k = owner("d03");
+    let other = (0..12)
+        .map(|d| format!("d{d:02}"))
+        .find(|d| owner(d) != k)
+        .unwrap();
+    for (dir, i) in [("d03", 1), ("d03", 2), (other.as_str(), 3)] {
+        std::fs::remove_file(local.join(format!("{dir}/f_{i:04}.tif"))).unwrap();
+    }
+    std::fs::remove_file(local.join("r_0.tif")).unwrap();
+    let shard = catalog::store::crawl::Shard::new(k, SHARDS)
+        .unwrap()
+        .with_depth(1);
+    let mut mine = vec!["d03_f_0001".to_owned(), "d03_f_0002".to_owned()];
+    if shard.owns("r_0") {
+        mine.push("r_0".into());
+    }
+    let ids = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT id FROM items WHERE collection = 'tree' ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    let before = ids().await;
+    let r = wait_all(vec![slurm_dirs(k, &sources, &db, reports).spawn().unwrap()]);
+    let after = ids().await;
+    let removed: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
+    assert_eq!(
+        removed,
+        mine.iter().collect::<Vec<_>>(),
+        "shard {k} removed its own"
+    );
+    let tree = r.iter().find(|r| r["collection"] == "tree").unwrap();
+    assert_eq!(tree["items_removed"].as_u64().unwrap(), mine.len() as u64);
+    let children = (0..SHARDS)
+        .filter(|i| *i != k)
+        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    wait_all(children);
+    assert_eq!(catalog(&db).await, reference(&sources, reports).await);
 }

@@ -536,6 +536,75 @@ async fn local_zarr_stores_are_not_walked() {
     );
 }
 
+/// On every backend, the listing of a shard that owns directories finds
+/// what the whole listing finds: one level at a time (directories in name
+/// order, Zarr stores as entries, hidden names left out), and the tree of
+/// each directory alone.
+#[tokio::test]
+async fn levels_and_subtrees_list_what_the_whole_listing_lists() {
+    use futures::StreamExt as _;
+    type Listed = Vec<(String, source::EntryKind)>;
+    async fn collect(
+        s: futures::stream::BoxStream<'_, Result<source::Entry, storage::Error>>,
+    ) -> Listed {
+        let mut out: Listed = s
+            .map(|e| e.map(|e| (e.path, e.kind)).unwrap())
+            .collect()
+            .await;
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+    for (name, src) in support::backends::backends() {
+        let whole = collect(src.list()).await;
+        assert!(whole.len() > 20, "{name}: {whole:?}");
+        // Level by level, from the root.
+        let mut by_level: Listed = Vec::new();
+        let mut dirs = vec![String::new()];
+        while let Some(dir) = dirs.pop() {
+            let level = src.list_level(&dir).await.unwrap().unwrap();
+            let mut sorted = level.dirs.clone();
+            sorted.sort();
+            assert_eq!(
+                level.dirs, sorted,
+                "{name} {dir:?}: directories in name order"
+            );
+            by_level.extend(level.entries.into_iter().map(|e| (e.path, e.kind)));
+            dirs.extend(level.dirs);
+        }
+        by_level.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(by_level, whole, "{name}: level by level");
+        // The root's entries, and the tree of each of its directories.
+        let root = src.list_level("").await.unwrap().unwrap();
+        assert!(
+            root.dirs.iter().any(|d| d == "s2"),
+            "{name}: {:?}",
+            root.dirs
+        );
+        assert!(
+            root.entries
+                .iter()
+                .any(|e| e.path == "era_v2.zarr" && e.kind == source::EntryKind::ZarrStore),
+            "{name}: a Zarr store at the root is an entry, not a directory"
+        );
+        let mut split: Listed = root.entries.into_iter().map(|e| (e.path, e.kind)).collect();
+        for dir in &root.dirs {
+            let under = collect(src.list_under(dir)).await;
+            assert!(!under.is_empty(), "{name} {dir}");
+            assert!(
+                under.iter().all(|(p, _)| p.starts_with(&format!("{dir}/"))),
+                "{name}: {under:?}"
+            );
+            split.extend(under);
+        }
+        split.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(split, whole, "{name}: the root and its directories' trees");
+        // A path out of the root is refused.
+        assert!(src.list_level("../etc").await.is_err(), "{name}");
+        let out: Vec<_> = src.list_under("s2/../..").collect().await;
+        assert!(out.iter().all(Result::is_err) && !out.is_empty(), "{name}");
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

@@ -318,27 +318,18 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Entry>, SourceError>>(4);
     let lister = {
         let source = Arc::clone(&job.source);
+        let owned_dirs = job.options.shard.filter(|s| s.depth > 0);
         tokio::spawn(async move {
-            let mut stream = source.list();
-            let mut chunk = Vec::with_capacity(CHUNK);
-            while let Some(next) = stream.next().await {
-                match next {
-                    Ok(e) => {
-                        chunk.push(e);
-                        if chunk.len() >= CHUNK
-                            && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-            if !chunk.is_empty() {
-                let _ = tx.send(Ok(chunk)).await;
+            let mut out = Chunks {
+                tx,
+                chunk: Vec::with_capacity(CHUNK),
+            };
+            let listed = match owned_dirs {
+                None => out.pump(source.list()).await,
+                Some(shard) => list_own_dirs(source.as_ref(), shard, &mut out).await,
+            };
+            if listed.is_ok() && !out.chunk.is_empty() {
+                let _ = out.tx.send(Ok(out.chunk)).await;
             }
         })
     };
@@ -362,7 +353,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         let mut wanted = Vec::with_capacity(entries.len());
         for e in entries {
             if let Some(shard) = job.options.shard
-                && !shard.owns(&job.namer.name(&e).item_id)
+                && !shard.owns_object(&e.path, || job.namer.name(&e).item_id)
             {
                 run.report.other_shards += 1;
                 continue;
@@ -574,6 +565,77 @@ async fn process_chunk(
     // The writer commits while the next chunk is read.
     if writes.send(objects).await.is_err() {
         return Err(CrawlError::Config("the catalog writer stopped".into()));
+    }
+    Ok(())
+}
+
+/// Listed entries on their way to the crawl, in chunks.
+struct Chunks {
+    tx: tokio::sync::mpsc::Sender<Result<Vec<Entry>, SourceError>>,
+    chunk: Vec<Entry>,
+}
+
+impl Chunks {
+    /// Pass on every entry of `listing`. `Err` when the listing failed (the
+    /// error is passed on) or the crawl stopped taking entries.
+    async fn pump(
+        &mut self,
+        mut listing: futures::stream::BoxStream<'_, Result<Entry, SourceError>>,
+    ) -> Result<(), ()> {
+        while let Some(next) = listing.next().await {
+            match next {
+                Ok(e) => self.push(e).await?,
+                Err(e) => return self.fail(e).await,
+            }
+        }
+        Ok(())
+    }
+
+    async fn push(&mut self, e: Entry) -> Result<(), ()> {
+        self.chunk.push(e);
+        if self.chunk.len() >= CHUNK {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+            self.tx.send(Ok(chunk)).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    async fn fail(&mut self, e: SourceError) -> Result<(), ()> {
+        let _ = self.tx.send(Err(e)).await;
+        Err(())
+    }
+}
+
+/// The listing of a shard that owns directories `shard.depth` levels down:
+/// the levels above that depth, one request each, and then the trees of
+/// the shard's own directories only. Files and Zarr stores above the depth
+/// are passed on to be filtered by their item's id, as at depth 0.
+async fn list_own_dirs(
+    source: &dyn Source,
+    shard: catalog::store::crawl::Shard,
+    out: &mut Chunks,
+) -> Result<(), ()> {
+    let mut dirs = vec![(String::new(), 0u32)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let level = match source.list_level(&dir).await {
+            Ok(Some(level)) => level,
+            // A storage that cannot list one level: all of it, filtered.
+            Ok(None) if dir.is_empty() => return out.pump(source.list()).await,
+            Ok(None) => return out.pump(source.list_under(&dir)).await,
+            Err(e) => return out.fail(e).await,
+        };
+        for e in level.entries {
+            out.push(e).await?;
+        }
+        let mut deeper = Vec::new();
+        for sub in level.dirs {
+            if depth + 1 < shard.depth {
+                deeper.push((sub, depth + 1));
+            } else if shard.owns(&sub) {
+                out.pump(source.list_under(&sub)).await?;
+            }
+        }
+        dirs.extend(deeper.into_iter().rev());
     }
     Ok(())
 }

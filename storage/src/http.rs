@@ -28,8 +28,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::error::{Error, ErrorKind};
 use crate::source::{
-    ByteStream, Digests, Entry, EntryKind, IoStats, Source, SourceSettings, bump, is_hidden,
-    is_zarr_name,
+    ByteStream, Digests, Entry, EntryKind, IoStats, Level, Source, SourceSettings, bump,
+    check_relative, is_hidden, is_zarr_name,
 };
 
 /// Characters escaped in a path segment (RFC 3986 `pchar` complement).
@@ -241,6 +241,61 @@ impl HttpSource {
     }
 
     /// One directory's children (PROPFIND, Depth 1).
+    /// Every entry under `dir`, depth first, directories in name order.
+    fn walk(&self, dir: String) -> BoxStream<'_, Result<Entry, Error>> {
+        let walk = Walk {
+            dirs: vec![dir],
+            ready: std::collections::VecDeque::new(),
+        };
+        futures::stream::unfold(walk, move |mut w| async move {
+            loop {
+                if let Some(e) = w.ready.pop_front() {
+                    return Some((Ok(e), w));
+                }
+                let dir = w.dirs.pop()?;
+                let level = match self.level(&dir).await {
+                    Ok(level) => level,
+                    Err(e) => {
+                        w.dirs.clear();
+                        return Some((Err(e), w));
+                    }
+                };
+                w.ready.extend(level.entries);
+                w.dirs.extend(level.dirs.into_iter().rev());
+            }
+        })
+        .boxed()
+    }
+
+    /// One level of `dir`: its directories in name order, its files and
+    /// Zarr stores in the server's order.
+    async fn level(&self, dir: &str) -> Result<Level, Error> {
+        let mut level = Level::default();
+        for (name, listed) in self.list_dir(dir).await? {
+            if is_hidden(&name) {
+                continue;
+            }
+            let rel = if dir.is_empty() {
+                name.clone()
+            } else {
+                format!("{dir}/{name}")
+            };
+            match listed {
+                Listed::Dir if is_zarr_name(&name) => level.entries.push(Entry {
+                    path: rel,
+                    size: 0,
+                    modified: None,
+                    etag: None,
+                    kind: EntryKind::ZarrStore,
+                }),
+                Listed::Dir => level.dirs.push(rel),
+                Listed::File(e) => level.entries.push(e),
+            }
+        }
+        level.dirs.sort();
+        Ok(level)
+    }
+
     async fn list_dir(&self, dir: &str) -> Result<Vec<(String, Listed)>, Error> {
         bump(&self.stats.lists);
         let method = Method::from_bytes(b"PROPFIND").expect("valid method");
@@ -312,51 +367,21 @@ struct Walk {
 #[async_trait]
 impl Source for HttpSource {
     fn list(&self) -> BoxStream<'_, Result<Entry, Error>> {
-        let walk = Walk {
-            dirs: vec![String::new()],
-            ready: std::collections::VecDeque::new(),
-        };
-        futures::stream::unfold(walk, move |mut w| async move {
-            loop {
-                if let Some(e) = w.ready.pop_front() {
-                    return Some((Ok(e), w));
-                }
-                let dir = w.dirs.pop()?;
-                let children = match self.list_dir(&dir).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        w.dirs.clear();
-                        return Some((Err(e), w));
-                    }
-                };
-                let mut subdirs = Vec::new();
-                for (name, listed) in children {
-                    if is_hidden(&name) {
-                        continue;
-                    }
-                    let rel = if dir.is_empty() {
-                        name.clone()
-                    } else {
-                        format!("{dir}/{name}")
-                    };
-                    match listed {
-                        Listed::Dir if is_zarr_name(&name) => w.ready.push_back(Entry {
-                            path: rel,
-                            size: 0,
-                            modified: None,
-                            etag: None,
-                            kind: EntryKind::ZarrStore,
-                        }),
-                        Listed::Dir => subdirs.push(rel),
-                        Listed::File(e) => w.ready.push_back(e),
-                    }
-                }
-                // Depth first, in name order.
-                subdirs.sort_unstable_by(|a, b| b.cmp(a));
-                w.dirs.extend(subdirs);
-            }
-        })
-        .boxed()
+        self.walk(String::new())
+    }
+
+    fn list_under(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
+        if let Err(e) = check_relative(dir) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.walk(dir.to_owned())
+    }
+
+    async fn list_level(&self, dir: &str) -> Result<Option<Level>, Error> {
+        if !dir.is_empty() {
+            check_relative(dir)?;
+        }
+        self.level(dir).await.map(Some)
     }
 
     async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error> {

@@ -26,7 +26,7 @@ pub mod sources;
 
 pub use error::{Error, ErrorKind};
 pub use registry::{PathFilter, Registered, Registry};
-pub use source::{Entry, EntryKind, Source, SourceSettings};
+pub use source::{Entry, EntryKind, Level, Source, SourceSettings};
 
 /// Install the TLS crypto provider once (rustls with ring).
 pub fn init_tls() {

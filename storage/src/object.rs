@@ -14,8 +14,8 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Error, ErrorKind};
 use crate::source::{
-    ByteStream, Entry, EntryKind, IoStats, KeyClass, Source, SourceSettings, bump, classify,
-    is_hidden,
+    ByteStream, Entry, EntryKind, IoStats, KeyClass, Level, Source, SourceSettings, bump,
+    check_relative, classify, is_hidden, is_zarr_name,
 };
 
 /// A source backed by an [`ObjectStore`].
@@ -157,66 +157,19 @@ impl ObjectSource {
         }
     }
 
-    fn relative<'a>(&self, key: &'a str) -> &'a str {
-        if self.prefix.is_empty() {
-            key
-        } else {
-            key.strip_prefix(&self.prefix)
-                .map_or(key, |k| k.trim_start_matches('/'))
-        }
-    }
-
-    fn error(&self, path: &str, e: &object_store::Error) -> Error {
-        match crate::error::object_store_kind(e) {
-            ErrorKind::NotFound => Error::not_found(self.href(path)),
-            kind => Error::new(kind, self.href(path), e),
-        }
-    }
-
-    /// On a local source, refuse a path whose file lies outside the root
-    /// through a symbolic link (unless links outside are allowed).
-    fn check_local(&self, path: &str) -> Result<(), Error> {
-        let Some(root) = self
-            .local_root
-            .as_ref()
-            .filter(|_| !self.follow_links_outside)
-        else {
-            return Ok(());
-        };
-        match std::fs::canonicalize(root.join(path)) {
-            Ok(real) if real.starts_with(root) => Ok(()),
-            Ok(_) => Err(Error::new(
-                ErrorKind::InvalidPath,
-                self.href(path),
-                "a symbolic link that leads out of the source's directory",
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(Error::not_found(self.href(path)))
-            }
-            Err(e) => Err(Error::new(ErrorKind::Permission, self.href(path), e)),
-        }
-    }
-}
-
-struct ListState {
-    offset: Option<Path>,
-    inner: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>>,
-    done: bool,
-}
-
-#[async_trait]
-impl Source for ObjectSource {
-    fn list(&self) -> BoxStream<'_, Result<Entry, Error>> {
+    /// Every entry under `dir` (`""` for the whole source).
+    fn list_tree(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
         if let Some(root) = &self.local_root {
             bump(&self.stats.lists);
             return walk_local(
                 root.clone(),
+                dir,
                 self.follow_links_outside,
                 Arc::clone(&self.stats),
                 self.base.clone(),
             );
         }
-        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let prefix = self.dir_key(dir);
         let state = ListState {
             offset: None,
             inner: None,
@@ -279,6 +232,123 @@ impl Source for ObjectSource {
             }
         })
         .boxed()
+    }
+
+    /// The store key of the directory `dir`; `None` for the bucket's root.
+    fn dir_key(&self, dir: &str) -> Option<Path> {
+        (!self.prefix.is_empty() || !dir.is_empty()).then(|| self.key(dir))
+    }
+
+    fn relative<'a>(&self, key: &'a str) -> &'a str {
+        if self.prefix.is_empty() {
+            key
+        } else {
+            key.strip_prefix(&self.prefix)
+                .map_or(key, |k| k.trim_start_matches('/'))
+        }
+    }
+
+    fn error(&self, path: &str, e: &object_store::Error) -> Error {
+        match crate::error::object_store_kind(e) {
+            ErrorKind::NotFound => Error::not_found(self.href(path)),
+            kind => Error::new(kind, self.href(path), e),
+        }
+    }
+
+    /// On a local source, refuse a path whose file lies outside the root
+    /// through a symbolic link (unless links outside are allowed).
+    fn check_local(&self, path: &str) -> Result<(), Error> {
+        let Some(root) = self
+            .local_root
+            .as_ref()
+            .filter(|_| !self.follow_links_outside)
+        else {
+            return Ok(());
+        };
+        match std::fs::canonicalize(root.join(path)) {
+            Ok(real) if real.starts_with(root) => Ok(()),
+            Ok(_) => Err(Error::new(
+                ErrorKind::InvalidPath,
+                self.href(path),
+                "a symbolic link that leads out of the source's directory",
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::not_found(self.href(path)))
+            }
+            Err(e) => Err(Error::new(ErrorKind::Permission, self.href(path), e)),
+        }
+    }
+}
+
+struct ListState {
+    offset: Option<Path>,
+    inner: Option<BoxStream<'static, object_store::Result<object_store::ObjectMeta>>>,
+    done: bool,
+}
+
+#[async_trait]
+impl Source for ObjectSource {
+    fn list(&self) -> BoxStream<'_, Result<Entry, Error>> {
+        self.list_tree("")
+    }
+
+    fn list_under(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
+        if let Err(e) = check_relative(dir) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        self.list_tree(dir)
+    }
+
+    async fn list_level(&self, dir: &str) -> Result<Option<Level>, Error> {
+        if !dir.is_empty() {
+            check_relative(dir)?;
+        }
+        bump(&self.stats.lists);
+        if let Some(root) = &self.local_root {
+            let (root, outside) = (root.clone(), self.follow_links_outside);
+            let (stats, base, dir) = (Arc::clone(&self.stats), self.base.clone(), dir.to_owned());
+            return tokio::task::spawn_blocking(move || {
+                local_level(&root, &dir, outside, &stats, &base)
+            })
+            .await
+            .map_err(|e| Error::request(self.describe(), e))?
+            .map(Some);
+        }
+        let listed = self
+            .store
+            .list_with_delimiter(self.dir_key(dir).as_ref())
+            .await
+            .map_err(|e| self.error(dir, &e))?;
+        let mut level = Level::default();
+        for p in &listed.common_prefixes {
+            let rel = self.relative(p.as_ref()).to_owned();
+            match p.filename() {
+                Some(name) if is_hidden(name) => {}
+                Some(name) if is_zarr_name(name) => level.entries.push(Entry {
+                    path: rel,
+                    size: 0,
+                    modified: None,
+                    etag: None,
+                    kind: EntryKind::ZarrStore,
+                }),
+                Some(_) => level.dirs.push(rel),
+                None => {}
+            }
+        }
+        for meta in listed.objects {
+            let rel = self.relative(meta.location.as_ref()).to_owned();
+            if classify(&rel) == KeyClass::Plain {
+                level.entries.push(Entry {
+                    path: rel,
+                    size: meta.size,
+                    modified: Some(meta.last_modified),
+                    etag: meta.e_tag,
+                    kind: EntryKind::File,
+                });
+            }
+        }
+        level.dirs.sort();
+        Ok(Some(level))
     }
 
     async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error> {
@@ -482,83 +552,119 @@ impl Source for ObjectSource {
     }
 }
 
-/// Walk a local directory on a blocking thread, entries handed over through
-/// a bounded channel. Hidden directories and Zarr stores are not descended
-/// into (a store is one entry); symbolic links are followed within the root
-/// (loops skipped); a link that leads out of it is reported and not followed
-/// unless `outside` allows it.
+/// What one entry of a local walk is.
+enum Local {
+    /// A directory to descend into.
+    Dir(String),
+    /// A file or a Zarr store.
+    Entry(Entry),
+    /// Hidden, not a regular file, unreadable, or a symbolic link out of
+    /// the root (reported as unplaced).
+    Skip,
+}
+
+/// Classify one entry of a walk of `root` (followed links included).
+fn local_entry(
+    e: &walkdir::DirEntry,
+    root: &std::path::Path,
+    outside: bool,
+    stats: &IoStats,
+    base: &str,
+) -> Local {
+    let Some(rel) = e.path().strip_prefix(root).ok().and_then(|p| p.to_str()) else {
+        return Local::Skip;
+    };
+    let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
+    if e.file_name().to_str().is_none_or(is_hidden) {
+        return Local::Skip;
+    }
+    if e.path_is_symlink()
+        && !outside
+        && !std::fs::canonicalize(e.path()).is_ok_and(|t| t.starts_with(root))
+    {
+        stats.unplaced(
+            format!("{base}/{rel}"),
+            "a symbolic link that leads out of the crawled directory; not followed \
+             (--follow-links-outside allows it)"
+                .into(),
+        );
+        return Local::Skip;
+    }
+    if e.file_type().is_dir() {
+        if !is_zarr_name(&rel) {
+            return Local::Dir(rel);
+        }
+        return Local::Entry(Entry {
+            path: rel,
+            size: 0,
+            modified: None,
+            etag: None,
+            kind: EntryKind::ZarrStore,
+        });
+    }
+    let Ok(meta) = e.metadata() else {
+        return Local::Skip;
+    };
+    if !meta.is_file() {
+        return Local::Skip;
+    }
+    Local::Entry(Entry {
+        path: rel,
+        size: meta.len(),
+        modified: meta
+            .modified()
+            .ok()
+            .map(chrono::DateTime::<chrono::Utc>::from),
+        etag: None,
+        kind: EntryKind::File,
+    })
+}
+
+/// Walk the tree of `dir` under the local `root` on a blocking thread,
+/// entries handed over through a bounded channel. Hidden directories and
+/// Zarr stores are not descended into (a store is one entry); symbolic
+/// links are followed within the root (loops skipped); a link that leads
+/// out of it is reported and not followed unless `outside` allows it.
 fn walk_local(
     root: std::path::PathBuf,
+    dir: &str,
     outside: bool,
     stats: Arc<IoStats>,
     base: String,
 ) -> BoxStream<'static, Result<Entry, Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, Error>>(1024);
+    let start = root.join(dir);
     tokio::task::spawn_blocking(move || {
-        let mut it = walkdir::WalkDir::new(&root)
+        let mut it = walkdir::WalkDir::new(&start)
             .follow_links(true)
             .sort_by_file_name()
             .into_iter()
-            .filter_entry(|e| {
-                e.depth() == 0 || !e.file_name().to_str().is_none_or(crate::source::is_hidden)
-            });
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().to_str().is_none_or(is_hidden));
         while let Some(next) = it.next() {
             let e = match next {
                 Ok(e) => e,
                 Err(err) if err.loop_ancestor().is_some() => continue,
                 Err(err) => {
-                    let _ = tx.blocking_send(Err(Error::request(root.display().to_string(), err)));
+                    let _ = tx.blocking_send(Err(Error::request(start.display().to_string(), err)));
                     return;
                 }
             };
             if e.depth() == 0 {
                 continue;
             }
-            let Some(rel) = e.path().strip_prefix(&root).ok().and_then(|p| p.to_str()) else {
-                continue;
-            };
-            let rel = rel.replace(std::path::MAIN_SEPARATOR, "/");
-            if e.path_is_symlink()
-                && !outside
-                && !std::fs::canonicalize(e.path()).is_ok_and(|t| t.starts_with(&root))
-            {
-                stats.unplaced(
-                    format!("{base}/{rel}"),
-                    "a symbolic link that leads out of the crawled directory; not followed \
-                     (--follow-links-outside allows it)"
-                        .into(),
-                );
-                if e.file_type().is_dir() {
-                    it.skip_current_dir();
-                }
-                continue;
-            }
-            let entry = if e.file_type().is_dir() {
-                if !crate::source::is_zarr_name(&rel) {
+            let entry = match local_entry(&e, &root, outside, &stats, &base) {
+                Local::Dir(_) => continue,
+                Local::Skip => {
+                    if e.file_type().is_dir() {
+                        it.skip_current_dir();
+                    }
                     continue;
                 }
-                it.skip_current_dir();
-                Entry {
-                    path: rel,
-                    size: 0,
-                    modified: None,
-                    etag: None,
-                    kind: EntryKind::ZarrStore,
-                }
-            } else {
-                let Ok(meta) = e.metadata() else { continue };
-                if !meta.is_file() {
-                    continue;
-                }
-                Entry {
-                    path: rel,
-                    size: meta.len(),
-                    modified: meta
-                        .modified()
-                        .ok()
-                        .map(chrono::DateTime::<chrono::Utc>::from),
-                    etag: None,
-                    kind: EntryKind::File,
+                Local::Entry(entry) => {
+                    if entry.kind == EntryKind::ZarrStore {
+                        it.skip_current_dir();
+                    }
+                    entry
                 }
             };
             if tx.blocking_send(Ok(entry)).is_err() {
@@ -567,4 +673,34 @@ fn walk_local(
         }
     });
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+}
+
+/// One level of the local directory `dir` under `root`.
+fn local_level(
+    root: &std::path::Path,
+    dir: &str,
+    outside: bool,
+    stats: &IoStats,
+    base: &str,
+) -> Result<Level, Error> {
+    let start = root.join(dir);
+    let mut level = Level::default();
+    for next in walkdir::WalkDir::new(&start)
+        .follow_links(true)
+        .min_depth(1)
+        .max_depth(1)
+        .sort_by_file_name()
+    {
+        let e = match next {
+            Ok(e) => e,
+            Err(err) if err.loop_ancestor().is_some() => continue,
+            Err(err) => return Err(Error::request(start.display().to_string(), err)),
+        };
+        match local_entry(&e, root, outside, stats, base) {
+            Local::Dir(rel) => level.dirs.push(rel),
+            Local::Entry(entry) => level.entries.push(entry),
+            Local::Skip => {}
+        }
+    }
+    Ok(level)
 }

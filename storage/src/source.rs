@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use crate::error::{Error, ErrorKind};
 
@@ -54,6 +55,17 @@ impl Entry {
             (None, None) => format!("size:{}", self.size),
         }
     }
+}
+
+/// One level of a directory: the directories directly under it, and its
+/// files and Zarr stores (what [`Source::list`] yields at that level).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Level {
+    /// Directories that are neither hidden nor Zarr stores, as paths
+    /// relative to the root, in name order.
+    pub dirs: Vec<String>,
+    /// Files and Zarr stores directly in the directory.
+    pub entries: Vec<Entry>,
 }
 
 /// Checksums a server volunteered (RFC 3230 `Digest`).
@@ -115,6 +127,23 @@ pub trait Source: Send + Sync {
     /// Every file under the root, and every Zarr store as one entry, hidden
     /// and temporary files left out. Order is the storage's.
     fn list(&self) -> BoxStream<'_, Result<Entry, Error>>;
+
+    /// What [`Source::list`] yields under the directory `dir` (relative to
+    /// the root, no trailing slash), listing only that directory's tree
+    /// where the storage allows it.
+    fn list_under(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
+        let prefix = format!("{dir}/");
+        self.list()
+            .try_filter(move |e| std::future::ready(e.path.starts_with(&prefix)))
+            .boxed()
+    }
+
+    /// One level of the directory `dir` (`""` for the root), in one
+    /// request where the storage allows it; `None` where it cannot list
+    /// one level.
+    async fn list_level(&self, _dir: &str) -> Result<Option<Level>, Error> {
+        Ok(None)
+    }
 
     /// Bytes `range` of the object at `path`.
     async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes, Error>;
@@ -214,7 +243,6 @@ where
     S: futures::Stream<Item = Result<Bytes, E>> + Send + 'static,
     E: std::fmt::Display,
 {
-    use futures::StreamExt as _;
     let state = (Box::pin(inner), skip, len);
     futures::stream::unfold(Some(state), move |state| {
         let what = what.clone();

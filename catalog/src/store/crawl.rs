@@ -99,15 +99,22 @@ pub type ItemKey = (String, String);
 
 /// Shard `index` of `count` of a sharded crawl (`--shard K/N`, K from 0).
 ///
-/// An object belongs to the shard of its item's id, so the files of one
-/// item are never split between shards, and the split is the same in every
-/// run and on every machine (see `migrations/0010_crawl_shards.sql`).
+/// At depth 0 an object belongs to the shard of its item's id, so the
+/// files of one item are never split between shards, and the split is the
+/// same in every run and on every machine (see
+/// `migrations/0010_crawl_shards.sql`); every shard lists the whole source.
+/// At depth `D` an object inside a directory `D` levels down belongs to the
+/// shard of that directory (an object nearer the root still to the shard
+/// of its item's id), so a shard lists only its own directories
+/// (`migrations/0011_crawl_shard_dirs.sql`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     /// From 0 to `count - 1`.
     pub index: u32,
     /// How many shards there are (at least 1).
     pub count: u32,
+    /// The depth of the directories shards own; 0: shards own items.
+    pub depth: u32,
 }
 
 impl Shard {
@@ -122,7 +129,18 @@ impl Shard {
                 count - 1
             ));
         }
-        Ok(Self { index, count })
+        Ok(Self {
+            index,
+            count,
+            depth: 0,
+        })
+    }
+
+    /// The same shard, owning the directories `depth` levels down.
+    #[must_use]
+    pub fn with_depth(mut self, depth: u32) -> Self {
+        self.depth = depth;
+        self
     }
 
     /// The shard hash of an item id: the first 32 bits of its MD5, as the
@@ -133,15 +151,40 @@ impl Shard {
         u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
     }
 
-    /// Whether the item with this id belongs to this shard.
-    pub fn owns(&self, item_id: &str) -> bool {
-        Self::hash(item_id) % self.count == self.index
+    /// Whether this shard owns the key (an item id, or a directory's path).
+    pub fn owns(&self, key: &str) -> bool {
+        Self::hash(key) % self.count == self.index
     }
 
-    /// The SQL parameters of [`Self`]'s filter: (count, index), or (1, 0)
-    /// for an unsharded crawl, which owns everything.
-    fn bind(shard: Option<Self>) -> (i64, i64) {
-        shard.map_or((1, 0), |s| (i64::from(s.count), i64::from(s.index)))
+    /// The directory `depth` levels down that holds `path`, if the path
+    /// lies that deep (as the catalog's `crawl_shard_key` cuts it).
+    pub fn dir_of(path: &str, depth: u32) -> Option<&str> {
+        if depth == 0 {
+            return None;
+        }
+        let mut slashes = path.match_indices('/').map(|(at, _)| at);
+        slashes.nth(depth as usize - 1).map(|at| &path[..at])
+    }
+
+    /// Whether the object at `path` belongs to this shard; `item_id` names
+    /// its item, asked for only when the path does not decide.
+    pub fn owns_object(&self, path: &str, item_id: impl FnOnce() -> String) -> bool {
+        match Self::dir_of(path, self.depth) {
+            Some(dir) => self.owns(dir),
+            None => self.owns(&item_id()),
+        }
+    }
+
+    /// The SQL parameters of [`Self`]'s filter: (count, index, depth), or
+    /// (1, 0, 0) for an unsharded crawl, which owns everything.
+    fn bind(shard: Option<Self>) -> (i64, i64, i32) {
+        shard.map_or((1, 0, 0), |s| {
+            (
+                i64::from(s.count),
+                i64::from(s.index),
+                i32::try_from(s.depth).unwrap_or(i32::MAX),
+            )
+        })
     }
 }
 
@@ -168,6 +211,11 @@ impl std::str::FromStr for Shard {
     }
 }
 
+/// The crawl objects a shard owns, with its count, index and depth bound
+/// as `$3`, `$4` and `$5`: the stored hash of the item id at depth 0.
+const SHARD_FILTER: &str = "(CASE WHEN $5 = 0 THEN shard_hash \
+    ELSE crawl_shard_hash(crawl_shard_key(path, item_id, $5)) END) % $3 = $4";
+
 impl Store {
     /// Start a crawl of `source` into `collection` (or of one shard of
     /// it): returns its new generation number. Shards of one source running
@@ -179,6 +227,33 @@ impl Store {
         shard: Option<Shard>,
     ) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
+        if let Some(s) = shard {
+            // The shards of one round (since the last finalization) must
+            // own the same directories.
+            let other: Option<(i32, i32)> = sqlx::query_as(
+                "SELECT s.shard, s.depth FROM crawl_shards s JOIN crawl_runs r USING (source) \
+                 WHERE s.source = $1 AND s.shards = $2 AND s.shard <> $3 AND s.depth <> $4 \
+                 AND s.generation > r.finalized_generation ORDER BY s.shard LIMIT 1",
+            )
+            .bind(source)
+            .bind(i64::from(s.count))
+            .bind(i64::from(s.index))
+            .bind(i64::from(s.depth))
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((other, depth)) = other {
+                return Err(crate::Error::InvalidInput {
+                    reason: format!(
+                        "shard {other}/{count} of this round of {source} ran with --shard-depth \
+                         {depth}, this one has {mine}: the shards of a round must use the same \
+                         depth (finish the round with that depth, or close it with \
+                         `arcolake crawl --finalize` first)",
+                        count = s.count,
+                        mine = s.depth,
+                    ),
+                });
+            }
+        }
         let g: i64 = sqlx::query_scalar(
             "INSERT INTO crawl_runs (source, collection, generation) VALUES ($1, $2, 1) \
              ON CONFLICT (source) DO UPDATE SET generation = crawl_runs.generation + 1, \
@@ -190,14 +265,16 @@ impl Store {
         .await?;
         if let Some(s) = shard {
             sqlx::query(
-                "INSERT INTO crawl_shards (source, shards, shard, generation) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO crawl_shards (source, shards, shard, generation, depth) \
+                 VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (source, shards, shard) DO UPDATE SET generation = EXCLUDED.generation, \
-                 started_at = now(), finished_at = NULL, complete = false",
+                 depth = EXCLUDED.depth, started_at = now(), finished_at = NULL, complete = false",
             )
             .bind(source)
             .bind(i64::from(s.count))
             .bind(i64::from(s.index))
             .bind(g)
+            .bind(i64::from(s.depth))
             .execute(&mut *tx)
             .await?;
         }
@@ -213,15 +290,16 @@ impl Store {
         generation: i64,
         shard: Option<Shard>,
     ) -> Result<CrawlStateSize> {
-        let (count, index) = Shard::bind(shard);
-        let (known, unseen): (i64, i64) = sqlx::query_as(
+        let (count, index, depth) = Shard::bind(shard);
+        let (known, unseen): (i64, i64) = sqlx::query_as(&format!(
             "SELECT count(*), count(*) FILTER (WHERE generation < $2) \
-             FROM crawl_objects WHERE source = $1 AND shard_hash % $3 = $4",
-        )
+             FROM crawl_objects WHERE source = $1 AND {SHARD_FILTER}"
+        ))
         .bind(source)
         .bind(generation)
         .bind(count)
         .bind(index)
+        .bind(depth)
         .fetch_one(&self.pool)
         .await?;
         Ok(CrawlStateSize {
@@ -480,16 +558,17 @@ impl Store {
         shard: Option<Shard>,
         limit: i64,
     ) -> Result<Vec<CrawlObject>> {
-        let (count, index) = Shard::bind(shard);
-        let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(
+        let (count, index, depth) = Shard::bind(shard);
+        let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(&format!(
             "SELECT path, token, collection, item_id, part FROM crawl_objects \
-             WHERE source = $1 AND generation < $2 AND shard_hash % $4 = $5 ORDER BY path LIMIT $3",
-        )
+             WHERE source = $1 AND generation < $2 AND {SHARD_FILTER} ORDER BY path LIMIT $6"
+        ))
         .bind(source)
         .bind(generation)
-        .bind(limit)
         .bind(count)
         .bind(index)
+        .bind(depth)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
