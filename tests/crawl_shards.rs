@@ -650,3 +650,36 @@ async fn shards_owning_directories_list_only_their_own() {
     wait_all(children);
     assert_eq!(catalog(&db).await, reference(&sources, reports).await);
 }
+
+#[tokio::test]
+async fn groups_across_directories_are_whole_after_the_round() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    // Each scene's three bands in three directories: at depth 1 a scene's
+    // files belong to up to three shards.
+    let src = root().join("fixtures/ingest").join(COG);
+    for band in ["B02", "B03", "B04"] {
+        let dir = local.join(band.to_lowercase());
+        std::fs::create_dir_all(&dir).unwrap();
+        for scene in 0..20 {
+            let name = format!("T31UFU_202306{:02}T104621_{band}.tif", scene + 1);
+            std::fs::copy(&src, dir.join(name)).unwrap();
+        }
+    }
+    let sources = sources(work.path(), &local);
+    let reports = work.path();
+    let want = reference(&sources, reports).await;
+    assert_eq!(bands(&want), 3);
+
+    let db = TestDb::new().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let shard_reports = wait_all(children);
+    assert_eq!(catalog(&db).await, want, "every scene has its three bands");
+    let last = shard_reports
+        .iter()
+        .find(|r| r["collection"] == "tree" && r["finalized"] == true)
+        .unwrap();
+    assert_eq!(last["items_across_shards"], 20, "{last}");
+}

@@ -84,6 +84,9 @@ pub struct CrawlReport {
     pub listed: u64,
     /// Listed objects that belong to other shards.
     pub other_shards: u64,
+    /// Items whose files lie in directories of different shards
+    /// (`--shard-depth`), rebuilt when this run finalized the collection.
+    pub items_across_shards: u64,
     pub skipped: u64,
     pub unchanged: u64,
     pub read: u64,
@@ -416,6 +419,8 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             .finish_crawl(&run.key, generation, true, job.options.shard)
             .await?;
         if run.report.finalized {
+            run.report.items_across_shards =
+                rebuild_items_across_shard_dirs(&job.store, job.collection.as_str()).await?;
             job.store
                 .refresh_collection_extent(job.collection.as_str())
                 .await?;
@@ -691,6 +696,33 @@ fn spawn_writer(
 /// An item rebuilt from all its stored parts. A part that no longer decodes
 /// (stored by another version of arcolake) never costs the item: it stays
 /// as it was, and the part's object is read again by the next crawl.
+/// Rebuild the items of `collection` whose files lie in directories of
+/// different shards (see `Store::crawl_items_across_shard_dirs`) from all
+/// their stored parts, once every shard has written its own. Returns how
+/// many there were.
+pub async fn rebuild_items_across_shard_dirs(
+    store: &Store,
+    collection: &str,
+) -> Result<u64, CrawlError> {
+    let keys = store.crawl_items_across_shard_dirs(collection).await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    tracing::warn!(
+        collection,
+        items = keys.len(),
+        first = %keys[0].1,
+        "items whose files lie in directories of different shards (--shard-depth): \
+         rebuilt from all their files; keep each group within one directory at that depth"
+    );
+    for chunk in keys.chunks(CHUNK) {
+        store
+            .commit_crawl_change("", CrawlChange::Rebuild { keys: chunk }, rebuild)
+            .await?;
+    }
+    Ok(keys.len() as u64)
+}
+
 fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
     let (collection, id) = key;
     let mut parts = Vec::with_capacity(stored.len());

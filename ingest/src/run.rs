@@ -244,6 +244,7 @@ pub async fn finalize(db: &DbConfig, req: &CrawlRequest) -> Result<Vec<String>, 
     let mut done = Vec::new();
     let result = async {
         for cfg in &sources {
+            crate::crawl::rebuild_items_across_shard_dirs(&store, &cfg.collection).await?;
             store.refresh_collection_extent(&cfg.collection).await?;
             store.mark_crawls_finalized(&cfg.collection).await?;
             if cfg.publish {

@@ -30,6 +30,11 @@ pub enum CrawlChange<'a> {
         /// Their paths (relative to the source root).
         objects: &'a [CrawlObject],
     },
+    /// No object changes: these items are rebuilt from their stored parts.
+    Rebuild {
+        /// The items.
+        keys: &'a [ItemKey],
+    },
 }
 
 /// A stored part of an item, as the crawler's rebuild sees it.
@@ -340,6 +345,7 @@ impl Store {
                 Self::delete_crawl_objects(&mut tx, source, &paths).await?;
                 (objects, Vec::new())
             }
+            CrawlChange::Rebuild { keys } => (&[][..], keys.to_vec()),
         };
         let mut keys: Vec<ItemKey> = objects
             .iter()
@@ -454,6 +460,23 @@ impl Store {
         }
         tx.commit().await?;
         Ok(last)
+    }
+
+    /// Items of `collection` whose crawled files lie in directories of
+    /// different shards, for the depths the shards of its sources used
+    /// (`--shard-depth`): a grouping template's group across directories.
+    /// Shards writing such an item at once can each miss the other's
+    /// files, so it is rebuilt when the round is finalized.
+    pub async fn crawl_items_across_shard_dirs(&self, collection: &str) -> Result<Vec<ItemKey>> {
+        Ok(sqlx::query_as(
+            "WITH d AS (SELECT DISTINCT source, depth FROM crawl_shards WHERE depth > 0) \
+             SELECT DISTINCT o.collection, o.item_id FROM crawl_objects o JOIN d USING (source) \
+             WHERE o.collection = $1 GROUP BY o.collection, o.item_id, d.depth \
+             HAVING count(DISTINCT crawl_shard_key(o.path, o.item_id, d.depth)) > 1 ORDER BY 1, 2",
+        )
+        .bind(collection)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Mark every crawl of `collection` finalized (`arcolake crawl
