@@ -351,13 +351,13 @@ struct CrawlArgs {
     /// source's root instead of items, so each shard lists only the levels
     /// above D and its own directories' trees, not the whole source. A
     /// grouping template's group must then lie within one such directory.
-    /// Every shard of a round must use the same depth.
+    /// Every shard of a round must use the same depth. Without `--shard`
+    /// it has no effect.
     #[arg(
         long,
         env = "ARCOLAKE_SHARD_DEPTH",
         value_name = "D",
-        default_value_t = 0,
-        requires = "shard"
+        default_value_t = 0
     )]
     shard_depth: u32,
     /// Do not crawl: work out the collections' extents (and publish their

@@ -605,6 +605,170 @@ async fn levels_and_subtrees_list_what_the_whole_listing_lists() {
     }
 }
 
+/// The paths a listing yields, sorted.
+async fn paths(
+    s: futures::stream::BoxStream<'_, Result<source::Entry, storage::Error>>,
+) -> Vec<String> {
+    use futures::StreamExt as _;
+    let mut out: Vec<String> = s.map(|e| e.unwrap().path).collect().await;
+    out.sort();
+    out
+}
+
+/// A local walk from a directory skips a link back to a directory above
+/// it, as the walk from the root does: listing by directory finds no
+/// path the whole listing does not.
+#[cfg(unix)]
+#[tokio::test]
+async fn links_to_an_ancestor_are_skipped_from_any_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cog = fixtures().join("s2/T31UFU_20230615T104621_B02.tif");
+    for sub in ["a/deep", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    std::fs::copy(&cog, dir.path().join("a/deep/x.tif")).unwrap();
+    std::fs::copy(&cog, dir.path().join("b/y.tif")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("a/deep/up")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("a/deep/back")).unwrap();
+    let src = source::open(dir.path().to_str().unwrap(), &SourceSettings::default()).unwrap();
+    let whole = paths(src.list()).await;
+    assert_eq!(whole, ["a/deep/x.tif", "b/y.tif"]);
+    let mut split = paths(src.list_under("a")).await;
+    split.extend(paths(src.list_under("a/deep")).await);
+    split.extend(paths(src.list_under("b")).await);
+    split.sort();
+    assert_eq!(split, ["a/deep/x.tif", "a/deep/x.tif", "b/y.tif"]);
+    let level = src.list_level("a/deep").await.unwrap().unwrap();
+    assert!(level.dirs.is_empty(), "{:?}", level.dirs);
+}
+
+/// A storage that lists one level at its root only: below it, the crawl
+/// of a shard owning directories falls back to listing whole subtrees. It
+/// wraps the real local source (no storage server answers `None` there).
+struct RootLevelOnly(Arc<dyn Source>);
+
+#[async_trait::async_trait]
+impl Source for RootLevelOnly {
+    fn list(&self) -> futures::stream::BoxStream<'_, Result<source::Entry, storage::Error>> {
+        self.0.list()
+    }
+    fn list_under(
+        &self,
+        dir: &str,
+    ) -> futures::stream::BoxStream<'_, Result<source::Entry, storage::Error>> {
+        self.0.list_under(dir)
+    }
+    async fn list_level(&self, dir: &str) -> Result<Option<storage::Level>, storage::Error> {
+        if dir.is_empty() {
+            self.0.list_level(dir).await
+        } else {
+            Ok(None)
+        }
+    }
+    async fn read_range(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, storage::Error> {
+        self.0.read_range(path, range).await
+    }
+    async fn read_small(&self, path: &str) -> Result<Option<bytes::Bytes>, storage::Error> {
+        self.0.read_small(path).await
+    }
+    async fn head(&self, path: &str) -> Result<Option<source::Entry>, storage::Error> {
+        self.0.head(path).await
+    }
+    fn href(&self, path: &str) -> String {
+        self.0.href(path)
+    }
+    async fn stream(
+        &self,
+        path: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<storage::source::ByteStream, storage::Error> {
+        self.0.stream(path, range).await
+    }
+    fn relative(&self, href: &str) -> Option<String> {
+        self.0.relative(href)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn stats(&self) -> Arc<storage::source::IoStats> {
+        self.0.stats()
+    }
+}
+
+/// The shards of a crawl owning directories two levels down, on a storage
+/// that cannot list one level below its root, read every file once and
+/// register what one crawl registers.
+#[tokio::test]
+async fn shards_owning_directories_list_all_without_one_level_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let cog = fixtures().join("s2/T31UFU_20230615T104621_B02.tif");
+    for (i, sub) in ["a/b", "a/c", "d/e", "d/f/g", "h"].iter().enumerate() {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for j in 0..3 {
+            std::fs::copy(&cog, dir.path().join(format!("{sub}/f{i}{j}.tif"))).unwrap();
+        }
+    }
+    let db = TestDb::new().await;
+    let url = dir.path().to_str().unwrap();
+    let whole = crawl(
+        &db,
+        url,
+        "whole",
+        &SourceSettings::default(),
+        &[],
+        OnMissing::Remove,
+    )
+    .await;
+    assert_eq!(whole.read, 15);
+    let store = db.store();
+    let mut read = 0;
+    for k in 0..3 {
+        let cid = catalog::CollectionId::new("split").unwrap();
+        ingest::crawl::ensure_collection(&store, &cid, None, url)
+            .await
+            .unwrap();
+        let job = ingest::crawl::CrawlJob {
+            store: store.clone(),
+            source: Arc::new(RootLevelOnly(support::backends::local_source(dir.path()))),
+            collection: cid,
+            namer: Namer::new(&[]).unwrap(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            options: CrawlOptions {
+                progress: false,
+                shard: Some(
+                    catalog::store::crawl::Shard::new(k, 3)
+                        .unwrap()
+                        .with_depth(2),
+                ),
+                ..CrawlOptions::default()
+            },
+            secrets: Vec::new(),
+        };
+        let report = ingest::crawl(&job).await.unwrap();
+        assert!(report.complete, "{report:?}");
+        read += report.read;
+    }
+    assert_eq!(read, 15, "each file read by one shard");
+    let ids = |c: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id FROM items WHERE collection = $1 ORDER BY id",
+            )
+            .bind(c)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(ids("split").await, ids("whole").await);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {

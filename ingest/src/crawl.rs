@@ -76,6 +76,9 @@ pub struct CrawlReport {
     /// The shard crawled (`K/N`), when the crawl was sharded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
+    /// The depth of the directories shards own (`--shard-depth`), when not 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_depth: Option<u32>,
     /// Whether the listing ran to its end (removals happen only then).
     pub complete: bool,
     /// Whether this run worked out the collection's extent (an unsharded
@@ -309,6 +312,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             collection: job.collection.as_str().to_owned(),
             dry_run: job.options.dry_run,
             shard: job.options.shard.map(|s| s.to_string()),
+            shard_depth: job.options.shard.map(|s| s.depth).filter(|d| *d > 0),
             ..CrawlReport::default()
         },
         started: Instant::now(),
@@ -376,7 +380,17 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
         run.progress();
     }
     drop(rx);
-    let _ = lister.await;
+    // A lister that panicked closed its channel as a finished one does:
+    // its listing is not complete, and nothing may be removed after it.
+    if let Err(e) = lister.await
+        && listing_error.is_none()
+        && chunk_error.is_none()
+    {
+        listing_error = Some(SourceError::request(
+            job.source.describe(),
+            format!("the listing stopped: {e}"),
+        ));
+    }
     run.report_unplaced();
     drop(writes);
     let totals = writer_task
@@ -419,8 +433,10 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             .finish_crawl(&run.key, generation, true, job.options.shard)
             .await?;
         if run.report.finalized {
-            run.report.items_across_shards =
-                rebuild_items_across_shard_dirs(&job.store, job.collection.as_str()).await?;
+            if job.options.shard.is_some_and(|s| s.depth > 0) {
+                run.report.items_across_shards =
+                    rebuild_items_across_shard_dirs(&job.store, job.collection.as_str()).await?;
+            }
             job.store
                 .refresh_collection_extent(job.collection.as_str())
                 .await?;
@@ -626,7 +642,10 @@ async fn list_own_dirs(
             Ok(Some(level)) => level,
             // A storage that cannot list one level: all of it, filtered.
             Ok(None) if dir.is_empty() => return out.pump(source.list()).await,
-            Ok(None) => return out.pump(source.list_under(&dir)).await,
+            Ok(None) => {
+                out.pump(source.list_under(&dir)).await?;
+                continue;
+            }
             Err(e) => return out.fail(e).await,
         };
         for e in level.entries {
@@ -693,9 +712,6 @@ fn spawn_writer(
     (tx, handle)
 }
 
-/// An item rebuilt from all its stored parts. A part that no longer decodes
-/// (stored by another version of arcolake) never costs the item: it stays
-/// as it was, and the part's object is read again by the next crawl.
 /// Rebuild the items of `collection` whose files lie in directories of
 /// different shards (see `Store::crawl_items_across_shard_dirs`) from all
 /// their stored parts, once every shard has written its own. Returns how
@@ -704,25 +720,42 @@ pub async fn rebuild_items_across_shard_dirs(
     store: &Store,
     collection: &str,
 ) -> Result<u64, CrawlError> {
-    let keys = store.crawl_items_across_shard_dirs(collection).await?;
-    if keys.is_empty() {
+    let found = store.crawl_items_across_shard_dirs(collection).await?;
+    if found.is_empty() {
         return Ok(0);
     }
     tracing::warn!(
         collection,
-        items = keys.len(),
-        first = %keys[0].1,
+        items = found.len(),
+        first = %found[0].0.1,
         "items whose files lie in directories of different shards (--shard-depth): \
          rebuilt from all their files; keep each group within one directory at that depth"
     );
+    // Items already whole are left as they are (no new revision, no
+    // change stamp) when a round ends with nothing changed.
+    let stored: HashMap<ItemKey, Value> = found
+        .iter()
+        .filter_map(|(key, content)| {
+            let value = serde_json::from_str(content.as_deref()?).ok()?;
+            Some((key.clone(), value))
+        })
+        .collect();
+    let keys: Vec<ItemKey> = found.into_iter().map(|(key, _)| key).collect();
+    let unless_unchanged = |key: &ItemKey, parts: &[StoredPart]| match rebuild(key, parts) {
+        Rebuilt::Item(record) if stored.get(key) == Some(&record.content) => Rebuilt::Unchanged,
+        other => other,
+    };
     for chunk in keys.chunks(CHUNK) {
         store
-            .commit_crawl_change("", CrawlChange::Rebuild { keys: chunk }, rebuild)
+            .commit_crawl_change("", CrawlChange::Rebuild { keys: chunk }, unless_unchanged)
             .await?;
     }
     Ok(keys.len() as u64)
 }
 
+/// An item rebuilt from all its stored parts. A part that no longer decodes
+/// (stored by another version of arcolake) never costs the item: it stays
+/// as it was, and the part's object is read again by the next crawl.
 fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
     let (collection, id) = key;
     let mut parts = Vec::with_capacity(stored.len());
@@ -762,11 +795,21 @@ fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
 async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
     let job = run.job;
     let mut marked_paths: HashSet<String> = HashSet::new();
+    let mut after = String::new();
     loop {
         let stale = job
             .store
-            .stale_crawl_objects(&run.key, run.generation, job.options.shard, REMOVAL_BATCH)
+            .stale_crawl_objects(
+                &run.key,
+                run.generation,
+                job.options.shard,
+                &after,
+                REMOVAL_BATCH,
+            )
             .await?;
+        if let Some(last) = stale.last() {
+            after.clone_from(&last.path);
+        }
         let stale: Vec<CrawlObject> = stale
             .into_iter()
             .filter(|o| !marked_paths.contains(&o.path))

@@ -29,7 +29,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use crate::error::{Error, ErrorKind};
 use crate::source::{
     ByteStream, Digests, Entry, EntryKind, IoStats, Level, Source, SourceSettings, bump,
-    check_relative, is_hidden, is_zarr_name,
+    check_listed_dir, is_hidden, is_zarr_name,
 };
 
 /// Characters escaped in a path segment (RFC 3986 `pchar` complement).
@@ -240,7 +240,6 @@ impl HttpSource {
         Ok(parse_multistatus(&body).is_ok_and(|r| r.iter().any(|d| d.collection)))
     }
 
-    /// One directory's children (PROPFIND, Depth 1).
     /// Every entry under `dir`, depth first, directories in name order.
     fn walk(&self, dir: String) -> BoxStream<'_, Result<Entry, Error>> {
         let walk = Walk {
@@ -296,6 +295,7 @@ impl HttpSource {
         Ok(level)
     }
 
+    /// One directory's children (PROPFIND, Depth 1).
     async fn list_dir(&self, dir: &str) -> Result<Vec<(String, Listed)>, Error> {
         bump(&self.stats.lists);
         let method = Method::from_bytes(b"PROPFIND").expect("valid method");
@@ -371,7 +371,7 @@ impl Source for HttpSource {
     }
 
     fn list_under(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
-        if let Err(e) = check_relative(dir) {
+        if let Err(e) = check_listed_dir(dir) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         self.walk(dir.to_owned())
@@ -379,7 +379,7 @@ impl Source for HttpSource {
 
     async fn list_level(&self, dir: &str) -> Result<Option<Level>, Error> {
         if !dir.is_empty() {
-            check_relative(dir)?;
+            check_listed_dir(dir)?;
         }
         self.level(dir).await.map(Some)
     }
@@ -740,15 +740,21 @@ struct DavResponse {
 
 /// Parse a multistatus body leniently: namespace prefixes are ignored,
 /// missing properties are simply absent.
-fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, quick_xml::Error> {
+/// The responses of a PROPFIND answer; an answer cut off before its
+/// closing `multistatus` is an error, not a shorter directory.
+fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, String> {
     let mut reader = quick_xml::Reader::from_reader(body);
+    let mut closed = false;
     reader.config_mut().trim_text(true);
     let mut out = Vec::new();
     let mut current: Option<DavResponse> = None;
     let mut field: Option<&'static str> = None;
     let mut buf = Vec::new();
     loop {
-        match reader.read_event_into(&mut buf)? {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| e.to_string())?
+        {
             Event::Start(e) | Event::Empty(e) => {
                 let local = e.local_name();
                 match local.as_ref() {
@@ -783,16 +789,19 @@ fn parse_multistatus(body: &[u8]) -> Result<Vec<DavResponse>, quick_xml::Error> 
             }
             Event::End(e) => {
                 field = None;
-                if e.local_name().as_ref() == "response"
-                    && let Some(c) = current.take()
-                {
-                    out.push(c);
+                match e.local_name().as_ref() {
+                    "response" => out.extend(current.take()),
+                    "multistatus" => closed = true,
+                    _ => {}
                 }
             }
             Event::Eof => break,
             _ => {}
         }
         buf.clear();
+    }
+    if !closed {
+        return Err("the answer ends before its closing multistatus".into());
     }
     Ok(out)
 }
@@ -858,6 +867,19 @@ mod tests {
             let s = HttpSource::new(root, &SourceSettings::default()).unwrap();
             assert_eq!(s.url_of(path).as_str(), want, "{root} + {path}");
         }
+    }
+
+    #[test]
+    fn a_multistatus_cut_short_is_an_error_not_a_shorter_directory() {
+        let whole = br#"<?xml version="1.0"?>
+<D:multistatus xmlns:D="DAV:">
+<D:response><D:href>/data/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop></D:propstat></D:response>
+<D:response><D:href>/data/a.tif</D:href><D:propstat><D:prop><D:getcontentlength>3</D:getcontentlength></D:prop></D:propstat></D:response>
+</D:multistatus>"#;
+        assert_eq!(parse_multistatus(whole).unwrap().len(), 2);
+        let cut = whole.len() - "</D:multistatus>".len();
+        let err = parse_multistatus(&whole[..cut]).unwrap_err();
+        assert!(err.contains("closing multistatus"), "{err}");
     }
 
     #[test]

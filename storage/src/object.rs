@@ -15,7 +15,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::error::{Error, ErrorKind};
 use crate::source::{
     ByteStream, Entry, EntryKind, IoStats, KeyClass, Level, Source, SourceSettings, bump,
-    check_relative, classify, is_hidden, is_zarr_name,
+    check_listed_dir, classify, is_hidden, is_zarr_name,
 };
 
 /// A source backed by an [`ObjectStore`].
@@ -293,7 +293,7 @@ impl Source for ObjectSource {
     }
 
     fn list_under(&self, dir: &str) -> BoxStream<'_, Result<Entry, Error>> {
-        if let Err(e) = check_relative(dir) {
+        if let Err(e) = check_listed_dir(dir) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         self.list_tree(dir)
@@ -301,7 +301,7 @@ impl Source for ObjectSource {
 
     async fn list_level(&self, dir: &str) -> Result<Option<Level>, Error> {
         if !dir.is_empty() {
-            check_relative(dir)?;
+            check_listed_dir(dir)?;
         }
         bump(&self.stats.lists);
         if let Some(root) = &self.local_root {
@@ -332,7 +332,12 @@ impl Source for ObjectSource {
                     kind: EntryKind::ZarrStore,
                 }),
                 Some(_) => level.dirs.push(rel),
-                None => {}
+                None => {
+                    return Err(Error::request(
+                        self.href(dir),
+                        "a key with an empty directory name; list the source whole (no --shard-depth)",
+                    ));
+                }
             }
         }
         for meta in listed.objects {
@@ -591,6 +596,11 @@ fn local_entry(
         return Local::Skip;
     }
     if e.file_type().is_dir() {
+        if e.path_is_symlink() && leads_to_an_ancestor(e.path()) {
+            // A loop: the walk from the root skips it too (walkdir sees
+            // the ancestor), but a walk from below the target would not.
+            return Local::Skip;
+        }
         if !is_zarr_name(&rel) {
             return Local::Dir(rel);
         }
@@ -620,6 +630,18 @@ fn local_entry(
     })
 }
 
+/// Whether the directory link at `path` leads to one of the directories
+/// that hold it (or to its own parent).
+fn leads_to_an_ancestor(path: &std::path::Path) -> bool {
+    let (Ok(target), Some(Ok(parent))) = (
+        std::fs::canonicalize(path),
+        path.parent().map(std::fs::canonicalize),
+    ) else {
+        return false;
+    };
+    parent.starts_with(&target)
+}
+
 /// Walk the tree of `dir` under the local `root` on a blocking thread,
 /// entries handed over through a bounded channel. Hidden directories and
 /// Zarr stores are not descended into (a store is one entry); symbolic
@@ -634,7 +656,8 @@ fn walk_local(
 ) -> BoxStream<'static, Result<Entry, Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Entry, Error>>(1024);
     let start = root.join(dir);
-    tokio::task::spawn_blocking(move || {
+    let what = start.display().to_string();
+    let walker = tokio::task::spawn_blocking(move || {
         let mut it = walkdir::WalkDir::new(&start)
             .follow_links(true)
             .sort_by_file_name()
@@ -672,7 +695,21 @@ fn walk_local(
             }
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
+    // A walker that panicked closed the channel as a finished one does:
+    // its end is an error, so a crawl never takes the listing as complete.
+    futures::stream::unfold((rx, Some(walker)), move |(mut rx, walker)| {
+        let what = what.clone();
+        async move {
+            if let Some(e) = rx.recv().await {
+                return Some((e, (rx, walker)));
+            }
+            match walker?.await {
+                Ok(()) => None,
+                Err(e) => Some((Err(Error::request(what, e)), (rx, None))),
+            }
+        }
+    })
+    .boxed()
 }
 
 /// One level of the local directory `dir` under `root`.

@@ -235,6 +235,24 @@ pub fn check_relative(path: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Refuse a directory path a crawl would list below the root: a leading
+/// `/`, or empty, `.` or `..` segments. Names as storage lists them (with
+/// backslashes, say) pass: they came from the storage itself.
+pub fn check_listed_dir(dir: &str) -> Result<(), Error> {
+    if dir.starts_with('/')
+        || dir
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidPath,
+            dir,
+            "not a directory inside the source (empty, `.` or `..` segments)",
+        ));
+    }
+    Ok(())
+}
+
 /// Bytes `skip..skip + len` of a stream that starts at its object's byte
 /// `0` (or wherever the server started it), passing chunks through as they
 /// come; a stream that ends early is an error.

@@ -232,9 +232,19 @@ impl Store {
         shard: Option<Shard>,
     ) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
+        let g: i64 = sqlx::query_scalar(
+            "INSERT INTO crawl_runs (source, collection, generation) VALUES ($1, $2, 1) \
+             ON CONFLICT (source) DO UPDATE SET generation = crawl_runs.generation + 1, \
+             started_at = now(), finished_at = NULL, complete = false RETURNING generation",
+        )
+        .bind(source)
+        .bind(collection)
+        .fetch_one(&mut *tx)
+        .await?;
         if let Some(s) = shard {
             // The shards of one round (since the last finalization) must
-            // own the same directories.
+            // own the same directories. The run's row, locked above,
+            // orders shards that start at once.
             let other: Option<(i32, i32)> = sqlx::query_as(
                 "SELECT s.shard, s.depth FROM crawl_shards s JOIN crawl_runs r USING (source) \
                  WHERE s.source = $1 AND s.shards = $2 AND s.shard <> $3 AND s.depth <> $4 \
@@ -243,7 +253,7 @@ impl Store {
             .bind(source)
             .bind(i64::from(s.count))
             .bind(i64::from(s.index))
-            .bind(i64::from(s.depth))
+            .bind(i32::try_from(s.depth).unwrap_or(i32::MAX))
             .fetch_optional(&mut *tx)
             .await?;
             if let Some((other, depth)) = other {
@@ -259,15 +269,6 @@ impl Store {
                 });
             }
         }
-        let g: i64 = sqlx::query_scalar(
-            "INSERT INTO crawl_runs (source, collection, generation) VALUES ($1, $2, 1) \
-             ON CONFLICT (source) DO UPDATE SET generation = crawl_runs.generation + 1, \
-             started_at = now(), finished_at = NULL, complete = false RETURNING generation",
-        )
-        .bind(source)
-        .bind(collection)
-        .fetch_one(&mut *tx)
-        .await?;
         if let Some(s) = shard {
             sqlx::query(
                 "INSERT INTO crawl_shards (source, shards, shard, generation, depth) \
@@ -279,7 +280,7 @@ impl Store {
             .bind(i64::from(s.count))
             .bind(i64::from(s.index))
             .bind(g)
-            .bind(i64::from(s.depth))
+            .bind(i32::try_from(s.depth).unwrap_or(i32::MAX))
             .execute(&mut *tx)
             .await?;
         }
@@ -467,16 +468,27 @@ impl Store {
     /// (`--shard-depth`): a grouping template's group across directories.
     /// Shards writing such an item at once can each miss the other's
     /// files, so it is rebuilt when the round is finalized.
-    pub async fn crawl_items_across_shard_dirs(&self, collection: &str) -> Result<Vec<ItemKey>> {
-        Ok(sqlx::query_as(
-            "WITH d AS (SELECT DISTINCT source, depth FROM crawl_shards WHERE depth > 0) \
-             SELECT DISTINCT o.collection, o.item_id FROM crawl_objects o JOIN d USING (source) \
-             WHERE o.collection = $1 GROUP BY o.collection, o.item_id, d.depth \
-             HAVING count(DISTINCT crawl_shard_key(o.path, o.item_id, d.depth)) > 1 ORDER BY 1, 2",
+    /// Returns each item's key and its stored content (JSON text), if any.
+    pub async fn crawl_items_across_shard_dirs(
+        &self,
+        collection: &str,
+    ) -> Result<Vec<(ItemKey, Option<String>)>> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "WITH d AS (SELECT DISTINCT s.source, s.depth FROM crawl_shards s \
+                 JOIN crawl_runs r USING (source) WHERE r.collection = $1 AND s.depth > 0), \
+             k AS (SELECT DISTINCT o.collection, o.item_id FROM crawl_objects o JOIN d USING (source) \
+                 WHERE o.collection = $1 GROUP BY o.collection, o.item_id, d.depth \
+                 HAVING count(DISTINCT crawl_shard_key(o.path, o.item_id, d.depth)) > 1) \
+             SELECT k.collection, k.item_id, i.content::text FROM k \
+             LEFT JOIN items i ON i.collection = k.collection AND i.id = k.item_id ORDER BY 1, 2",
         )
         .bind(collection)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(c, i, content)| ((c, i), content))
+            .collect())
     }
 
     /// Mark every crawl of `collection` finalized (`arcolake crawl
@@ -573,24 +585,29 @@ impl Store {
     }
 
     /// Objects of `source` (of its `shard`, if one) not seen by crawl
-    /// `generation` (at most `limit`).
+    /// `generation`, at most `limit`, in path order after `after` (`""`
+    /// from the first): each call goes on where the last one ended, so the
+    /// shard filter runs once per object over all the calls.
     pub async fn stale_crawl_objects(
         &self,
         source: &str,
         generation: i64,
         shard: Option<Shard>,
+        after: &str,
         limit: i64,
     ) -> Result<Vec<CrawlObject>> {
         let (count, index, depth) = Shard::bind(shard);
         let rows: Vec<(String, String, String, String, Value)> = sqlx::query_as(&format!(
             "SELECT path, token, collection, item_id, part FROM crawl_objects \
-             WHERE source = $1 AND generation < $2 AND {SHARD_FILTER} ORDER BY path LIMIT $6"
+             WHERE source = $1 AND generation < $2 AND path > $6 AND {SHARD_FILTER} \
+             ORDER BY path LIMIT $7"
         ))
         .bind(source)
         .bind(generation)
         .bind(count)
         .bind(index)
         .bind(depth)
+        .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
