@@ -495,6 +495,10 @@ struct ExportArgs {
     /// least 10,000 items) is split by id between jobs.
     #[arg(long)]
     jobs: Option<usize>,
+    /// The parquet files' compression: zstd, zstd:LEVEL (1-22), snappy,
+    /// lz4, gzip or none.
+    #[arg(long, default_value = catalog::export::DEFAULT_COMPRESSION, value_parser = catalog::export::parse_compression)]
+    compression: catalog::export::Compression,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -636,6 +640,15 @@ impl ServeArgs {
 }
 
 /// Run the parsed command line.
+impl Cli {
+    /// Whether the command churns through memory in large batches that the
+    /// allocator should keep rather than hand back to the system between
+    /// them (see `main`).
+    pub fn keeps_freed_memory(&self) -> bool {
+        matches!(self.command, Command::Export(_))
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     api::telemetry::init(match cli.log.log_format {
         LogFormatArg::Pretty => api::telemetry::LogFormat::Pretty,
@@ -1059,6 +1072,7 @@ async fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
+        compression: args.compression,
         ..catalog::export::ExportOptions::default()
     };
     let database = open(&args.db, true).await?;

@@ -59,6 +59,48 @@ pub struct ExportOptions {
     pub jobs: usize,
     /// The smallest collection split between jobs.
     pub split_min: usize,
+    /// The parquet files' compression (see [`parse_compression`]).
+    pub compression: Compression,
+}
+
+pub use stac::geoparquet::Compression;
+
+/// The compression the parquet files get by default: zstd at level 3.
+/// (The `stac` crate's own default, level 15, costs several times the CPU
+/// for files a few per cent smaller.)
+pub const DEFAULT_COMPRESSION: &str = "zstd:3";
+
+/// A parquet compression: `zstd` (level 3), `zstd:LEVEL` (1 to 22),
+/// `snappy`, `lz4`, `gzip` or `none`.
+pub fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
+    use stac::geoparquet::{GzipLevel, ZstdLevel};
+    let (name, level) = match text.trim().split_once(':') {
+        Some((name, level)) => (name, Some(level)),
+        None => (text.trim(), None),
+    };
+    let level = level
+        .map(|l| {
+            l.trim()
+                .parse::<i32>()
+                .map_err(|_| format!("{text:?}: the level is a whole number"))
+        })
+        .transpose()?;
+    match (name.to_ascii_lowercase().as_str(), level) {
+        ("zstd", level) => ZstdLevel::try_new(level.unwrap_or(3))
+            .map(Compression::ZSTD)
+            .map_err(|e| format!("{text:?}: {e}")),
+        ("gzip", level) => {
+            GzipLevel::try_new(u32::try_from(level.unwrap_or(6)).unwrap_or(u32::MAX))
+                .map(Compression::GZIP)
+                .map_err(|e| format!("{text:?}: {e}"))
+        }
+        ("snappy", None) => Ok(Compression::SNAPPY),
+        ("lz4", None) => Ok(Compression::LZ4_RAW),
+        ("none" | "uncompressed", None) => Ok(Compression::UNCOMPRESSED),
+        _ => Err(format!(
+            "{text:?} is not a compression: write zstd, zstd:LEVEL, snappy, lz4, gzip or none"
+        )),
+    }
 }
 
 impl Default for ExportOptions {
@@ -73,6 +115,7 @@ impl Default for ExportOptions {
             catalog_description: "A catalog exported by arcolake".into(),
             jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             split_min: 10_000,
+            compression: parse_compression(DEFAULT_COMPRESSION).unwrap_or(Compression::SNAPPY),
         }
     }
 }
@@ -506,59 +549,116 @@ struct Parquet {
     /// Parts this writer wrote.
     written: u64,
     writer: Option<stac::geoparquet::Writer<BufWriter<File>>>,
-    /// The JSON paths of the open part's items (its Arrow schema).
-    shape: BTreeSet<String>,
+    /// What the open part's items hold (its Arrow schema).
+    shape: Shape,
     collection: stac::Collection,
+    compression: Compression,
 }
 
-/// Every JSON path of the members of `map` and of the objects inside it
-/// (array elements share their array's path), with each member's JSON
-/// kind. At the top, the geometry and bbox are left out: they become WKB
-/// and a fixed struct.
-fn shape(map: &Map<String, Value>, path: &mut String, out: &mut BTreeSet<String>) {
-    for (key, v) in map {
-        if path.is_empty() && (key == "geometry" || key == "bbox") {
-            continue;
-        }
-        let len = path.len();
-        path.push('/');
-        path.push_str(key);
-        member(v, path, out);
-        path.truncate(len);
-    }
+/// The JSON kinds met at one place of the items of a part, and the places
+/// under it: what decides the part's Arrow schema. Integers and decimals
+/// are told apart (a column inferred from integers would cut later
+/// decimals to integers); nulls add nothing.
+#[derive(Debug, Default)]
+struct Shape {
+    kinds: u8,
+    members: HashMap<String, Shape>,
+    elements: Option<Box<Shape>>,
 }
 
-fn member(v: &Value, path: &mut String, out: &mut BTreeSet<String>) {
-    let kind = match v {
-        Value::Null => return,
-        Value::Bool(_) => "b",
-        // Integers and decimals apart: a column inferred from integers
-        // would cut later decimals to integers.
-        Value::Number(n) if n.is_f64() => "f",
-        Value::Number(_) => "i",
-        Value::String(_) => "s",
-        Value::Array(_) => "a",
-        Value::Object(_) => "o",
-    };
-    // Most paths repeat from item to item: look first, copy only new ones.
-    let len = path.len();
-    path.push(':');
-    path.push_str(kind);
-    if !out.contains(path.as_str()) {
-        out.insert(path.clone());
-    }
-    path.truncate(len);
-    match v {
-        Value::Object(map) => shape(map, path, out),
-        Value::Array(items) => {
-            let len = path.len();
-            path.push_str("[]");
-            for item in items {
-                member(item, path, out);
+impl Shape {
+    /// The shape of a page of items. At the top, the geometry and bbox are
+    /// left out: they become WKB and a fixed struct.
+    fn of(values: &[Value]) -> Self {
+        let mut shape = Self::default();
+        for item in values.iter().filter_map(Value::as_object) {
+            for (key, v) in Self::top(item) {
+                shape.add_member(key, v);
             }
-            path.truncate(len);
         }
-        _ => {}
+        shape
+    }
+
+    /// Whether every item of `values` fits this shape: no place or kind
+    /// that it lacks.
+    fn covers(&self, values: &[Value]) -> bool {
+        values.iter().all(|item| {
+            item.as_object()
+                .is_some_and(|item| Self::top(item).all(|(key, v)| self.holds_member(key, v)))
+        })
+    }
+
+    /// Whether member `key` holding `v` fits (a null always does).
+    fn holds_member(&self, key: &str, v: &Value) -> bool {
+        v.is_null() || self.members.get(key).is_some_and(|m| m.holds(v))
+    }
+
+    fn top(item: &Map<String, Value>) -> impl Iterator<Item = (&String, &Value)> {
+        item.iter()
+            .filter(|(key, _)| *key != "geometry" && *key != "bbox")
+    }
+
+    fn kind(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(n) if n.is_f64() => 2,
+            Value::Number(_) => 4,
+            Value::String(_) => 8,
+            Value::Array(_) => 16,
+            Value::Object(_) => 32,
+        }
+    }
+
+    fn add(&mut self, v: &Value) {
+        self.kinds |= Self::kind(v);
+        match v {
+            Value::Object(map) => {
+                for (key, v) in map {
+                    self.add_member(key, v);
+                }
+            }
+            Value::Array(items) => {
+                let elements = self.elements.get_or_insert_default();
+                for v in items {
+                    elements.add(v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Add member `key` holding `v` (a null adds nothing).
+    fn add_member(&mut self, key: &str, v: &Value) {
+        if v.is_null() {
+            return;
+        }
+        match self.members.get_mut(key) {
+            Some(m) => m.add(v),
+            None => {
+                let mut m = Self::default();
+                m.add(v);
+                self.members.insert(key.to_owned(), m);
+            }
+        }
+    }
+
+    fn holds(&self, v: &Value) -> bool {
+        let kind = Self::kind(v);
+        if self.kinds & kind != kind {
+            return false;
+        }
+        match v {
+            Value::Object(map) => map.iter().all(|(key, v)| self.holds_member(key, v)),
+            Value::Array(items) => {
+                items.is_empty()
+                    || self
+                        .elements
+                        .as_ref()
+                        .is_some_and(|e| items.iter().all(|v| e.holds(v)))
+            }
+            _ => true,
+        }
     }
 }
 
@@ -590,8 +690,9 @@ impl CollectionWriter {
                 next: Arc::clone(&task.shared),
                 written: 0,
                 writer: None,
-                shape: BTreeSet::new(),
+                shape: Shape::default(),
                 collection,
+                compression: options.compression,
             })
         } else {
             None
@@ -716,25 +817,16 @@ impl Parquet {
             .collect()
     }
 
-    /// The paths of a page of items.
-    fn shape_of(values: &[Value]) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut path = String::new();
-        for v in values.iter().filter_map(Value::as_object) {
-            shape(v, &mut path, &mut out);
-        }
-        out
-    }
-
-    /// Start the next part with `values` (of paths `shape`); nothing is
-    /// left of the part when its first page cannot be encoded.
-    fn open(&mut self, values: &[Value], shape: BTreeSet<String>) -> Result<()> {
+    /// Start the next part with `values`; nothing is left of the part
+    /// when its first page cannot be encoded.
+    fn open(&mut self, values: &[Value]) -> Result<()> {
         let part = self.next.next_part.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("part-{part:05}.parquet"));
         let file = BufWriter::new(File::create(&path).map_err(io(&path))?);
         let built = stac::geoparquet::WriterBuilder::new(file)
             .writer_options(
                 stac::geoparquet::WriterOptions::new()
+                    .with_compression(self.compression)
                     .with_max_row_group_row_count(Self::ROW_GROUP),
             )
             .build(Self::items(values)?)
@@ -742,7 +834,7 @@ impl Parquet {
         match built {
             Ok(writer) => {
                 self.written += 1;
-                self.shape = shape;
+                self.shape = Shape::of(values);
                 self.writer = Some(writer);
                 Ok(())
             }
@@ -761,8 +853,7 @@ impl Parquet {
         // The writer decodes later pages with the part's first schema and
         // drops what it does not name: a page with a path the part lacks
         // goes to a new part instead.
-        let shape = Self::shape_of(&values);
-        let fits = self.writer.is_some() && shape.is_subset(&self.shape);
+        let fits = self.writer.is_some() && self.shape.covers(&values);
         if fits
             && let Some(writer) = self.writer.as_mut()
             && writer.write(Self::items(&values)?).is_ok()
@@ -770,7 +861,7 @@ impl Parquet {
             return Ok(());
         }
         self.close()?;
-        match self.open(&values, shape) {
+        match self.open(&values) {
             Ok(()) => Ok(()),
             Err(e) if values.len() == 1 => Err(e),
             Err(e) => {
@@ -799,7 +890,25 @@ impl Parquet {
 
 #[cfg(test)]
 mod tests {
-    use super::file_name;
+    use super::{Compression, DEFAULT_COMPRESSION, file_name, parse_compression};
+
+    #[test]
+    fn compressions_by_name_and_level() {
+        use stac::geoparquet::{GzipLevel, ZstdLevel};
+        let zstd = |l| Compression::ZSTD(ZstdLevel::try_new(l).unwrap());
+        assert_eq!(parse_compression("zstd"), Ok(zstd(3)));
+        assert_eq!(parse_compression(DEFAULT_COMPRESSION), Ok(zstd(3)));
+        assert_eq!(parse_compression("ZSTD:19"), Ok(zstd(19)));
+        assert_eq!(
+            parse_compression("gzip:9"),
+            Ok(Compression::GZIP(GzipLevel::try_new(9).unwrap()))
+        );
+        assert_eq!(parse_compression("snappy"), Ok(Compression::SNAPPY));
+        assert_eq!(parse_compression("none"), Ok(Compression::UNCOMPRESSED));
+        for bad in ["zstd:99", "zstd:x", "snappy:2", "brotli", ""] {
+            assert!(parse_compression(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn ids_become_names_that_need_no_encoding_and_never_collide() {
