@@ -491,8 +491,9 @@ struct ExportArgs {
     #[arg(long, default_value = "A catalog exported by arcolake")]
     catalog_description: String,
     /// Jobs at once, each with its own reader and writer (default: the
-    /// number of CPUs). A collection larger than a job's share (and of at
-    /// least 10,000 items) is split by id between jobs.
+    /// number of CPUs). A collection larger than a quarter of a job's share
+    /// (and of at least 10,000 items) is split by id into ranges, which the
+    /// jobs take as they finish others.
     #[arg(long)]
     jobs: Option<usize>,
     /// The parquet files' compression: zstd, zstd:LEVEL (1-22), snappy,

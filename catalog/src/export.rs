@@ -18,7 +18,7 @@
 //! collection's `item` links go through a file on disk until its
 //! `collection.json` is written after its items.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -54,8 +54,9 @@ pub struct ExportOptions {
     /// The static catalog's description.
     pub catalog_description: String,
     /// Jobs at once, each with its own reader and writer. A collection of
-    /// at least `split_min` items that is more than a job's share is split
-    /// by id into ranges exported side by side.
+    /// at least `split_min` items that is more than a quarter of a job's
+    /// share is split by id into ranges exported side by side; jobs take
+    /// collections and ranges from one queue as they finish others.
     pub jobs: usize,
     /// The smallest collection split between jobs.
     pub split_min: usize,
@@ -170,9 +171,14 @@ struct Shared {
     unfinished: AtomicU64,
 }
 
-/// Cut each collection into ranges of ids of about a job's share (no
-/// smaller than `split_min` items), the ids at the cuts read from the
-/// primary key. Makes the directories, and clears earlier parts, once.
+/// Ranges per job's share of the items (see [`plan`]).
+const RANGES_PER_JOB: i64 = 4;
+
+/// Cut each collection into ranges of ids of about a quarter of a job's
+/// share (no smaller than `split_min` items), the ids at the cuts read
+/// from the primary key: jobs take ranges as they finish others, so none
+/// is left alone with a long last one. Makes the directories, and clears
+/// earlier parts, once.
 async fn plan(
     store: &Store,
     out: &Path,
@@ -200,9 +206,10 @@ async fn plan(
         }
         let count = counts.get(&c.id).copied().unwrap_or(0);
         let share = ((total + jobs - 1) / jobs).max(1);
-        let ranges = ((count + share - 1) / share)
+        let range = (share / RANGES_PER_JOB).max(1);
+        let ranges = ((count + range - 1) / range)
             .min(count / split_min)
-            .clamp(1, jobs);
+            .clamp(1, jobs * RANGES_PER_JOB);
         let mut cuts: Vec<String> = Vec::new();
         for i in 1..ranges {
             // (Items deleted since the count may leave fewer cuts.)
@@ -282,17 +289,11 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
     let total: i64 = counts.values().sum();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mut tasks = plan(store, out, options, &collections, &counts, total).await?;
-    // Jobs take tasks, the largest first, each to the job with the fewest
-    // items so far.
+    // Jobs take tasks from one queue, the largest first, as they finish
+    // others.
     let jobs = options.jobs.clamp(1, tasks.len().max(1));
-    let mut shares: Vec<(i64, Vec<Task>)> = vec![(0, Vec::new()); jobs];
     tasks.sort_by_key(|t| std::cmp::Reverse(t.size));
-    for t in tasks {
-        if let Some(least) = shares.iter_mut().min_by_key(|(n, _)| *n) {
-            least.0 += t.size;
-            least.1.push(t);
-        }
-    }
+    let queue = Mutex::new(VecDeque::from(tasks));
     let progress = Progress {
         started,
         total,
@@ -301,7 +302,7 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
     };
     let mut writers = Vec::new();
     let mut readers = Vec::new();
-    for (_, share) in shares.iter().filter(|(_, s)| !s.is_empty()) {
+    for _ in 0..jobs {
         let (tx, mut rx) = channel::<Message>(2);
         let writer = {
             let out = out.to_owned();
@@ -309,9 +310,9 @@ pub async fn export(store: &Store, out: &Path, options: &ExportOptions) -> Resul
             std::thread::spawn(move || write_collections(&out, &options, &mut rx))
         };
         writers.push(writer);
-        let progress = &progress;
+        let (progress, queue) = (&progress, &queue);
         readers.push(async move {
-            let read = read_all(store, share, options, &tx, progress).await;
+            let read = read_all(store, queue, options, &tx, progress).await;
             drop(tx);
             read
         });
@@ -375,10 +376,11 @@ impl Progress {
     }
 }
 
-/// Read every collection's items page by page and hand them over.
+/// Take tasks from the queue until it is empty; read each one's items
+/// page by page and hand them over.
 async fn read_all(
     store: &Store,
-    tasks: &[Task],
+    queue: &Mutex<VecDeque<Task>>,
     options: &ExportOptions,
     tx: &Sender<Message>,
     progress: &Progress,
@@ -386,7 +388,14 @@ async fn read_all(
     let stopped = || Error::export("the export writer stopped");
     let page = i64::try_from(options.page.max(1)).unwrap_or(10_000);
     let mut items = 0u64;
-    for task in tasks {
+    loop {
+        let next = queue
+            .lock()
+            .map_err(|_| Error::export("an export job panicked"))?
+            .pop_front();
+        let Some(task) = next else {
+            break;
+        };
         let c = &task.collection;
         tx.send(Message::Collection(task.clone()))
             .await
