@@ -691,6 +691,29 @@ async fn groups_across_directories_are_whole_after_the_round() {
         .find(|r| r["collection"] == "tree" && r["finalized"] == true)
         .unwrap();
     assert_eq!(last["items_across_shards"], 20, "{last}");
+
+    // The next round changes nothing: the whole items are not written
+    // again (same revisions).
+    let revisions = || async {
+        sqlx::query_as::<_, (String, i32)>(
+            "SELECT id, revision FROM items WHERE collection = 'tree' ORDER BY id",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+    };
+    let before = revisions().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
+        .collect();
+    let again = wait_all(children);
+    assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
+    assert_eq!(
+        revisions().await,
+        before,
+        "whole items are left as they are"
+    );
+    assert_eq!(catalog(&db).await, want);
 }
 
 /// The crawler and the catalog cut paths into shard keys the same way.
