@@ -750,3 +750,43 @@ async fn the_crawler_and_the_catalog_agree_on_shard_keys() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_source_names_its_own_shard_depth() {
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("lake");
+    let files = dir_tree(&local) as u64;
+    let path = sources(work.path(), &local);
+    // The tree's shards own its directories; the S3 source keeps owning by
+    // item (every shard lists all of it).
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "collection = \"tree\"\n",
+        "collection = \"tree\"\nshard_depth = 1\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    let reports = work.path();
+    let want = reference(&path, reports).await;
+    let db = TestDb::new().await;
+    let children = (0..SHARDS)
+        .map(|i| slurm(i, &path, &db, reports).spawn().unwrap())
+        .collect();
+    let shard_reports = wait_all(children);
+    assert_eq!(catalog(&db).await, want);
+    let listed = |collection: &str| -> Vec<(u64, Value)> {
+        shard_reports
+            .iter()
+            .filter(|r| r["collection"] == collection)
+            .map(|r| (r["listed"].as_u64().unwrap(), r["shard_depth"].clone()))
+            .collect()
+    };
+    let tree = listed("tree");
+    assert!(tree.iter().all(|(_, d)| *d == 1), "{tree:?}");
+    assert_eq!(tree.iter().map(|(n, _)| n).sum::<u64>(), files + 3 * 2);
+    let s3 = listed("on-s3");
+    assert!(s3.iter().all(|(_, d)| d.is_null()), "{s3:?}");
+    assert!(
+        s3.windows(2).all(|w| w[0].0 == w[1].0),
+        "each lists all: {s3:?}"
+    );
+}

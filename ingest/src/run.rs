@@ -177,6 +177,9 @@ async fn crawl_one(
     if let Some(c) = cfg.concurrency {
         options.concurrency = c.max(1);
     }
+    if let (Some(depth), Some(shard)) = (cfg.shard_depth, options.shard) {
+        options.shard = Some(shard.with_depth(depth));
+    }
     if let Some(m) = cfg.on_missing {
         options.on_missing = m;
     }

@@ -163,6 +163,9 @@ pub struct SourceConfig {
     /// publication are skipped).
     #[serde(default)]
     pub publish: bool,
+    /// With `--shard`: the depth of the directories shards own for this
+    /// source (`--shard-depth` for it alone; 0 owns by item).
+    pub shard_depth: Option<u32>,
     /// `webdav`, `dcache` or `xrdhttp` to force an HTTP behaviour.
     pub kind: Option<String>,
     pub endpoint: Option<String>,
