@@ -640,7 +640,6 @@ impl ServeArgs {
     }
 }
 
-/// Run the parsed command line.
 impl Cli {
     /// Whether the command churns through memory in large batches that the
     /// allocator should keep rather than hand back to the system between
@@ -650,6 +649,7 @@ impl Cli {
     }
 }
 
+/// Run the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     api::telemetry::init(match cli.log.log_format {
         LogFormatArg::Pretty => api::telemetry::LogFormat::Pretty,

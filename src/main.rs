@@ -28,12 +28,22 @@ fn keep_freed_memory() {
     if std::env::var_os(PURGE_DELAY).is_some() {
         return;
     }
-    let Ok(exe) = std::env::current_exe() else {
+    // The running binary itself, even if its file was replaced since.
+    let exe = std::path::Path::new("/proc/self/exe");
+    let exe = if exe.exists() {
+        exe.to_path_buf()
+    } else if let Ok(exe) = std::env::current_exe() {
+        exe
+    } else {
         return;
     };
-    // Only returns when the exec failed: go on with the default then.
+    let mut args = std::env::args_os();
+    // Only returns when the exec failed: the export then goes on with the
+    // allocator's default (and SIGPIPE at its default disposition, which
+    // the attempt restored).
     let _ = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
+        .arg0(args.next().unwrap_or_default())
+        .args(args)
         .env(PURGE_DELAY, "-1")
         .exec();
 }

@@ -598,7 +598,7 @@ async fn shards_owning_directories_list_only_their_own() {
     let out = slurm(1, &sources, &db, reports).output().unwrap();
     assert!(!out.status.success(), "a shard at another depth ran");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--shard-depth 1"), "{stderr}");
+    assert!(stderr.contains("shard depth of 1"), "{stderr}");
     let children = (1..SHARDS)
         .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
         .collect();

@@ -75,8 +75,8 @@ pub const DEFAULT_COMPRESSION: &str = "zstd:3";
 /// `snappy`, `lz4`, `gzip` or `none`.
 pub fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
     use stac::geoparquet::{GzipLevel, ZstdLevel};
-    let (name, level) = match text.trim().split_once(':') {
-        Some((name, level)) => (name, Some(level)),
+    let (name, level) = match text.split_once(':') {
+        Some((name, level)) => (name.trim(), Some(level)),
         None => (text.trim(), None),
     };
     let level = level
@@ -212,12 +212,21 @@ async fn plan(
             .clamp(1, jobs * RANGES_PER_JOB);
         let mut cuts: Vec<String> = Vec::new();
         for i in 1..ranges {
-            // (Items deleted since the count may leave fewer cuts.)
+            // Each cut is read on from the last one, so the primary key is
+            // walked once for all of them. (Items deleted since the count
+            // may leave fewer cuts.)
+            let step = if i == 1 {
+                count / ranges
+            } else {
+                count * i / ranges - count * (i - 1) / ranges - 1
+            };
             let cut: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM items WHERE collection = $1 ORDER BY id OFFSET $2 LIMIT 1",
+                "SELECT id FROM items WHERE collection = $1 AND id > $2 \
+                 ORDER BY id OFFSET $3 LIMIT 1",
             )
             .bind(&c.id)
-            .bind(count * i / ranges)
+            .bind(cuts.last().map_or("", String::as_str))
+            .bind(step.max(0))
             .fetch_optional(store.reader())
             .await?;
             if let Some(cut) = cut
@@ -829,6 +838,7 @@ impl Parquet {
     /// Start the next part with `values`; nothing is left of the part
     /// when its first page cannot be encoded.
     fn open(&mut self, values: &[Value]) -> Result<()> {
+        let items = Self::items(values)?;
         let part = self.next.next_part.fetch_add(1, Ordering::Relaxed);
         let path = self.dir.join(format!("part-{part:05}.parquet"));
         let file = BufWriter::new(File::create(&path).map_err(io(&path))?);
@@ -838,7 +848,7 @@ impl Parquet {
                     .with_compression(self.compression)
                     .with_max_row_group_row_count(Self::ROW_GROUP),
             )
-            .build(Self::items(values)?)
+            .build(items)
             .and_then(|w| w.add_collection(self.collection.clone()));
         match built {
             Ok(writer) => {
@@ -908,6 +918,7 @@ mod tests {
         assert_eq!(parse_compression("zstd"), Ok(zstd(3)));
         assert_eq!(parse_compression(DEFAULT_COMPRESSION), Ok(zstd(3)));
         assert_eq!(parse_compression("ZSTD:19"), Ok(zstd(19)));
+        assert_eq!(parse_compression(" zstd : 5 "), Ok(zstd(5)));
         assert_eq!(
             parse_compression("gzip:9"),
             Ok(Compression::GZIP(GzipLevel::try_new(9).unwrap()))

@@ -259,10 +259,10 @@ impl Store {
             if let Some((other, depth)) = other {
                 return Err(crate::Error::InvalidInput {
                     reason: format!(
-                        "shard {other}/{count} of this round of {source} ran with --shard-depth \
-                         {depth}, this one has {mine}: the shards of a round must use the same \
-                         depth (finish the round with that depth, or close it with \
-                         `arcolake crawl --finalize` first)",
+                        "shard {other}/{count} of this round of {source} ran with a shard depth \
+                         of {depth} (--shard-depth or shard_depth), this one has {mine}: the \
+                         shards of a round must use the same depth (finish the round with that \
+                         depth, or close it with `arcolake crawl --finalize` first)",
                         count = s.count,
                         mine = s.depth,
                     ),
