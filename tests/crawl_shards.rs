@@ -159,6 +159,15 @@ fn command(
     c
 }
 
+/// Start every command at once and wait for them all (see [`wait_all`]).
+fn run_all(commands: impl IntoIterator<Item = Command>) -> Vec<Value> {
+    let children = commands
+        .into_iter()
+        .map(|mut c| c.spawn().unwrap())
+        .collect();
+    wait_all(children)
+}
+
 /// Wait for every process; each must succeed. Returns their reports (one
 /// JSON line per source on stdout).
 fn wait_all(children: Vec<Child>) -> Vec<Value> {
@@ -182,7 +191,7 @@ fn wait_all(children: Vec<Child>) -> Vec<Value> {
 /// leaves, and its reports.
 async fn reference_run(sources: &Path, reports: &Path) -> (Catalog, Vec<Value>) {
     let db = TestDb::new().await;
-    let child = command(
+    let crawl = command(
         Path::new(BIN),
         &[
             "crawl",
@@ -193,10 +202,8 @@ async fn reference_run(sources: &Path, reports: &Path) -> (Catalog, Vec<Value>) 
         &db,
         &[],
         reports,
-    )
-    .spawn()
-    .unwrap();
-    let reports = wait_all(vec![child]);
+    );
+    let reports = run_all([crawl]);
     (catalog(&db).await, reports)
 }
 
@@ -312,10 +319,7 @@ async fn four_shards_at_once_give_the_catalog_of_one_crawl() {
 
     // SLURM: four array tasks at once.
     let db = TestDb::new().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let shard_reports = wait_all(children);
+    let shard_reports = run_all((0..SHARDS).map(|i| slurm(i, &sources, &db, reports)));
     assert_eq!(catalog(&db).await, want, "four SLURM shards");
     for (collection, n) in finalized(&shard_reports) {
         assert_eq!(n, 1, "{collection} is finalized by exactly one shard");
@@ -346,10 +350,7 @@ async fn four_shards_at_once_give_the_catalog_of_one_crawl() {
     );
 
     // Kubernetes: the same round again reads nothing and changes nothing.
-    let children = (0..SHARDS)
-        .map(|i| kubernetes(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let again = wait_all(children);
+    let again = run_all((0..SHARDS).map(|i| kubernetes(i, &sources, &db, reports)));
     assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
     assert_eq!(catalog(&db).await, want, "an unchanged round");
     assert!(finalized(&again).values().all(|n| *n == 1));
@@ -429,7 +430,7 @@ async fn a_shard_killed_mid_way_and_run_again_changes_nothing_else() {
             .unwrap();
     assert!(rows.iter().any(|(_, complete)| !complete), "{rows:?}");
 
-    let rerun = wait_all(vec![htcondor(2, &sources, &db, reports).spawn().unwrap()]);
+    let rerun = run_all([htcondor(2, &sources, &db, reports)]);
     assert!(
         rerun.iter().all(|r| r["finalized"] == true),
         "the rerun is the round's last shard"
@@ -449,10 +450,7 @@ async fn a_shard_removes_only_its_own_vanished_items() {
     let sources = sources(work.path(), &local);
     let reports = work.path();
     let db = TestDb::new().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    wait_all(children);
+    run_all((0..SHARDS).map(|i| slurm(i, &sources, &db, reports)));
 
     // A tenth of the single-file items and one band of a scene go.
     let mut gone = Vec::new();
@@ -475,7 +473,7 @@ async fn a_shard_removes_only_its_own_vanished_items() {
         }
     };
     let before = ids(&db).await;
-    let r = wait_all(vec![kubernetes(1, &sources, &db, reports).spawn().unwrap()]);
+    let r = run_all([kubernetes(1, &sources, &db, reports)]);
     let after = ids(&db).await;
     let removed: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
     let mut mine: Vec<&String> = gone.iter().filter(|id| shard1.owns(id)).collect();
@@ -490,11 +488,11 @@ async fn a_shard_removes_only_its_own_vanished_items() {
 
     // The other shards finish the round: the catalog one crawl of the
     // changed tree gives.
-    let children = [0, 2, 3]
-        .into_iter()
-        .map(|i| kubernetes(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    wait_all(children);
+    run_all(
+        [0, 2, 3]
+            .into_iter()
+            .map(|i| kubernetes(i, &sources, &db, reports)),
+    );
     let want = reference(&sources, reports).await;
     assert_eq!(catalog(&db).await, want);
     assert_eq!(bands(&want), 2, "the scene lost one band");
@@ -539,10 +537,7 @@ async fn shards_owning_directories_list_only_their_own() {
     assert_eq!(bands(&want), 3);
 
     let db = TestDb::new().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let shard_reports = wait_all(children);
+    let shard_reports = run_all((0..SHARDS).map(|i| slurm_dirs(i, &sources, &db, reports)));
     assert_eq!(catalog(&db).await, want, "four shards owning directories");
     for (collection, n) in finalized(&shard_reports) {
         assert_eq!(n, 1, "{collection} is finalized by exactly one shard");
@@ -594,15 +589,12 @@ async fn shards_owning_directories_list_only_their_own() {
 
     // A shard of the next round at another depth is refused, and changes
     // nothing; the round then completes at depth 1.
-    wait_all(vec![slurm_dirs(0, &sources, &db, reports).spawn().unwrap()]);
+    run_all([slurm_dirs(0, &sources, &db, reports)]);
     let out = slurm(1, &sources, &db, reports).output().unwrap();
     assert!(!out.status.success(), "a shard at another depth ran");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("shard depth of 1"), "{stderr}");
-    let children = (1..SHARDS)
-        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let again = wait_all(children);
+    let again = run_all((1..SHARDS).map(|i| slurm_dirs(i, &sources, &db, reports)));
     assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
     assert_eq!(catalog(&db).await, want, "an unchanged round");
 
@@ -642,7 +634,7 @@ async fn shards_owning_directories_list_only_their_own() {
         .unwrap()
     };
     let before = ids().await;
-    let r = wait_all(vec![slurm_dirs(k, &sources, &db, reports).spawn().unwrap()]);
+    let r = run_all([slurm_dirs(k, &sources, &db, reports)]);
     let after = ids().await;
     let removed: Vec<&String> = before.iter().filter(|id| !after.contains(id)).collect();
     assert_eq!(
@@ -652,11 +644,11 @@ async fn shards_owning_directories_list_only_their_own() {
     );
     let tree = r.iter().find(|r| r["collection"] == "tree").unwrap();
     assert_eq!(tree["items_removed"].as_u64().unwrap(), mine.len() as u64);
-    let children = (0..SHARDS)
-        .filter(|i| *i != k)
-        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    wait_all(children);
+    run_all(
+        (0..SHARDS)
+            .filter(|i| *i != k)
+            .map(|i| slurm_dirs(i, &sources, &db, reports)),
+    );
     assert_eq!(catalog(&db).await, reference(&sources, reports).await);
 }
 
@@ -681,10 +673,7 @@ async fn groups_across_directories_are_whole_after_the_round() {
     assert_eq!(bands(&want), 3);
 
     let db = TestDb::new().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let shard_reports = wait_all(children);
+    let shard_reports = run_all((0..SHARDS).map(|i| slurm_dirs(i, &sources, &db, reports)));
     assert_eq!(catalog(&db).await, want, "every scene has its three bands");
     let last = shard_reports
         .iter()
@@ -703,10 +692,7 @@ async fn groups_across_directories_are_whole_after_the_round() {
         .unwrap()
     };
     let before = revisions().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm_dirs(i, &sources, &db, reports).spawn().unwrap())
-        .collect();
-    let again = wait_all(children);
+    let again = run_all((0..SHARDS).map(|i| slurm_dirs(i, &sources, &db, reports)));
     assert!(again.iter().all(|r| r["read"] == 0), "{again:?}");
     assert_eq!(
         revisions().await,
@@ -768,10 +754,7 @@ async fn a_source_names_its_own_shard_depth() {
     let reports = work.path();
     let want = reference(&path, reports).await;
     let db = TestDb::new().await;
-    let children = (0..SHARDS)
-        .map(|i| slurm(i, &path, &db, reports).spawn().unwrap())
-        .collect();
-    let shard_reports = wait_all(children);
+    let shard_reports = run_all((0..SHARDS).map(|i| slurm(i, &path, &db, reports)));
     assert_eq!(catalog(&db).await, want);
     let listed = |collection: &str| -> Vec<(u64, Value)> {
         shard_reports

@@ -291,6 +291,8 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     // Crawl state is per source and target collection: the same storage
     // crawled into two collections is tracked twice.
     let key = format!("{} -> {}", job.source.describe(), job.collection.as_str());
+    // A shard that owns directories, not items (`--shard-depth`).
+    let dir_shard = job.options.shard.filter(|s| s.depth > 0);
     let generation = if job.options.dry_run {
         0
     } else {
@@ -312,7 +314,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             collection: job.collection.as_str().to_owned(),
             dry_run: job.options.dry_run,
             shard: job.options.shard.map(|s| s.to_string()),
-            shard_depth: job.options.shard.map(|s| s.depth).filter(|d| *d > 0),
+            shard_depth: dir_shard.map(|s| s.depth),
             ..CrawlReport::default()
         },
         started: Instant::now(),
@@ -325,13 +327,12 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Entry>, SourceError>>(4);
     let lister = {
         let source = Arc::clone(&job.source);
-        let owned_dirs = job.options.shard.filter(|s| s.depth > 0);
         tokio::spawn(async move {
             let mut out = Chunks {
                 tx,
                 chunk: Vec::with_capacity(CHUNK),
             };
-            let listed = match owned_dirs {
+            let listed = match dir_shard {
                 None => out.pump(source.list()).await,
                 Some(shard) => list_own_dirs(source.as_ref(), shard, &mut out).await,
             };
@@ -433,7 +434,7 @@ pub async fn crawl(job: &CrawlJob) -> Result<CrawlReport, CrawlError> {
             .finish_crawl(&run.key, generation, true, job.options.shard)
             .await?;
         if run.report.finalized {
-            if job.options.shard.is_some_and(|s| s.depth > 0) {
+            if dir_shard.is_some() {
                 run.report.items_across_shards =
                     rebuild_items_across_shard_dirs(&job.store, job.collection.as_str()).await?;
             }
@@ -794,7 +795,8 @@ fn rebuild(key: &ItemKey, stored: &[StoredPart]) -> Rebuilt {
 /// After a complete listing: objects not seen are removed (or marked).
 async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
     let job = run.job;
-    let mut marked_paths: HashSet<String> = HashSet::new();
+    // Each batch goes on after the last one's paths, so a marked object is
+    // never met again.
     let mut after = String::new();
     loop {
         let stale = job
@@ -810,10 +812,6 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
         if let Some(last) = stale.last() {
             after.clone_from(&last.path);
         }
-        let stale: Vec<CrawlObject> = stale
-            .into_iter()
-            .filter(|o| !marked_paths.contains(&o.path))
-            .collect();
         if stale.is_empty() {
             return Ok(());
         }
@@ -834,7 +832,6 @@ async fn remove_missing(run: &mut Run<'_>) -> Result<(), CrawlError> {
                         if o.part.get("missing_since").is_none_or(Value::is_null) {
                             o.part["missing_since"] = json!(now);
                         }
-                        marked_paths.insert(o.path.clone());
                         o
                     })
                     .collect();

@@ -280,13 +280,7 @@ impl HttpSource {
                 format!("{dir}/{name}")
             };
             match listed {
-                Listed::Dir if is_zarr_name(&name) => level.entries.push(Entry {
-                    path: rel,
-                    size: 0,
-                    modified: None,
-                    etag: None,
-                    kind: EntryKind::ZarrStore,
-                }),
+                Listed::Dir if is_zarr_name(&name) => level.entries.push(Entry::zarr_store(rel)),
                 Listed::Dir => level.dirs.push(rel),
                 Listed::File(e) => level.entries.push(e),
             }

@@ -218,13 +218,7 @@ impl ObjectSource {
                             let root = root.to_owned();
                             st.offset = Some(self.key(&format!("{root}0")));
                             st.inner = None;
-                            let entry = Entry {
-                                path: root,
-                                size: 0,
-                                modified: None,
-                                etag: None,
-                                kind: EntryKind::ZarrStore,
-                            };
+                            let entry = Entry::zarr_store(root);
                             return Some((Ok(entry), st));
                         }
                     }
@@ -324,13 +318,7 @@ impl Source for ObjectSource {
             let rel = self.relative(p.as_ref()).to_owned();
             match p.filename() {
                 Some(name) if is_hidden(name) => {}
-                Some(name) if is_zarr_name(name) => level.entries.push(Entry {
-                    path: rel,
-                    size: 0,
-                    modified: None,
-                    etag: None,
-                    kind: EntryKind::ZarrStore,
-                }),
+                Some(name) if is_zarr_name(name) => level.entries.push(Entry::zarr_store(rel)),
                 Some(_) => level.dirs.push(rel),
                 None => {
                     return Err(Error::request(
@@ -604,13 +592,7 @@ fn local_entry(
         if !is_zarr_name(&rel) {
             return Local::Dir(rel);
         }
-        return Local::Entry(Entry {
-            path: rel,
-            size: 0,
-            modified: None,
-            etag: None,
-            kind: EntryKind::ZarrStore,
-        });
+        return Local::Entry(Entry::zarr_store(rel));
     }
     let Ok(meta) = e.metadata() else {
         return Local::Skip;

@@ -47,6 +47,17 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A Zarr store at `path`, listed as one entry.
+    pub fn zarr_store(path: String) -> Self {
+        Self {
+            path,
+            size: 0,
+            modified: None,
+            etag: None,
+            kind: EntryKind::ZarrStore,
+        }
+    }
+
     /// The change token: the ETag, else size and modification time.
     pub fn token(&self) -> String {
         match (&self.etag, &self.modified) {
